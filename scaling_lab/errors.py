@@ -1,0 +1,52 @@
+"""User-facing errors: one line naming the field or file and what to change.
+
+Every entry point catches :class:`ScalingLabError`, prints its message as a single line on
+stderr and exits with status 2. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_USER_ERROR = 2
+
+
+class ScalingLabError(Exception):
+    """Bad input that the user can fix. The message names the field or file and the fix."""
+
+
+class ConfigError(ScalingLabError):
+    """A configuration value is invalid (names the dotted field)."""
+
+
+class DataError(ScalingLabError):
+    """A data source, tokenizer or token cache cannot be used (names the source or file)."""
+
+
+class TableError(ScalingLabError):
+    """A results table or record is malformed (names the file and column or field)."""
+
+
+class FitError(ScalingLabError):
+    """A fit cannot be made from the given points (names the approach and the reason)."""
+
+
+def exit_on_user_error(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorate an entry point: a ScalingLabError becomes one stderr line and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ScalingLabError as error:
+            message = " ".join(str(error).split())  # always exactly one line
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper
