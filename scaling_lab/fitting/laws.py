@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-FLOPS_PER_PARAM_PER_TOKEN = 6.0  # forward (2) + backward (4) multiply-adds per parameter per token (Kaplan 2020, §2.1)
+# Training FLOPs per parameter per token: 2 in the forward pass, 4 in the backward (Kaplan et al. 2020, §2.1).
+FLOPS_PER_PARAM_PER_TOKEN = 6.0
 
 
 @dataclass(frozen=True, kw_only=True)
