@@ -1,0 +1,155 @@
+"""Training-optimal budget planning: from C (or N, or D, or a target loss) to N_opt, D_opt and predicted loss.
+
+Every query is answered on the compute-optimal frontier of the law (Hoffmann et al. 2022, eq. 4; C = 6 N D):
+a given N or D is placed at the budget whose optimum it is, C = 6 (N/G)^(1/a) or C = 6 (D G)^(1/b), and a
+target loss at the smallest budget that reaches it. With bootstrap samples each quantity is recomputed per
+sample and its 95% interval is the 2.5th-97.5th percentile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import brentq
+
+from scaling_lab.errors import ConfigError
+from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN
+from scaling_lab.planning.laws import LoadedLaw, LossLaw
+
+INTERVAL_PERCENTILES = (2.5, 97.5)
+"""A 95% percentile-bootstrap interval (Efron & Tibshirani 1993, §13.3)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetQuery:
+    """Exactly one of flops, n_params, n_tokens or target_loss."""
+
+    flops: float | None = None
+    """Training compute C in FLOPs (6 N D)."""
+    n_params: float | None = None
+    """Model size N (in the law's N: non-embedding for the published laws)."""
+    n_tokens: float | None = None
+    """Training tokens D."""
+    target_loss: float | None = None
+    """Loss to reach (nats/token, on the law's data)."""
+
+    def __post_init__(self) -> None:
+        given = {k: v for k, v in self.__dict__.items() if v is not None}
+        if len(given) != 1:
+            raise ConfigError(
+                f"give exactly one of flops, n_params, n_tokens, target_loss (got {sorted(given) or 'none'})"
+            )
+        ((name, value),) = given.items()
+        if not np.isfinite(value) or value <= 0:
+            raise ConfigError(f"{name}={value} must be a positive number")
+
+
+def budget_for_query(law: LossLaw, query: BudgetQuery) -> float:
+    """The compute budget C whose compute-optimal point answers the query."""
+    if query.flops is not None:
+        return float(query.flops)
+    if query.n_params is not None:
+        return float(FLOPS_PER_PARAM_PER_TOKEN * (query.n_params / law.G) ** (1.0 / law.a))
+    if query.n_tokens is not None:
+        return float(FLOPS_PER_PARAM_PER_TOKEN * (query.n_tokens * law.G) ** (1.0 / law.b))
+    return flops_for_loss(law, float(query.target_loss))  # type: ignore[arg-type]
+
+
+def flops_for_loss(law: LossLaw, target_loss: float) -> float:
+    """Smallest C whose compute-optimal loss equals the target (the optimum's loss falls monotonically in C)."""
+    floor = float(law.loss_at_optimum(1e60))
+    if target_loss <= floor:
+        raise ConfigError(f"target_loss={target_loss} is at or below what this law reaches (≈{floor:.4f}); raise it")
+    log_lo, log_hi = np.log(1.0), np.log(1e60)
+    if float(law.loss_at_optimum(1.0)) <= target_loss:
+        return 1.0
+    return float(np.exp(brentq(lambda x: float(law.loss_at_optimum(np.exp(x))) - target_loss, log_lo, log_hi,
+                               xtol=1e-12, rtol=1e-14)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Estimate:
+    """A planned quantity with its bootstrap interval (NaN bounds when the law has no samples)."""
+
+    value: float
+    """Point estimate from the fitted (or published) law."""
+    low: float = float("nan")
+    """2.5th percentile over bootstrap samples."""
+    high: float = float("nan")
+    """97.5th percentile over bootstrap samples."""
+
+    @classmethod
+    def from_samples(cls, value: float, samples: np.ndarray) -> Estimate:
+        finite = samples[np.isfinite(samples)]
+        if finite.size == 0:
+            return cls(value=float(value))
+        low, high = np.percentile(finite, INTERVAL_PERCENTILES)
+        return cls(value=float(value), low=float(low), high=float(high))
+
+    def format(self, spec: str = ".4g") -> str:
+        if np.isnan(self.low):
+            return f"{self.value:{spec}}"
+        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetPlan:
+    """The compute-optimal answer to one query."""
+
+    flops: Estimate
+    """Training FLOPs C = 6 N D (exact for a flops query; per sample for the others)."""
+    n_params: Estimate
+    """N_opt."""
+    n_tokens: Estimate
+    """D_opt."""
+    tokens_per_param: Estimate
+    """D_opt / N_opt."""
+    loss: Estimate
+    """Predicted loss at (N_opt, D_opt)."""
+    source: str
+    """Where the law came from."""
+    n_bootstrap: int = 0
+    """Number of bootstrap samples behind the intervals."""
+    notes: tuple[str, ...] = field(default=())
+    """Extra lines for the report (model shape suggestion, MoE sizes, ...)."""
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("compute C (FLOPs, 6ND)", self.flops.format(".3e")),
+            ("N_opt (params)", self.n_params.format(".3e")),
+            ("D_opt (tokens)", self.n_tokens.format(".3e")),
+            ("tokens per param", self.tokens_per_param.format(".3g")),
+            ("predicted loss", self.loss.format(".4f")),
+        ]
+
+    def report(self) -> str:
+        """A two-column text table; intervals are 95% bootstrap intervals."""
+        header = f"law: {self.source}" + (f" ({self.n_bootstrap} bootstrap samples, 95% intervals)"
+                                          if self.n_bootstrap else "")
+        width = max(len(name) for name, _ in self.rows())
+        lines = [header] + [f"  {name:<{width}}  {value}" for name, value in self.rows()]
+        return "\n".join([*lines, *self.notes])
+
+
+def _point(law: LossLaw, query: BudgetQuery, *, strict: bool = True) -> np.ndarray:
+    try:
+        flops = budget_for_query(law, query)
+    except ConfigError:
+        if strict:
+            raise
+        return np.full(5, np.nan)  # a bootstrap sample whose floor lies above the target loss
+    n, d = float(law.n_opt(flops)), float(law.d_opt(flops))
+    return np.array([flops, n, d, d / n, float(law.loss(n, d))])
+
+
+def plan_budget(loaded: LoadedLaw, query: BudgetQuery) -> BudgetPlan:
+    """Compute-optimal N, D, tokens per parameter and loss for the query, with intervals from bootstrap samples."""
+    point = _point(loaded.law, query)
+    per_sample = np.array([_point(s, query, strict=False) for s in loaded.samples]).reshape(-1, point.size)
+    estimates = [Estimate.from_samples(point[i], per_sample[:, i]) for i in range(point.size)]
+    if query.flops is not None:
+        estimates[0] = Estimate(value=point[0])
+    flops, n_params, n_tokens, tokens_per_param, loss = estimates
+    return BudgetPlan(flops=flops, n_params=n_params, n_tokens=n_tokens, tokens_per_param=tokens_per_param,
+                      loss=loss, source=loaded.source, n_bootstrap=len(loaded.samples))
