@@ -1,0 +1,304 @@
+"""Chinchilla approach 3: fit L(N, D) = E + A/N^alpha + B/D^beta to every (N, D, loss) point.
+
+Hoffmann et al. 2022, §3.3 and Appendix D.2: log-sum-exp form, Huber loss (δ = 1e-3) on log-loss residuals,
+L-BFGS from a grid of 4,500 starts. Besiroglu et al. 2024 showed the published fit stopped early; we use tight
+tolerances on a rescaled objective (see objectives.py) and report starts and converged starts.
+
+Python API (the planner calls these)::
+
+    result = fit_approach3(table, Approach3Config(), BootstrapConfig(n_resamples=1000, seed=0))
+    result.law.n_opt(1e21); result.ci95["alpha"]; result.bootstrap_samples  # [{E, A, B, alpha, beta}, ...]
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling_lab.errors import ConfigError, FitError
+from scaling_lab.fitting import bootstrap
+from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.laws import ChinchillaLaw
+from scaling_lab.fitting.objectives import OBJECTIVES, Polished, fit_power_law_sum
+
+PARAMS = ("E", "A", "B", "alpha", "beta")
+"""The law's parameters, in fit.json order."""
+FRONTIER = ("a", "b", "G")
+"""Frontier quantities derived from the law (laws.py)."""
+
+MIN_POINTS = 6
+"""Fewer points than this cannot constrain five parameters (plus one to spare)."""
+
+
+def chinchilla_start_grid() -> np.ndarray:
+    """The 4,500 starts of Hoffmann et al. 2022, App. D.2 (as listed by Besiroglu et al. 2024, §2):
+    alpha, beta ∈ {0, 0.5, …, 2}, e ∈ {-1, -0.5, …, 1}, a, b ∈ {0, 5, …, 25}.
+
+    Rows are packed as theta = (e, a, alpha, b, beta) (objectives.py order).
+    """
+    exponents = np.arange(0.0, 2.01, 0.5)
+    log_e = np.arange(-1.0, 1.01, 0.5)
+    log_coefs = np.arange(0.0, 25.01, 5.0)
+    grid = itertools.product(log_e, log_coefs, exponents, log_coefs, exponents)
+    return np.array(list(grid), dtype=float)
+
+
+START_GRIDS = {"chinchilla": chinchilla_start_grid}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Approach3Config:
+    """How approach 3 fits."""
+
+    objective: str = "huber"
+    """``huber`` on log-loss residuals (Chinchilla) or ``least_squares`` on log loss."""
+    delta: float = 1e-3
+    """Huber δ on log-loss residuals (Hoffmann et al. 2022, App. D.2)."""
+    starts: str = "chinchilla"
+    """Start grid; ``chinchilla`` = the 4,500-point grid."""
+    n_polish: int = 16
+    """Best-screened starts polished with L-BFGS-B (every start is screened)."""
+    bootstrap_n_polish: int = 0
+    """Per bootstrap resample: the full-data optimum and this many of the best full-data grid starts are polished."""
+    min_points: int = MIN_POINTS
+    """Skip approach 3 with fewer points than this."""
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(
+                f"approach3.objective={self.objective!r} is unknown: choose one of {', '.join(OBJECTIVES)}"
+            )
+        if not self.delta > 0:
+            raise ConfigError(f"approach3.delta={self.delta} must be positive, for example 1e-3")
+        if self.starts not in START_GRIDS:
+            raise ConfigError(f"approach3.starts={self.starts!r} is unknown: choose one of {', '.join(START_GRIDS)}")
+        if self.n_polish < 1 or self.bootstrap_n_polish < 0:
+            raise ConfigError("approach3.n_polish must be at least 1 and approach3.bootstrap_n_polish at least 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Approach3Result:
+    """A fitted L(N, D), how it was fitted, and (when bootstrapped) its intervals."""
+
+    E: float
+    """Irreducible loss."""
+    A: float
+    """Model-size coefficient."""
+    B: float
+    """Data-size coefficient."""
+    alpha: float
+    """Exponent of N."""
+    beta: float
+    """Exponent of D."""
+    objective: str
+    """Objective minimized (``huber`` or ``least_squares``, on log-loss residuals)."""
+    delta: float
+    """Huber δ (meaningless for least_squares, kept for the record)."""
+    objective_value: float
+    """Objective at the optimum (sum over points)."""
+    n_points: int
+    """Points fitted."""
+    n_starts: int
+    """Starts screened."""
+    n_polished: int
+    """Starts polished with L-BFGS-B."""
+    n_converged: int
+    """Polished starts that converged at the tight tolerances."""
+    converged: bool
+    """Whether the best start converged."""
+    n_params_column: str = "n_params"
+    """Which N was fitted (for a store: n_params_total or n_params_nonembed)."""
+    flops_column: str = "6ND"
+    """Which C the table carried (for a store: flops_6nd or flops_exact)."""
+    ci95: dict[str, list[float]] | None = None
+    """Percentile interval [low, high] of each parameter and of a, b, G; None without a bootstrap."""
+    bootstrap_samples: list[dict[str, float]] | None = None
+    """Per resample {E, A, B, alpha, beta}; None without a bootstrap."""
+    n_bootstrap_failed: int = 0
+    """Resamples whose fit failed (left out of the intervals)."""
+    ci_level: float = 0.95
+    """Central probability of the intervals."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Anything else worth recording (for example the resampling unit)."""
+
+    @property
+    def law(self) -> ChinchillaLaw:
+        """The fitted law, with the frontier (n_opt, d_opt, ...)."""
+        return ChinchillaLaw(E=self.E, A=self.A, B=self.B, alpha=self.alpha, beta=self.beta)
+
+    @property
+    def a(self) -> float:
+        return self.law.a
+
+    @property
+    def b(self) -> float:
+        return self.law.b
+
+    @property
+    def G(self) -> float:
+        return self.law.G
+
+    def to_dict(self) -> dict[str, Any]:
+        """fit.json's ``approach3`` object (issue 4, item 10)."""
+        out: dict[str, Any] = {name: float(getattr(self, name)) for name in PARAMS + FRONTIER}
+        out.update(
+            objective=self.objective,
+            delta=self.delta,
+            objective_value=self.objective_value,
+            n_points=self.n_points,
+            n_starts=self.n_starts,
+            n_polished=self.n_polished,
+            n_converged=self.n_converged,
+            converged=self.converged,
+            n_params_column=self.n_params_column,
+            flops_column=self.flops_column,
+        )
+        if self.ci95 is not None:
+            out["ci95"] = {k: list(v) for k, v in self.ci95.items()}
+            out["ci_level"] = self.ci_level
+            out["bootstrap_samples"] = self.bootstrap_samples
+            out["n_bootstrap_failed"] = self.n_bootstrap_failed
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Approach3Result:
+        names = [f for f in cls.__dataclass_fields__ if f in values]
+        return cls(**{name: values[name] for name in names})
+
+
+def _theta_to_params(theta: np.ndarray) -> dict[str, float]:
+    e, a, alpha, b, beta = theta
+    return {
+        "E": float(np.exp(e)),
+        "A": float(np.exp(a)),
+        "B": float(np.exp(b)),
+        "alpha": float(alpha),
+        "beta": float(beta),
+    }
+
+
+def _params_to_theta(params: dict[str, float]) -> np.ndarray:
+    return np.array([np.log(params["E"]), np.log(params["A"]), params["alpha"], np.log(params["B"]), params["beta"]])
+
+
+def _design(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    log_x = np.log(np.stack([table["n_params"].to_numpy(float), table["n_tokens"].to_numpy(float)]))
+    return log_x, np.log(table["loss"].to_numpy(float))
+
+
+def _check(table: pd.DataFrame, config: Approach3Config) -> None:
+    if len(table) < config.min_points:
+        raise FitError(f"approach3 needs at least {config.min_points} points, the table has {len(table)}")
+    if table["n_params"].nunique() < 2:
+        raise FitError("approach3 needs at least 2 model sizes (n_params), the table has 1")
+    if table["n_tokens"].nunique() < 2:
+        raise FitError("approach3 needs at least 2 token budgets (n_tokens), the table has 1")
+
+
+def _polish(table: pd.DataFrame, config: Approach3Config, starts: np.ndarray, n_polish: int) -> Polished:
+    log_x, log_loss = _design(table)
+    return fit_power_law_sum(log_x, log_loss, starts, objective=config.objective, delta=config.delta, n_polish=n_polish)
+
+
+def _degenerate(params: dict[str, float]) -> str | None:
+    for name in ("alpha", "beta"):
+        if params[name] < 1e-6:
+            return f"{name} went to 0 (the data do not show a power law in {'N' if name == 'alpha' else 'D'})"
+    return None
+
+
+def fit_params(table: pd.DataFrame, config: Approach3Config, starts: np.ndarray) -> dict[str, float] | None:
+    """One bootstrap refit, polished from each of ``starts`` (the full-data optimum and its best grid starts).
+
+    Returns {E, A, B, alpha, beta} or None when the resample cannot be fitted (module-level: picklable).
+    """
+    try:
+        _check(table, config)
+        polished = _polish(table, config, starts, len(starts))
+    except FitError:
+        return None
+    params = _theta_to_params(polished.theta)
+    return None if _degenerate(params) else params
+
+
+def frontier_of(params: dict[str, float]) -> dict[str, float]:
+    """a, b, G of a parameter dict."""
+    law = ChinchillaLaw(**params)
+    return {"a": law.a, "b": law.b, "G": law.G}
+
+
+def fit_approach3(
+    table: pd.DataFrame, config: Approach3Config | None = None, bootstrap_config: BootstrapConfig | None = None
+) -> Approach3Result:
+    """Fit approach 3 to a fit table (table.py columns n_params, n_tokens, loss), optionally bootstrapped.
+
+    Raises FitError when the table cannot support the fit (too few points, a single size or budget,
+    an exponent collapsing to 0).
+    """
+    config = config or Approach3Config()
+    _check(table, config)
+    polished = _polish(table, config, START_GRIDS[config.starts](), config.n_polish)
+    params = _theta_to_params(polished.theta)
+    reason = _degenerate(params)
+    if reason:
+        raise FitError(f"approach3: {reason}; the fit is degenerate: add model sizes or token budgets")
+    result = Approach3Result(
+        **params,
+        objective=config.objective,
+        delta=config.delta,
+        objective_value=polished.value,
+        n_points=len(table),
+        n_starts=polished.n_starts,
+        n_polished=polished.n_polished,
+        n_converged=polished.n_converged,
+        converged=polished.converged,
+        n_params_column=table.attrs.get("n_params_column", "n_params"),
+        flops_column=table.attrs.get("flops_column", "6ND"),
+    )
+    if bootstrap_config is None or bootstrap_config.n_resamples == 0:
+        return result
+    starts = np.concatenate([polished.theta[None, :], polished.best_starts[: config.bootstrap_n_polish]])
+    samples, n_failed = bootstrap_approach3(table, config, bootstrap_config, starts=starts)
+    return attach_bootstrap(result, samples, n_failed, bootstrap_config)
+
+
+def bootstrap_approach3(
+    table: pd.DataFrame,
+    config: Approach3Config,
+    bootstrap_config: BootstrapConfig,
+    starts: np.ndarray | None = None,
+) -> tuple[list[dict[str, float]], int]:
+    """Refit approach 3 on every resample; returns the samples {E, A, B, alpha, beta} and the failed count.
+
+    ``starts`` (rows of theta = log E, log A, alpha, log B, beta) are polished on each resample; by default the
+    full-data optimum and the ``config.bootstrap_n_polish`` best grid starts, found by fitting ``table`` first.
+    """
+    if starts is None:
+        polished = _polish(table, config, START_GRIDS[config.starts](), config.n_polish)
+        starts = np.concatenate([polished.theta[None, :], polished.best_starts[: config.bootstrap_n_polish]])
+    raw = bootstrap.run(fit_params, table, bootstrap_config, {"config": config, "starts": starts})
+    samples = [s for s in raw if s is not None]
+    return samples, len(raw) - len(samples)
+
+
+def attach_bootstrap(
+    result: Approach3Result, samples: list[dict[str, float]], n_failed: int, bootstrap_config: BootstrapConfig
+) -> Approach3Result:
+    """The result with percentile intervals of parameters and frontier from the bootstrap samples."""
+    if not samples:
+        raise FitError(f"approach3: all {n_failed} bootstrap resamples failed: add points or use bootstrap.by=point")
+    full = [{**s, **frontier_of(s)} for s in samples]
+    return replace(
+        result,
+        ci95=bootstrap.intervals(full, PARAMS + FRONTIER, bootstrap_config.level),
+        bootstrap_samples=samples,
+        n_bootstrap_failed=n_failed,
+        ci_level=bootstrap_config.level,
+        extra={**result.extra, "bootstrap_by": bootstrap_config.by, "bootstrap_seed": bootstrap_config.seed},
+    )

@@ -1,0 +1,116 @@
+"""Bootstrap resampling shared by every approach: seeded, by point or by group of points, parallel over cores.
+
+Percentile intervals (Efron & Tibshirani 1993, §13.3). The resample indices are drawn once in the parent
+from one seed, so the samples do not depend on how many processes compute them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+
+from scaling_lab.errors import ConfigError
+
+BY = ("point", "run_id", "n_params", "group")
+"""Resampling units: single points, or all points of one run / model size / group together."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BootstrapConfig:
+    """How to bootstrap a fit."""
+
+    n_resamples: int = 0
+    """Resamples; 0 turns the bootstrap off."""
+    seed: int = 0
+    """Seed of the resample indices (results do not depend on n_jobs)."""
+    by: str = "point"
+    """Resampling unit: ``point``, or ``run_id`` / ``n_params`` / ``group`` to resample whole groups of points."""
+    level: float = 0.95
+    """Central probability of the percentile intervals."""
+    n_jobs: int = -1
+    """Worker processes (joblib; -1 = all cores, 1 = in this process)."""
+
+    def __post_init__(self) -> None:
+        if self.n_resamples < 0:
+            raise ConfigError(f"bootstrap.n_resamples={self.n_resamples} is negative: use 0 (off) or more")
+        if self.by not in BY:
+            raise ConfigError(f"bootstrap.by={self.by!r} is unknown: choose one of {', '.join(BY)}")
+        if not 0 < self.level < 1:
+            raise ConfigError(f"bootstrap.level={self.level} must be in (0, 1), for example 0.95")
+        if self.n_jobs == 0:
+            raise ConfigError("bootstrap.n_jobs=0: use -1 for all cores or a positive count")
+
+
+def resample_indices(table: pd.DataFrame, config: BootstrapConfig) -> list[np.ndarray]:
+    """Row indices of each resample: points drawn with replacement, or whole units drawn with replacement."""
+    rng = np.random.default_rng(config.seed)
+    n = len(table)
+    if config.by == "point":
+        return [rng.integers(0, n, size=n) for _ in range(config.n_resamples)]
+    units = [np.flatnonzero(mask) for mask in _unit_masks(table, config.by)]
+    out = []
+    for _ in range(config.n_resamples):
+        drawn = rng.integers(0, len(units), size=len(units))
+        out.append(np.concatenate([units[i] for i in drawn]))
+    return out
+
+
+def _unit_masks(table: pd.DataFrame, by: str) -> list[np.ndarray]:
+    keys = table[by].to_numpy()
+    return [keys == key for key in pd.unique(keys)]
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` percentile interval of finite values."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return (float("nan"), float("nan"))
+    tail = 50.0 * (1.0 - level)
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return (float(low), float(high))
+
+
+def intervals(samples: Sequence[dict[str, float]], names: Sequence[str], level: float) -> dict[str, list[float]]:
+    """Percentile interval of each named quantity over the bootstrap samples."""
+    return {name: list(percentile_interval(np.array([s[name] for s in samples]), level)) for name in names}
+
+
+def _run_chunk(
+    fn: Callable[..., dict[str, float] | None], table: pd.DataFrame, chunk: list[np.ndarray], kwargs: dict[str, Any]
+) -> list[dict[str, float] | None]:
+    # Keep each worker single-threaded: the parallelism is across resamples (2 cores shared, see README).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return [fn(table.iloc[idx].reset_index(drop=True), **kwargs) for idx in chunk]
+
+
+def run(
+    fn: Callable[..., dict[str, float] | None],
+    table: pd.DataFrame,
+    config: BootstrapConfig,
+    kwargs: dict[str, Any],
+) -> list[dict[str, float] | None]:
+    """Apply ``fn(resampled_table, **kwargs)`` to every resample, in parallel; a failed fit is None.
+
+    ``fn`` must be a module-level function (it is pickled to the workers).
+    """
+    indices = resample_indices(table, config)
+    if not indices:
+        return []
+    n_jobs = (os.cpu_count() or 1) if config.n_jobs < 0 else config.n_jobs
+    n_jobs = max(1, min(n_jobs, len(indices)))
+    if n_jobs == 1:
+        return _run_chunk(fn, table, indices, kwargs)
+    chunks = [indices[i::n_jobs] for i in range(n_jobs)]
+    parts = Parallel(n_jobs=n_jobs, backend="loky")(delayed(_run_chunk)(fn, table, c, kwargs) for c in chunks)
+    # Undo the round-robin split so sample i is resample i.
+    out: list[dict[str, float] | None] = [None] * len(indices)
+    for j, part in enumerate(parts):
+        out[j::n_jobs] = part
+    return out

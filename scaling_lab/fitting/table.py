@@ -1,0 +1,269 @@
+"""The fit table: one row per (run, D-point) with canonical columns, read from a file or a results store.
+
+Canonical columns (what every approach reads):
+``n_params`` (N), ``n_tokens`` (D), ``loss``, ``flops`` (C; 6·N·D when the source has none),
+``group`` (for example a data mix; "" when absent) and ``run_id`` (rows of one run; "" when absent).
+Which source columns became N and C is kept in ``table.attrs["n_params_column"]`` and
+``table.attrs["flops_column"]`` so that every fit can say what it used (shared/DESIGN.md, "N" and "C").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scaling_lab.errors import ConfigError, TableError
+from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN
+
+CANONICAL = ("n_params", "n_tokens", "loss", "flops", "group", "run_id")
+"""Columns of a validated fit table."""
+
+STORE_N_PARAMS = {"total": "n_params_total", "nonembed": "n_params_nonembed"}
+"""Store column used as N. Default total: non-embedding counts bend the exponent at small scale
+(Pearce & Song 2024)."""
+
+STORE_FLOPS = {"6nd": "flops_6nd", "exact": "flops_exact"}
+"""Store column used as C: 6·N·D (Kaplan et al. 2020) or the exact count (Hoffmann et al. 2022, App. F)."""
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableConfig:
+    """How to read a table or a results store into the canonical fit table, and which rows to keep."""
+
+    n_params_column: str = "n_params"
+    """File input: the column holding N."""
+    n_tokens_column: str = "n_tokens"
+    """File input: the column holding D."""
+    loss_column: str = "loss"
+    """File input: the column holding the final eval loss at (N, D)."""
+    flops_column: str = "flops"
+    """File input: the column holding C; when the file has no such column C = 6·N·D."""
+    group_column: str = "group"
+    """File input: the column naming the group (for example a data mix); optional."""
+    run_id_column: str = "run_id"
+    """File input: the column naming the run; rows of one run with several D form its curve (approach 1)."""
+    store_n_params: str = "total"
+    """Store input: N is ``total`` (n_params_total) or ``nonembed`` (n_params_nonembed)."""
+    store_flops: str = "6nd"
+    """Store input: C is ``6nd`` (flops_6nd) or ``exact`` (flops_exact)."""
+    statuses: tuple[str, ...] = ("finished",)
+    """Store input: run statuses kept."""
+    group: str | None = None
+    """Keep only this group. Required when the table holds several groups."""
+    loss_max: float | None = None
+    """Drop rows with loss above this (for example diverged or barely trained runs)."""
+    flops_min: float | None = None
+    """Drop rows with C below this."""
+    flops_max: float | None = None
+    """Drop rows with C above this."""
+    n_params_min: float | None = None
+    """Drop rows with N below this."""
+
+    def __post_init__(self) -> None:
+        if self.store_n_params not in STORE_N_PARAMS:
+            raise ConfigError(
+                f"table.store_n_params={self.store_n_params!r} is unknown: choose {' or '.join(STORE_N_PARAMS)}"
+            )
+        if self.store_flops not in STORE_FLOPS:
+            raise ConfigError(f"table.store_flops={self.store_flops!r} is unknown: choose {' or '.join(STORE_FLOPS)}")
+        object.__setattr__(self, "statuses", tuple(self.statuses))
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitInput:
+    """What the fitter reads: the point table and, when there are any, per-run loss curves."""
+
+    points: pd.DataFrame
+    """Canonical fit table (module docstring)."""
+    curves: pd.DataFrame | None
+    """Canonical table of loss curves (several n_tokens per run_id), or None."""
+    source: str
+    """The path read."""
+    kind: str
+    """``table`` (a CSV/Parquet file) or ``store`` (a results store directory)."""
+    sweeps: tuple[str, ...] = field(default=())
+    """Store input: the sweeps the rows came from."""
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise TableError(f"input={path} does not exist: give a CSV/Parquet table or a results store directory")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise TableError(f"input={path} has an unknown suffix: use one of {', '.join(TABLE_SUFFIXES)}")
+    try:
+        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise TableError(f"input={path} cannot be read as a table: {error}") from error
+
+
+def canonicalize(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.DataFrame:
+    """Rename the configured columns to the canonical ones and fill the optional ones."""
+    if frame.empty:
+        raise TableError(f"{source}: the table is empty: it needs rows with n_params, n_tokens and loss")
+    required = {
+        "n_params": config.n_params_column,
+        "n_tokens": config.n_tokens_column,
+        "loss": config.loss_column,
+    }
+    for canonical, column in required.items():
+        if column not in frame.columns:
+            raise TableError(
+                f"{source}: column {column!r} (for {canonical}) is missing; columns are "
+                f"{', '.join(map(str, frame.columns))}: rename it or set table.{canonical}_column"
+            )
+    out = pd.DataFrame({canonical: frame[column] for canonical, column in required.items()})
+    flops_source = config.flops_column if config.flops_column in frame.columns else None
+    out["flops"] = frame[flops_source] if flops_source else np.nan
+    out["group"] = frame[config.group_column].astype(str) if config.group_column in frame.columns else ""
+    out["run_id"] = frame[config.run_id_column].astype(str) if config.run_id_column in frame.columns else ""
+    out.attrs["n_params_column"] = config.n_params_column
+    out.attrs["flops_column"] = flops_source or "6ND"
+    return out
+
+
+def validate(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check N, D, loss (and C) are finite and positive; fill C = 6·N·D where absent. Returns a copy."""
+    table = table.copy()
+    for column in ("n_params", "n_tokens", "loss", "flops"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        if column != "flops" and values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise TableError(
+                f"{source}: column {column} has a missing or non-numeric value (row {row}): fix or drop it"
+            )
+        table[column] = values.astype(float)
+    if table["flops"].isna().all():
+        table["flops"] = FLOPS_PER_PARAM_PER_TOKEN * table["n_params"] * table["n_tokens"]
+    elif table["flops"].isna().any():
+        row = int(np.flatnonzero(table["flops"].isna().to_numpy())[0])
+        raise TableError(f"{source}: column flops has a missing value (row {row}): fill it or drop the column")
+    for column in ("n_params", "n_tokens", "loss", "flops"):
+        values = table[column].to_numpy()
+        bad = ~np.isfinite(values) | (values <= 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise TableError(
+                f"{source}: column {column} must be finite and positive, row {row} has {values[row]}: fix or drop it"
+            )
+    return table
+
+
+def apply_filters(table: pd.DataFrame, config: TableConfig, source: str) -> pd.DataFrame:
+    """Keep the configured group and the rows inside the configured loss / compute / size limits."""
+    groups = sorted(set(table["group"]))
+    if config.group is not None:
+        if config.group not in groups:
+            raise ConfigError(f"table.group={config.group!r} is not in {source}: choose one of {', '.join(groups)}")
+        table = table[table["group"] == config.group]
+    elif len(groups) > 1:
+        raise ConfigError(
+            f"{source} holds {len(groups)} groups ({', '.join(groups)}): fit one at a time with table.group=<name>"
+        )
+    keep = np.ones(len(table), dtype=bool)
+    if config.loss_max is not None:
+        keep &= table["loss"].to_numpy() <= config.loss_max
+    if config.flops_min is not None:
+        keep &= table["flops"].to_numpy() >= config.flops_min
+    if config.flops_max is not None:
+        keep &= table["flops"].to_numpy() <= config.flops_max
+    if config.n_params_min is not None:
+        keep &= table["n_params"].to_numpy() >= config.n_params_min
+    out = table[keep].reset_index(drop=True)
+    out.attrs = dict(table.attrs)
+    if out.empty:
+        raise TableError(f"{source}: no rows left after the table filters: loosen table.loss_max/flops_*/n_params_min")
+    return out
+
+
+def prepare(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.DataFrame:
+    """canonicalize → validate → filter: the one path from any frame to a fit table."""
+    table = canonicalize(frame, config, source)
+    attrs = dict(table.attrs)
+    table = validate(table, source)
+    table.attrs = attrs
+    return apply_filters(table, config, source)
+
+
+def _store_frame(frame: pd.DataFrame, config: TableConfig) -> pd.DataFrame:
+    """Map a store DataFrame onto file-style columns by the store_n_params / store_flops choices."""
+    out = pd.DataFrame(
+        {
+            "n_params": frame[STORE_N_PARAMS[config.store_n_params]],
+            "n_tokens": frame["n_tokens"],
+            "loss": frame["loss"],
+            "flops": frame[STORE_FLOPS[config.store_flops]],
+            "group": frame["group"] if "group" in frame.columns else "",
+            "run_id": frame["run_id"],
+        }
+    )
+    return out
+
+
+def _from_store(root: Path, config: TableConfig) -> FitInput:
+    try:
+        from scaling_lab.results.store import load_curves, load_table
+    except ImportError as error:
+        raise TableError(
+            f"input={root} is a directory but scaling_lab.results.store is not available ({error}): "
+            "give a CSV/Parquet table instead"
+        ) from error
+    raw = load_table(root, statuses=config.statuses)
+    if raw.empty:
+        raise TableError(f"input={root}: the results store has no runs with status {', '.join(config.statuses)}")
+    store_config = TableConfig(
+        n_params_column="n_params",
+        flops_column="flops",
+        group=config.group,
+        loss_max=config.loss_max,
+        flops_min=config.flops_min,
+        flops_max=config.flops_max,
+        n_params_min=config.n_params_min,
+    )
+    points = prepare(_store_frame(raw, config), store_config, str(root))
+    points.attrs["n_params_column"] = STORE_N_PARAMS[config.store_n_params]
+    points.attrs["flops_column"] = STORE_FLOPS[config.store_flops]
+    curves_raw = load_curves(root)
+    curves = None
+    if not curves_raw.empty:
+        curves_raw = curves_raw[curves_raw["run_id"].isin(set(raw["run_id"]))]
+        if not curves_raw.empty:
+            curves = prepare(_store_frame(curves_raw, config), store_config, f"{root} (curves)")
+            curves.attrs = dict(points.attrs)
+    sweeps = tuple(sorted(set(raw["sweep"].astype(str)))) if "sweep" in raw.columns else ()
+    return FitInput(points=points, curves=curves, source=str(root), kind="store", sweeps=sweeps)
+
+
+def curves_from_points(points: pd.DataFrame) -> pd.DataFrame | None:
+    """Rows sharing a run_id with several n_tokens are that run's curve (file input); None when there are none."""
+    if (points["run_id"] == "").all():
+        return None
+    sizes = points.groupby("run_id")["n_tokens"].nunique()
+    runs = set(sizes[sizes > 1].index) - {""}
+    if not runs:
+        return None
+    curves = points[points["run_id"].isin(runs)].reset_index(drop=True)
+    curves.attrs = dict(points.attrs)
+    return curves
+
+
+def load_input(path: str | Path, config: TableConfig, curves_path: str | Path | None = None) -> FitInput:
+    """Read a table file (CSV/Parquet) or a results store directory into a FitInput.
+
+    File input: ``curves_path`` optionally names a separate table of loss curves (same columns);
+    otherwise rows sharing a run_id with several n_tokens are taken as curves.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _from_store(path, config)
+    points = prepare(_read_file(path), config, str(path))
+    if curves_path is not None:
+        curves = prepare(_read_file(Path(curves_path)), config, str(curves_path))
+    else:
+        curves = curves_from_points(points)
+    return FitInput(points=points, curves=curves, source=str(path), kind="table")
