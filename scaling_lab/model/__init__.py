@@ -1,0 +1,31 @@
+"""Model shapes (analytic N and FLOPs), the `transformers` decoder, and device peaks for MFU."""
+
+from scaling_lab.model.build import build_model, count_parameters, llama_config
+from scaling_lab.model.hardware import PEAK_BF16_FLOPS, mfu, peak_flops
+from scaling_lab.model.shapes import (
+    PRESETS,
+    ModelConfig,
+    Shape,
+    flops_per_token_6n,
+    flops_per_token_exact,
+    n_params_nonembed,
+    n_params_total,
+    shape_for_target_n,
+)
+
+__all__ = [
+    "PEAK_BF16_FLOPS",
+    "PRESETS",
+    "ModelConfig",
+    "Shape",
+    "build_model",
+    "count_parameters",
+    "flops_per_token_6n",
+    "flops_per_token_exact",
+    "llama_config",
+    "mfu",
+    "n_params_nonembed",
+    "n_params_total",
+    "peak_flops",
+    "shape_for_target_n",
+]

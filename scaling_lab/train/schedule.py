@@ -1,0 +1,126 @@
+"""Learning-rate schedules as pure functions of the step (STYLE.md 9), and the WSD cooldown plan.
+
+``step`` is 0-based: ``lr(step)`` is the rate of the step-th optimizer update. Every schedule warms up linearly
+from peak/W to peak over the first W updates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+from scaling_lab.errors import ConfigError
+
+SCHEDULE_KINDS = ("cosine", "constant", "wsd")
+COOLDOWN_SHAPES = ("1-sqrt", "linear")
+
+
+@dataclass(kw_only=True)
+class ScheduleConfig:
+    """Learning-rate schedule; the length always equals the run's budget (shared/DESIGN.md "D")."""
+
+    kind: str = "cosine"
+    """cosine (warmup + cosine to final_lr_fraction), constant (warmup + flat), or wsd (warmup–stable–decay)."""
+    warmup_tokens: Optional[float] = None  # noqa: UP045 (OmegaConf 2.3 reads typing.Optional)
+    """Warmup length in tokens; None → N tokens (Porian et al. 2024 §3.3: warmup ≈ model size; see rules.py)."""
+    final_lr_fraction: float = 0.1
+    """Cosine floor as a fraction of the peak: Hoffmann et al. 2022 (Chinchilla §3 / App. B) decay 10×."""
+    cooldown_fraction: float = 0.2
+    """WSD cooldown length as a fraction of each cooldown's D: Hägele et al. 2024 §3 (20 % matches cosine)."""
+    cooldown_shape: str = "1-sqrt"
+    """WSD cooldown shape: 1-sqrt (Hägele et al. 2024 §3, better than linear) or linear; decays to 0."""
+    cooldown_tokens: list[float] = field(default_factory=list)
+    """Extra D values (tokens, below the budget) at which a WSD run branches a cooldown and records a point."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULE_KINDS:
+            raise ConfigError(f"schedule.kind={self.kind!r} is unknown: choose one of {', '.join(SCHEDULE_KINDS)}")
+        if self.warmup_tokens is not None and self.warmup_tokens < 0:
+            raise ConfigError(f"schedule.warmup_tokens={self.warmup_tokens} must be ≥ 0 (or null for the rule)")
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ConfigError(f"schedule.final_lr_fraction={self.final_lr_fraction} must lie in [0, 1]")
+        if not 0 < self.cooldown_fraction <= 1:
+            raise ConfigError(f"schedule.cooldown_fraction={self.cooldown_fraction} must lie in (0, 1]")
+        if self.cooldown_shape not in COOLDOWN_SHAPES:
+            raise ConfigError(f"schedule.cooldown_shape={self.cooldown_shape!r}: choose one of {COOLDOWN_SHAPES}")
+        if any(not t > 0 for t in self.cooldown_tokens):
+            raise ConfigError(f"schedule.cooldown_tokens={list(self.cooldown_tokens)} must all be > 0")
+        if self.cooldown_tokens and self.kind != "wsd":
+            raise ConfigError("schedule.cooldown_tokens is set but schedule.kind is not wsd: set schedule=wsd")
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warmup: (step+1)/W for step < W, else 1."""
+    return (step + 1) / warmup_steps if step < warmup_steps else 1.0
+
+
+def cosine_lr(step: int, *, peak: float, warmup_steps: int, total_steps: int, final_fraction: float) -> float:
+    """Warmup, then a half cosine from peak to final_fraction·peak reached exactly at the last step (total-1)."""
+    if step < warmup_steps:
+        return peak * warmup_factor(step, warmup_steps)
+    progress = min(1.0, (step - warmup_steps + 1) / max(1, total_steps - warmup_steps))
+    floor = final_fraction * peak
+    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def constant_lr(step: int, *, peak: float, warmup_steps: int) -> float:
+    """Warmup, then the peak."""
+    return peak * warmup_factor(step, warmup_steps)
+
+
+def wsd_lr(step: int, *, peak: float, warmup_steps: int, cooldown_start: int, cooldown_steps: int, shape: str) -> float:
+    """Warmup–stable–decay: warmup, flat peak, then from ``cooldown_start`` a decay to 0 at the last step.
+
+    1-sqrt: peak·(1 − √p), linear: peak·(1 − p), with p = (step − start + 1)/cooldown_steps (Hägele et al. 2024).
+    """
+    if step < cooldown_start:
+        return constant_lr(step, peak=peak, warmup_steps=warmup_steps)
+    progress = min(1.0, (step - cooldown_start + 1) / cooldown_steps)
+    decayed = 1.0 - math.sqrt(progress) if shape == "1-sqrt" else 1.0 - progress
+    return peak * warmup_factor(step, warmup_steps) * decayed
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cooldown:
+    """One WSD cooldown: branch from the stable phase at ``start`` and evaluate after ``end`` steps."""
+
+    start: int
+    """First step of the decay."""
+    end: int
+    """Steps done when the cooldown finishes (its point's D = end × tokens_per_step)."""
+
+
+def wsd_cooldowns(end_steps: list[int], *, fraction: float, warmup_steps: int) -> list[Cooldown]:
+    """The cooldowns for a WSD run whose points end at ``end_steps`` (each decays over fraction × its length)."""
+    cooldowns = []
+    for end in sorted(set(end_steps)):
+        length = max(1, round(fraction * end))
+        start = end - length
+        if start < warmup_steps:
+            raise ConfigError(
+                f"schedule.cooldown_tokens: the cooldown ending at step {end} would start at step {start},"
+                f" inside the {warmup_steps}-step warmup: drop that point or shorten schedule.warmup_tokens"
+            )
+        cooldowns.append(Cooldown(start=start, end=end))
+    return cooldowns
+
+
+def lr_at(
+    step: int, config: ScheduleConfig, *, peak: float, warmup_steps: int, total_steps: int, cooldown: Cooldown | None
+) -> float:
+    """The rate of update ``step`` for a schedule config; ``cooldown`` is the WSD branch being run (if any)."""
+    if config.kind == "cosine":
+        return cosine_lr(
+            step, peak=peak, warmup_steps=warmup_steps, total_steps=total_steps, final_fraction=config.final_lr_fraction
+        )
+    if config.kind == "constant" or cooldown is None:
+        return constant_lr(step, peak=peak, warmup_steps=warmup_steps)
+    return wsd_lr(
+        step,
+        peak=peak,
+        warmup_steps=warmup_steps,
+        cooldown_start=cooldown.start,
+        cooldown_steps=cooldown.end - cooldown.start,
+        shape=config.cooldown_shape,
+    )
