@@ -14,11 +14,12 @@ import numpy as np
 from scipy.optimize import brentq
 
 from scaling_lab.errors import ConfigError
+from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN
 from scaling_lab.planning.laws import LoadedLaw, LossLaw
 
-INTERVAL_PERCENTILES = (2.5, 97.5)
-"""A 95% percentile-bootstrap interval (Efron & Tibshirani 1993, §13.3)."""
+INTERVAL_LEVEL = 0.95
+"""Central probability of the percentile-bootstrap intervals (Efron & Tibshirani 1993, §13.3)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,11 +82,9 @@ class Estimate:
 
     @classmethod
     def from_samples(cls, value: float, samples: np.ndarray) -> Estimate:
-        finite = samples[np.isfinite(samples)]
-        if finite.size == 0:
-            return cls(value=float(value))
-        low, high = np.percentile(finite, INTERVAL_PERCENTILES)
-        return cls(value=float(value), low=float(low), high=float(high))
+        """The value with the percentile interval of the finite samples (the fitter's own interval rule)."""
+        low, high = percentile_interval(samples, INTERVAL_LEVEL)
+        return cls(value=float(value), low=low, high=high)
 
     def format(self, spec: str = ".4g") -> str:
         if np.isnan(self.low):
