@@ -1,0 +1,67 @@
+"""Where a run came from: config hash, library versions, git commit, timestamps. Never imports torch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from scaling_lab.results.redact import scrub_secrets
+
+VERSIONED_LIBRARIES = ("torch", "transformers", "datasets", "scaling_lab")
+"""Distributions whose versions every record carries (with python)."""
+
+
+def utc_now() -> str:
+    """The current time as ISO-8601 in UTC, to the second: the format of created_at / finished_at."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of python and VERSIONED_LIBRARIES, read from package metadata (nothing is imported)."""
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit(path: str | Path | None = None) -> str | None:
+    """HEAD commit of the git checkout holding ``path`` (default: this package), "+dirty" appended when the
+    tracked files differ from it; None outside a checkout or without git."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}+dirty" if dirty else commit
+
+
+def config_hash(config: Mapping[str, Any], *, ignore: Iterable[str] = ()) -> str:
+    """SHA-256 (hex, first 16 characters) of the config as canonical JSON, credentials redacted first.
+
+    ``ignore`` names top-level sections left out of the hash (e.g. ``("logger", "paths")``: where a run logs
+    or writes does not change what it computes). Key order does not matter; every value does.
+    """
+    skipped = set(ignore)
+    kept = {key: value for key, value in config.items() if key not in skipped}
+    canonical = json.dumps(scrub_secrets(kept), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,377 @@
+"""The run record: one frozen, versioned description of one training run (issue 3, item 6).
+
+A record is what the trainer writes, the store keeps as ``run.json`` and the fitter reads back as table rows.
+It never imports torch. Every field is checked on construction (``__post_init__``): numbers are coerced to
+plain ``int``/``float`` (numpy scalars are accepted), wrong types, negative sizes, an unknown status or a NaN
+loss in a finished record raise :class:`~scaling_lab.errors.TableError` naming the field. :meth:`RunRecord.from_dict`
+adds the source file to the message and also rejects unknown fields and records written by a newer schema.
+
+The config is redacted (:func:`~scaling_lab.results.redact.scrub_secrets`) before it is stored, so no
+credential ever reaches a record.
+
+JSON note: non-finite floats (a diverged run's NaN or inf loss) are written as Python's ``json`` writes them
+(``NaN``, ``Infinity``) and read back unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+import types
+import typing
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal, get_args, get_origin
+
+import numpy as np
+
+from scaling_lab.errors import TableError
+from scaling_lab.results.redact import scrub_secrets
+
+SCHEMA_VERSION = 1
+"""Bump when a field is added, removed or changes meaning; :meth:`RunRecord.from_dict` refuses newer versions."""
+
+RunStatus = Literal["running", "finished", "failed", "diverged"]
+STATUSES: tuple[str, ...] = get_args(RunStatus)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunPoint:
+    """One (N, D) measurement of a run: its final evaluation at D tokens.
+
+    A cosine or constant run has one point (its whole budget); a warmup–stable–decay run has one per cooldown,
+    each at its own D (Hägele et al. 2024).
+    """
+
+    n_tokens: int
+    """D: training tokens seen when this point was evaluated (realized, not planned)."""
+    loss: float
+    """Mean eval loss (nats/token) on the data layer's fixed held-out tokens at D: the number that is fitted."""
+    flops_6nd: float
+    """Training compute to reach D as 6·N·D, N = n_params_total (Kaplan et al. 2020, §2.1)."""
+    flops_exact: float
+    """Training compute to reach D counting attention and the output head (Hoffmann et al. 2022, App. F)."""
+    train_loss: float | None = None
+    """Training loss at D (recorded, never fitted by default); None when not measured."""
+
+    def __post_init__(self) -> None:
+        _coerce_fields(self)
+        _check_not_negative(self, "n_tokens", "flops_6nd", "flops_exact")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CurvePoint:
+    """One intermediate evaluation of a run: the loss curve Chinchilla approach 1 reads."""
+
+    n_tokens: int
+    """Training tokens seen at this evaluation."""
+    flops_6nd: float
+    """Training compute so far as 6·N·D (Kaplan et al. 2020, §2.1)."""
+    flops_exact: float
+    """Training compute so far with attention and the output head (Hoffmann et al. 2022, App. F)."""
+    loss: float
+    """Mean eval loss (nats/token) on the fixed held-out tokens."""
+    train_loss: float | None = None
+    """Training loss around this evaluation; None when not measured."""
+
+    def __post_init__(self) -> None:
+        _coerce_fields(self)
+        _check_not_negative(self, "n_tokens", "flops_6nd", "flops_exact")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """Everything about one training run that a sweep, a fit or a reader needs, as stored in ``run.json``."""
+
+    run_id: str
+    """Unique name of the run inside its sweep; a directory name (no path separators)."""
+    sweep: str
+    """The sweep or experiment the run belongs to (its wandb group); a directory name."""
+    status: RunStatus
+    """"running" while training, then "finished", "failed" (an exception) or "diverged" (NaN/inf or blow-up)."""
+    config: dict[str, Any]
+    """The resolved run config as plain JSON values, credentials redacted."""
+    config_hash: str
+    """Hash of the config (see :func:`scaling_lab.results.provenance.config_hash`): same hash, same run."""
+    seed: int
+    """Seed of model init and data order."""
+    data_mix: str
+    """Name of the data mix; the fitter groups rows by it."""
+    data_mix_hash: str
+    """Hash of the data mix's sources, weights, tokenizer and eval split, from the data layer."""
+    n_params_total: int
+    """N with embeddings (and the output head when untied), counted analytically and checked on the module."""
+    n_params_nonembed: int
+    """N without the token embedding and output head (Kaplan et al. 2020)."""
+    tied_embeddings: bool
+    """Whether input embedding and output head share weights (counted once in n_params_total when tied)."""
+    n_tokens_planned: int
+    """The token budget D asked for."""
+    n_tokens: int
+    """Realized D: the tokens seen at the last point (a finished record's last point's n_tokens)."""
+    points: list[RunPoint]
+    """Final measurements, increasing in n_tokens: one per run, or one per cooldown of a WSD run."""
+    curve: list[CurvePoint]
+    """Intermediate evaluations in the order taken (non-decreasing n_tokens)."""
+    tokens_per_second: float
+    """Training throughput over the run's wall time."""
+    flops_per_second: float
+    """Achieved training FLOP/s (exact FLOPs over wall time)."""
+    device: str
+    """Where the run trained, e.g. "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)"."""
+    versions: dict[str, str]
+    """Library versions: python, torch, transformers, datasets, scaling_lab."""
+    wall_time_s: float
+    """Wall-clock seconds of training and evaluation."""
+    created_at: str
+    """When the run started, ISO-8601 in UTC (e.g. "2026-11-22T07:40:00+00:00")."""
+    finished_at: str | None = None
+    """When the run ended (finished, failed or diverged), ISO-8601 in UTC; None while running."""
+    mfu: float | None = None
+    """Model FLOPs utilization, flops_per_second over the device's peak; None when the peak is unknown."""
+    git_commit: str | None = None
+    """Commit of the scaling_lab checkout that ran; None outside a git checkout."""
+    diverged_at_step: int | None = None
+    """Optimizer step at which divergence was detected; None unless status is "diverged"."""
+    reason: str = ""
+    """Why the run failed or diverged (one line); "" otherwise."""
+    schema_version: int = SCHEMA_VERSION
+    """Version of this record's layout (see SCHEMA_VERSION)."""
+
+    def __post_init__(self) -> None:
+        _coerce_fields(self)
+        object.__setattr__(self, "config", scrub_secrets(self.config))
+        _check_record(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON values (a deep copy)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "run record") -> RunRecord:
+        """Rebuild and validate a record from :meth:`to_dict`'s output; errors name ``source`` and the field."""
+        try:
+            if isinstance(data, Mapping):
+                _check_schema_version(data.get("schema_version"))
+            return _build(cls, data, "")
+        except TableError as error:
+            raise TableError(f"{source}: {error}") from error
+
+    @property
+    def final_loss(self) -> float | None:
+        """Eval loss of the last point (the run's full budget); None when the run has no point."""
+        return self.points[-1].loss if self.points else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _check_schema_version(version: Any) -> None:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise TableError(
+            f"schema_version={version} is newer than this scaling_lab reads ({SCHEMA_VERSION}): "
+            "upgrade scaling_lab to read it"
+        )
+
+
+def _check_not_negative(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and not value >= 0:  # also catches NaN
+            raise TableError(f"field {name}={value} must be a non-negative number")
+
+
+def _check_name(field: str, value: str) -> None:
+    if not value or value in {".", ".."} or "/" in value or "\\" in value or "\0" in value:
+        raise TableError(
+            f"field {field}={value!r} is not a valid directory name: use a non-empty name without '/' or '\\'"
+        )
+
+
+def _check_utc(field: str, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise TableError(f"field {field}={value!r} is not ISO-8601: write e.g. 2026-11-22T07:40:00+00:00") from None
+    offset = moment.utcoffset()
+    if offset is None or offset.total_seconds() != 0:
+        raise TableError(f"field {field}={value!r} must be in UTC: add the +00:00 offset")
+
+
+def _check_record(record: RunRecord) -> None:
+    _check_schema_version(record.schema_version)
+    if record.schema_version < 1:
+        raise TableError(f"field schema_version={record.schema_version} must be ≥ 1")
+    _check_name("run_id", record.run_id)
+    _check_name("sweep", record.sweep)
+    if not record.config_hash:
+        raise TableError("field config_hash is empty: hash the resolved config (provenance.config_hash)")
+    _check_not_negative(
+        record,
+        "n_params_nonembed",
+        "n_tokens",
+        "tokens_per_second",
+        "flops_per_second",
+        "wall_time_s",
+        "mfu",
+        "diverged_at_step",
+    )
+    if record.n_params_total <= 0:
+        raise TableError(f"field n_params_total={record.n_params_total} must be positive")
+    if record.n_params_nonembed > record.n_params_total:
+        raise TableError(
+            f"field n_params_nonembed={record.n_params_nonembed} exceeds n_params_total={record.n_params_total}"
+        )
+    if record.n_tokens_planned <= 0:
+        raise TableError(f"field n_tokens_planned={record.n_tokens_planned} must be positive")
+    _check_utc("created_at", record.created_at)
+    _check_utc("finished_at", record.finished_at)
+    for index in range(1, len(record.points)):
+        if record.points[index].n_tokens <= record.points[index - 1].n_tokens:
+            raise TableError(f"field points[{index}].n_tokens must increase: order the points by n_tokens")
+    for index in range(1, len(record.curve)):
+        if record.curve[index].n_tokens < record.curve[index - 1].n_tokens:
+            raise TableError(f"field curve[{index}].n_tokens goes backwards: order the curve by n_tokens")
+    _check_status(record)
+
+
+def _check_status(record: RunRecord) -> None:
+    status = record.status
+    if (status == "diverged") != (record.diverged_at_step is not None):
+        raise TableError(
+            f"field diverged_at_step={record.diverged_at_step} with status={status!r}: "
+            "set it exactly when the status is 'diverged'"
+        )
+    if status in ("failed", "diverged") and not record.reason:
+        raise TableError(f"field reason is empty for status={status!r}: say why the run stopped")
+    if (status == "running") != (record.finished_at is None):
+        raise TableError(
+            f"field finished_at={record.finished_at!r} with status={status!r}: set it exactly when the run has ended"
+        )
+    if status != "finished":
+        return
+    if not record.points:
+        raise TableError("field points is empty in a finished record: add the final evaluation")
+    if record.n_tokens != record.points[-1].n_tokens:
+        raise TableError(
+            f"field n_tokens={record.n_tokens} differs from the last point's n_tokens={record.points[-1].n_tokens}"
+        )
+    for name, series in (("points", record.points), ("curve", record.curve)):
+        for index, point in enumerate(series):
+            if not math.isfinite(point.loss):
+                raise TableError(
+                    f"field {name}[{index}].loss={point.loss} in a finished record: "
+                    "a run with a non-finite loss is 'diverged'"
+                )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Typed coercion: one routine for construction and for from_dict
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce_fields(obj: Any) -> None:
+    """Check every field of a dataclass instance against its annotation, storing the coerced value."""
+    types_by_name = _field_types(type(obj))
+    for field in dataclasses.fields(obj):
+        value = _coerce(getattr(obj, field.name), types_by_name[field.name], field.name)
+        object.__setattr__(obj, field.name, value)
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    """Construct dataclass ``cls`` from a mapping, naming unknown or missing fields by their dotted path."""
+    if not isinstance(data, Mapping):
+        raise TableError(f"field {path or 'record'} must be an object, got {type(data).__name__}")
+    known = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise TableError(f"unknown field {path}{unknown[0]}: remove it (or upgrade scaling_lab)")
+    missing = [
+        name
+        for name, field in known.items()
+        if name not in data and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise TableError(f"missing field {path}{missing[0]}: the record is incomplete; rewrite it")
+    types_by_name = _field_types(cls)
+    values = {name: _coerce(value, types_by_name[name], f"{path}{name}") for name, value in data.items()}
+    try:
+        return cls(**values)
+    except TableError as error:
+        if path and str(error).startswith("field "):
+            raise TableError(f"field {path}{str(error).removeprefix('field ')}") from error
+        raise
+
+
+def _kind(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _coerce(value: Any, annotation: Any, path: str) -> Any:
+    """``value`` checked against ``annotation`` (and made a plain Python value), or a TableError naming ``path``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if annotation is Any:
+        return _plain(value, path)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _coerce(value, inner, path)
+    if origin is Literal:
+        if value not in args:
+            raise TableError(f"field {path}={value!r} must be one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return value if isinstance(value, annotation) else _build(annotation, value, f"{path}.")
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise TableError(f"field {path} must be a list, got {type(value).__name__}")
+        return [_coerce(item, args[0], f"{path}[{index}]") for index, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+            raise TableError(f"field {path} must be an object with string keys, got {type(value).__name__}")
+        return {key: _coerce(item, args[1], f"{path}.{key}") for key, item in value.items()}
+    if annotation is bool:
+        if isinstance(value, bool | np.bool_):
+            return bool(value)
+    elif annotation is int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)
+    elif annotation is float:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"record field {path} has an unsupported annotation {annotation!r}")  # a bug, not user error
+    raise TableError(f"field {path}={value!r} must be {_kind(annotation)}, got {type(value).__name__}")
+
+
+def _plain(value: Any, path: str) -> Any:
+    """A deep copy of a config value made of JSON types (dict, list, str, int, float, bool, None)."""
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item, f"{path}.{key}") for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    raise TableError(
+        f"field {path} is a {type(value).__name__}, not a JSON value: "
+        "pass OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)"
+    )

@@ -1,0 +1,293 @@
+"""The results store: one ``run.json`` per run on disk, written atomically, read back as tables.
+
+Layout: ``<root>/<sweep>/<run_id>/run.json``. Results on disk are the source of truth (shared/DESIGN.md);
+wandb only mirrors them. This module never imports torch: the fitter imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scaling_lab.errors import TableError
+from scaling_lab.results.record import STATUSES, RunRecord, _check_name
+
+RECORD_FILENAME = "run.json"
+
+Roots = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+"""One results root (or a sweep's directory, or one run.json), or several."""
+
+TABLE_COLUMNS = (
+    "run_id",
+    "sweep",
+    "group",
+    "data_mix_hash",
+    "status",
+    "config_hash",
+    "n_params_total",
+    "n_params_nonembed",
+    "tied_embeddings",
+    "n_tokens",
+    "flops_6nd",
+    "flops_exact",
+    "loss",
+    "train_loss",
+    "learning_rate",
+    "batch_size",
+    "schedule",
+)
+"""Columns of :func:`load_table`, in order: one row per (run, point)."""
+
+CURVE_COLUMNS = (
+    "run_id",
+    "sweep",
+    "group",
+    "n_params_total",
+    "n_params_nonembed",
+    "n_tokens",
+    "flops_6nd",
+    "flops_exact",
+    "loss",
+)
+"""Columns of :func:`load_curves`, in order: one row per (run, intermediate evaluation)."""
+
+# Where load_table finds learning rate, batch size and schedule in a record's config: the first dotted path
+# present wins. The run config's schema (config/schema.py) is owned by the trainer; these follow it.
+CONFIG_COLUMNS: dict[str, tuple[str, ...]] = {
+    "learning_rate": ("optim.lr", "optim.learning_rate"),
+    "batch_size": ("optim.batch_size", "budget.batch_size", "train.batch_size", "batch_size"),
+    "schedule": ("schedule.name", "schedule.kind", "schedule.type"),
+}
+
+
+class SkippedRecordsWarning(UserWarning):
+    """Some run.json files could not be read; the warning lists each file and why."""
+
+
+def run_dir(root: str | os.PathLike[str], sweep: str, run_id: str) -> Path:
+    """The directory of one run: ``<root>/<sweep>/<run_id>``."""
+    _check_name("sweep", sweep)
+    _check_name("run_id", run_id)
+    return Path(root) / sweep / run_id
+
+
+def record_path(root: str | os.PathLike[str], sweep: str, run_id: str) -> Path:
+    """Where one run's record lives: ``<root>/<sweep>/<run_id>/run.json``."""
+    return run_dir(root, sweep, run_id) / RECORD_FILENAME
+
+
+def write_record(record: RunRecord, root: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write ``record`` to its place under ``root`` atomically and return the path.
+
+    The JSON goes to a temporary file in the same directory, is flushed and fsynced, then renamed over the
+    target (``os.replace`` is atomic on POSIX and Windows), and the directory is fsynced: a reader sees the
+    old record or the new one, never a part. A finished record is never replaced unless ``overwrite=True``
+    (a grid point runs once); running, failed and diverged records are replaced freely.
+    """
+    path = record_path(root, record.sweep, record.run_id)
+    if not overwrite and _stored_status(path) == "finished":
+        raise TableError(f"{path}: holds a finished record; delete it or pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(record.to_dict(), indent=2, allow_nan=True) + "\n"
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{RECORD_FILENAME}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as temp:
+            temp.write(text)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _stored_status(path: Path) -> str | None:
+    """The status written in an existing record file, or None when there is none or it cannot be read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("status") if isinstance(data, dict) else None
+
+
+def read_record(path: str | os.PathLike[str]) -> RunRecord:
+    """Read and validate one run.json; a TableError names the file and the field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise TableError(f"{path}: cannot be read ({error.strerror}): check the path") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise TableError(
+            f"{path}: not valid JSON ({error.msg} at line {error.lineno}): delete it or rerun the run"
+        ) from None
+    return RunRecord.from_dict(data, source=str(path))
+
+
+def _record_files(roots: Roots) -> list[Path]:
+    if isinstance(roots, str | os.PathLike):
+        roots = [roots]
+    files: list[Path] = []
+    for root in map(Path, roots):
+        if root.is_file():
+            files.append(root)
+        elif root.is_dir():
+            files.extend(sorted(root.rglob(RECORD_FILENAME)))
+        else:
+            raise TableError(f"{root}: no such results directory or run.json: pass a results root")
+    unique = {path.resolve(): path for path in reversed(files)}  # a file under two named roots is read once
+    return [unique[key] for key in dict.fromkeys(path.resolve() for path in files)]
+
+
+def load_records(roots: Roots) -> list[RunRecord]:
+    """Every readable record under one or several roots (searched recursively for run.json; each file once).
+
+    Files that cannot be read or validated are skipped, with one :class:`SkippedRecordsWarning` listing each
+    file and its error. A root that does not exist raises TableError.
+    """
+    records, skipped = [], []
+    for path in _record_files(roots):
+        try:
+            records.append(read_record(path))
+        except TableError as error:
+            skipped.append(str(error))
+    if skipped:
+        warnings.warn(
+            f"skipped {len(skipped)} unreadable run record(s): " + "; ".join(skipped),
+            SkippedRecordsWarning,
+            stacklevel=2,
+        )
+    return records
+
+
+def _check_statuses(statuses: Iterable[str]) -> tuple[str, ...]:
+    statuses = (statuses,) if isinstance(statuses, str) else tuple(statuses)
+    unknown = [status for status in statuses if status not in STATUSES]
+    if unknown:
+        raise TableError(f"statuses={unknown} are not run statuses: choose among {', '.join(STATUSES)}")
+    return statuses
+
+
+def _config_value(config: Mapping[str, Any], dotted_paths: tuple[str, ...]) -> Any:
+    """The value at the first dotted path present in a nested config, or None."""
+    for dotted in dotted_paths:
+        node: Any = config
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            return node
+    return None
+
+
+def _run_columns(record: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "sweep": record.sweep,
+        "group": record.data_mix,
+        "n_params_total": record.n_params_total,
+        "n_params_nonembed": record.n_params_nonembed,
+    }
+
+
+def load_table(roots: Roots, statuses: Iterable[str] = ("finished",)) -> pd.DataFrame:
+    """One row per (run, point) of the records whose status is in ``statuses``: the table the fitter reads.
+
+    Columns are TABLE_COLUMNS; ``group`` is the data mix. learning_rate, batch_size and schedule come from the
+    record's config (CONFIG_COLUMNS) and are missing values where the config has none.
+    """
+    wanted = _check_statuses(statuses)
+    rows = []
+    for record in load_records(roots):
+        if record.status not in wanted:
+            continue
+        from_config = {column: _config_value(record.config, paths) for column, paths in CONFIG_COLUMNS.items()}
+        for point in record.points:
+            rows.append(
+                {
+                    **_run_columns(record),
+                    "data_mix_hash": record.data_mix_hash,
+                    "status": record.status,
+                    "config_hash": record.config_hash,
+                    "tied_embeddings": record.tied_embeddings,
+                    "n_tokens": point.n_tokens,
+                    "flops_6nd": point.flops_6nd,
+                    "flops_exact": point.flops_exact,
+                    "loss": point.loss,
+                    "train_loss": point.train_loss,
+                    **from_config,
+                }
+            )
+    return _frame(rows, TABLE_COLUMNS)
+
+
+def load_curves(roots: Roots, statuses: Iterable[str] = ("finished",)) -> pd.DataFrame:
+    """One row per (run, intermediate evaluation) of the records whose status is in ``statuses``.
+
+    Columns are CURVE_COLUMNS: the loss curves Chinchilla approach 1 takes the lower envelope of.
+    """
+    wanted = _check_statuses(statuses)
+    rows = [
+        {
+            **_run_columns(record),
+            "n_tokens": point.n_tokens,
+            "flops_6nd": point.flops_6nd,
+            "flops_exact": point.flops_exact,
+            "loss": point.loss,
+        }
+        for record in load_records(roots)
+        if record.status in wanted
+        for point in record.curve
+    ]
+    return _frame(rows, CURVE_COLUMNS)
+
+
+_DTYPES = {
+    "n_params_total": "int64",
+    "n_params_nonembed": "int64",
+    "n_tokens": "int64",
+    "tied_embeddings": "bool",
+    "flops_6nd": "float64",
+    "flops_exact": "float64",
+    "loss": "float64",
+    "train_loss": "float64",
+    "learning_rate": "float64",
+    "batch_size": "Int64",  # nullable: missing where the config has no batch size
+}
+
+
+def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Rows as a DataFrame with exactly ``columns`` in order and stable dtypes (also when empty)."""
+    frame = pd.DataFrame(rows, columns=list(columns))
+    for column in ("learning_rate", "batch_size"):  # config values that are not numbers become missing values
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame.astype({column: dtype for column, dtype in _DTYPES.items() if column in frame.columns})
