@@ -1,0 +1,219 @@
+"""Typed configs of the data layer: sources, tokenizer, and the data mix a run trains on.
+
+Keyword-only dataclasses usable as Hydra structured configs (required fields are ``MISSING``);
+every check lives in ``__post_init__`` and raises :class:`ConfigError` naming the dotted field.
+``configs/data/*.yaml`` are instances of :class:`DataConfig`; :func:`data_config_from_dict` builds
+one from a plain mapping (what ``OmegaConf.to_container(cfg.data)`` returns in ``scaling_lab/cli``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+from scaling_lab.errors import ConfigError
+
+MISSING: Any = "???"  # omegaconf.MISSING, spelled here so that the library never imports omegaconf
+
+SOURCE_KINDS = ("embedded", "files", "hub")
+FILE_FORMATS = ("auto", "text", "json", "parquet")
+TOKENIZER_KINDS = ("byte", "bpe", "hf")
+TOKEN_DTYPES = {"uint8": 2**8, "uint16": 2**16, "uint32": 2**32}
+BYTE_VOCAB_SIZE = 256  # one token per UTF-8 byte value
+MIN_BPE_VOCAB_SIZE = BYTE_VOCAB_SIZE + 1  # the 256 byte-level symbols (ByteLevel alphabet) + <|endoftext|>
+
+# Default eval set: 2**17 predicted tokens. The mean eval loss is a mean over sequences; with a
+# per-token loss whose standard deviation is ~1.5x its mean (measured on the embedded corpus by
+# scripts/bench_data.py, byte level, tiny models) and 1024 sequences of 128 tokens, the standard
+# error is ~0.2-0.4 % of the loss even allowing for correlation inside a sequence (see README).
+DEFAULT_EVAL_TOKENS = 2**17
+
+
+def _required(value: Any, dotted: str, hint: str) -> None:
+    if value is None or (isinstance(value, str) and value == MISSING):
+        raise ConfigError(f"{dotted} is required: {hint}")
+
+
+def _optional_positive_int(value: Any, dotted: str) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+        raise ConfigError(f"{dotted}={value!r} must be a positive integer or null")
+
+
+@dataclass(kw_only=True)
+class TokenizerConfig:
+    """Which tokenizer turns text into ids."""
+
+    kind: str = "byte"
+    """'byte' (vocabulary 256, no files: the default for tiny CPU models), 'bpe' (byte-level BPE trained
+    on this config's sources with `tokenizers`, cached and hashed) or 'hf' (a pretrained Hugging Face
+    tokenizer by name; needs the network or a local copy)."""
+    vocab_size: Optional[int] = None  # noqa: UP045 (OmegaConf 2.3 reads typing.Optional)
+    """BPE only (required there): the vocabulary size to train, special tokens included."""
+    name: Optional[str] = None  # noqa: UP045
+    """hf only (required there): a hub id such as 'gpt2', or a local directory."""
+    revision: Optional[str] = None  # noqa: UP045
+    """hf only: the hub revision (commit, tag or branch) to pin."""
+    dtype: str = "auto"
+    """Token cache dtype: 'auto' (smallest of uint8/uint16/uint32 that holds the vocabulary) or one of them."""
+
+    def __post_init__(self) -> None:
+        if self.kind not in TOKENIZER_KINDS:
+            raise ConfigError(
+                f"data.tokenizer.kind={self.kind!r} is unknown: choose one of {', '.join(TOKENIZER_KINDS)}"
+            )
+        if self.dtype != "auto" and self.dtype not in TOKEN_DTYPES:
+            raise ConfigError(f"data.tokenizer.dtype={self.dtype!r} is unknown: choose auto, {', '.join(TOKEN_DTYPES)}")
+        _optional_positive_int(self.vocab_size, "data.tokenizer.vocab_size")
+        if self.kind == "byte" and self.vocab_size not in (None, BYTE_VOCAB_SIZE):
+            raise ConfigError(
+                f"data.tokenizer.vocab_size={self.vocab_size} does not apply to kind=byte (always "
+                f"{BYTE_VOCAB_SIZE}): remove it or use kind=bpe"
+            )
+        if self.kind == "bpe":
+            _required(self.vocab_size, "data.tokenizer.vocab_size", "set the BPE vocabulary size, e.g. 4096")
+            if self.vocab_size < MIN_BPE_VOCAB_SIZE:
+                raise ConfigError(
+                    f"data.tokenizer.vocab_size={self.vocab_size} is below the {MIN_BPE_VOCAB_SIZE} byte-level "
+                    f"symbols a BPE needs: choose at least {MIN_BPE_VOCAB_SIZE}"
+                )
+        if self.kind == "hf":
+            _required(self.name, "data.tokenizer.name", "name a hub tokenizer such as 'gpt2' or a local folder")
+        if self.vocab_size is not None and self.dtype != "auto" and self.vocab_size > TOKEN_DTYPES[self.dtype]:
+            raise ConfigError(
+                f"data.tokenizer.vocab_size={self.vocab_size} does not fit data.tokenizer.dtype={self.dtype} "
+                f"(at most {TOKEN_DTYPES[self.dtype]} ids): use dtype=auto or {token_dtype_for(self.vocab_size)}"
+            )
+
+
+def token_dtype_for(vocab_size: int, requested: str = "auto") -> str:
+    """The cache dtype for a vocabulary: the smallest unsigned type that holds every id, or `requested`."""
+    if requested != "auto":
+        if vocab_size > TOKEN_DTYPES[requested]:
+            raise ConfigError(
+                f"data.tokenizer.dtype={requested} holds {TOKEN_DTYPES[requested]} ids but the vocabulary has "
+                f"{vocab_size}: use dtype=auto"
+            )
+        return requested
+    for name, capacity in TOKEN_DTYPES.items():
+        if vocab_size <= capacity:
+            return name
+    raise ConfigError(f"vocabulary of {vocab_size} ids exceeds uint32: choose a smaller tokenizer")
+
+
+@dataclass(kw_only=True)
+class SourceConfig:
+    """One source of text and its weight in the mix."""
+
+    name: str = MISSING
+    """Label of the source in records, epochs() and errors (unique within a mix)."""
+    kind: str = MISSING
+    """'embedded' (the built-in corpus, one domain), 'files' (local txt/jsonl/parquet) or 'hub' (a HF dataset)."""
+    weight: float = 1.0
+    """Share of training sequences drawn from this source; weights are normalized over the mix."""
+    domain: Optional[str] = None  # noqa: UP045
+    """embedded only: 'prose' or 'code' (see data/corpus/SOURCES.md)."""
+    paths: list[str] = field(default_factory=list)
+    """files only: files, folders (read recursively) or globs ('**' allowed); relative to the working directory."""
+    format: str = "auto"
+    """files only: 'auto' (by extension: .jsonl/.json -> json, .parquet -> parquet, else text), 'text', 'json'
+    or 'parquet'. A text file is one document."""
+    text_field: str = "text"
+    """json, parquet and hub: the column holding the text."""
+    dataset: Optional[str] = None  # noqa: UP045
+    """hub only: the dataset id, e.g. 'roneneldan/TinyStories'."""
+    subset: Optional[str] = None  # noqa: UP045
+    """hub only: the dataset configuration name, if it has several."""
+    split: str = "train"
+    """hub only: the split to read (the held-out eval slice is cut from it)."""
+    revision: Optional[str] = None  # noqa: UP045
+    """hub only: the dataset revision (commit sha or tag) to pin."""
+    streaming: bool = False
+    """hub only: stream instead of downloading the whole split (then max_documents is required)."""
+    max_documents: Optional[int] = None  # noqa: UP045
+    """Read at most this many documents (the first ones in the source's order)."""
+
+    def __post_init__(self) -> None:
+        _required(self.name, "data.sources[].name", "give every source a short unique name")
+        where = f"data.sources[{self.name}]"
+        if self.kind not in SOURCE_KINDS:
+            raise ConfigError(f"{where}.kind={self.kind!r} is unknown: choose one of {', '.join(SOURCE_KINDS)}")
+        if not isinstance(self.weight, int | float) or not self.weight > 0:
+            raise ConfigError(f"{where}.weight={self.weight!r} must be > 0: give it a positive weight or remove it")
+        _optional_positive_int(self.max_documents, f"{where}.max_documents")
+        if self.kind == "embedded":
+            from scaling_lab.data.corpus import DOMAINS
+
+            if self.domain not in DOMAINS:
+                raise ConfigError(f"{where}.domain={self.domain!r} is unknown: choose one of {', '.join(DOMAINS)}")
+        if self.kind == "files":
+            if not self.paths:
+                raise ConfigError(f"{where}.paths is empty: list files, folders or globs")
+            if self.format not in FILE_FORMATS:
+                raise ConfigError(f"{where}.format={self.format!r} is unknown: choose one of {', '.join(FILE_FORMATS)}")
+        if self.kind == "hub":
+            _required(self.dataset, f"{where}.dataset", "name a hub dataset such as 'roneneldan/TinyStories'")
+            if self.streaming and self.max_documents is None:
+                raise ConfigError(f"{where}.max_documents is required with streaming=true: cap the documents to read")
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """A named data mix: its sources and weights, the tokenizer, the sequence length and the eval set."""
+
+    name: str = MISSING
+    """Mix name; goes into every run record next to the mix hash."""
+    sources: list[SourceConfig] = MISSING
+    """One or more sources; each training sequence comes whole from one of them, in proportion to the weights."""
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    """The tokenizer (byte-level by default)."""
+    sequence_length: int = MISSING
+    """Tokens per training sequence (the model's context). Each sequence holds sequence_length + 1 ids."""
+    eval_tokens: int = DEFAULT_EVAL_TOKENS
+    """Predicted tokens in the fixed held-out eval set (rounded up to whole sequences)."""
+    seed: int = 0
+    """Seeds the mixing schedule and the order of windows in each epoch; the eval set does not depend on it."""
+
+    def __post_init__(self) -> None:
+        _required(self.name, "data.name", "name the data mix, e.g. name: embedded")
+        if isinstance(self.sources, str) or not self.sources:
+            raise ConfigError("data.sources is empty: list at least one source (see configs/data/embedded.yaml)")
+        names = [source.name for source in self.sources]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(f"data.sources names {duplicates} repeat: give every source a unique name")
+        _required(self.sequence_length, "data.sequence_length", "set it to the model's context length")
+        for dotted, value in (("data.sequence_length", self.sequence_length), ("data.eval_tokens", self.eval_tokens)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{dotted}={value!r} must be a positive integer")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"data.seed={self.seed!r} must be a non-negative integer")
+
+    @property
+    def weights(self) -> list[float]:
+        """Source weights normalized to sum to one, in source order."""
+        total = float(sum(source.weight for source in self.sources))
+        return [source.weight / total for source in self.sources]
+
+
+def _build(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {type(mapping).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(mapping) - known)
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {unknown}: allowed keys are {sorted(known)}")
+    return cls(**dict(mapping))
+
+
+def data_config_from_dict(mapping: Mapping[str, Any]) -> DataConfig:
+    """Build a :class:`DataConfig` from a plain mapping (e.g. ``OmegaConf.to_container(cfg.data, resolve=True)``)."""
+    values = dict(mapping)
+    if "sources" in values and isinstance(values["sources"], list | tuple):
+        values["sources"] = [
+            source if isinstance(source, SourceConfig) else _build(SourceConfig, source, f"data.sources[{i}]")
+            for i, source in enumerate(values["sources"])
+        ]
+    if "tokenizer" in values and not isinstance(values["tokenizer"], TokenizerConfig):
+        values["tokenizer"] = _build(TokenizerConfig, values["tokenizer"] or {}, "data.tokenizer")
+    return _build(DataConfig, values, "data")
