@@ -1,0 +1,170 @@
+"""Chinchilla approach 1: the lower envelope of loss against FLOPs over every run's loss curve.
+
+Hoffmann et al. 2022, §3.1: for each C on a log grid, the run (model size) reaching the lowest loss at C gives
+N_opt(C) and D_opt(C); power laws N_opt ∝ C^a and D_opt ∝ C^b are fitted to those points. Curves are
+interpolated linearly in (log C, loss) between recorded points, never extrapolated past a run's ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling_lab.errors import ConfigError, FitError
+from scaling_lab.fitting import bootstrap
+from scaling_lab.fitting.bootstrap import BootstrapConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class Approach1Config:
+    """How approach 1 fits."""
+
+    n_flops: int = 250
+    """Points of the log-spaced C grid (Hoffmann et al. 2022 use 1,500 over a far wider range)."""
+    min_runs: int = 3
+    """Skip approach 1 with fewer runs (curves) than this."""
+    min_sizes_on_envelope: int = 2
+    """Skip approach 1 when fewer distinct sizes than this attain the envelope."""
+
+    def __post_init__(self) -> None:
+        if self.n_flops < 10:
+            raise ConfigError(f"approach1.n_flops={self.n_flops} is too coarse: use at least 10")
+        if self.min_runs < 2 or self.min_sizes_on_envelope < 2:
+            raise ConfigError("approach1.min_runs and approach1.min_sizes_on_envelope must be at least 2")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Approach1Result:
+    """N_opt(C) = k_n C^a and D_opt(C) = k_d C^b from the loss-vs-compute envelope."""
+
+    a: float
+    """Exponent of N_opt ∝ C^a."""
+    b: float
+    """Exponent of D_opt ∝ C^b."""
+    k_n: float
+    """N_opt(C) = k_n · C^a."""
+    k_d: float
+    """D_opt(C) = k_d · C^b."""
+    n_runs: int
+    """Curves read."""
+    n_flops: int
+    """C grid points on the envelope (covered by at least two runs)."""
+    n_sizes_on_envelope: int
+    """Distinct model sizes that attain the envelope somewhere."""
+    envelope: list[dict[str, float]]
+    """The envelope: flops, loss, n_params, n_tokens at each grid point."""
+    ci95: dict[str, list[float]] | None = None
+    """Percentile intervals of a, b, k_n, k_d (runs resampled); None without a bootstrap."""
+    n_bootstrap_failed: int = 0
+    """Resamples whose fit failed."""
+
+    def n_opt(self, flops: Any) -> np.ndarray:
+        return self.k_n * np.asarray(flops, dtype=float) ** self.a
+
+    def d_opt(self, flops: Any) -> np.ndarray:
+        return self.k_d * np.asarray(flops, dtype=float) ** self.b
+
+    def to_dict(self) -> dict[str, Any]:
+        """fit.json's ``approach1`` object."""
+        keys = ("a", "b", "k_n", "k_d", "n_runs", "n_flops", "n_sizes_on_envelope", "envelope")
+        out = {k: getattr(self, k) for k in keys}
+        if self.ci95 is not None:
+            out["ci95"] = self.ci95
+            out["n_bootstrap_failed"] = self.n_bootstrap_failed
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Approach1Result:
+        return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})
+
+
+def envelope(curves: pd.DataFrame, n_flops: int) -> pd.DataFrame:
+    """Lowest loss at each C of a log grid, with the run's N and interpolated D; only where ≥ 2 runs cover C."""
+    runs = []
+    for _, rows in curves.groupby("run_id", sort=True):
+        rows = rows.sort_values("flops").drop_duplicates("flops")
+        if len(rows) >= 2:
+            runs.append(rows)
+    if not runs:
+        return pd.DataFrame(columns=["flops", "loss", "n_params", "n_tokens"])
+    low = min(float(r["flops"].iloc[0]) for r in runs)
+    high = max(float(r["flops"].iloc[-1]) for r in runs)
+    log_grid = np.linspace(np.log(low), np.log(high), n_flops)
+    losses = np.full((len(runs), n_flops), np.inf)
+    tokens = np.zeros((len(runs), n_flops))
+    for i, rows in enumerate(runs):
+        log_c = np.log(rows["flops"].to_numpy())
+        covered = (log_grid >= log_c[0]) & (log_grid <= log_c[-1])
+        losses[i, covered] = np.interp(log_grid[covered], log_c, rows["loss"].to_numpy())
+        tokens[i, covered] = np.exp(np.interp(log_grid[covered], log_c, np.log(rows["n_tokens"].to_numpy())))
+    keep = np.isfinite(losses).sum(axis=0) >= 2
+    best = np.argmin(losses, axis=0)
+    columns = np.arange(n_flops)
+    sizes = np.array([float(r["n_params"].iloc[0]) for r in runs])
+    out = pd.DataFrame(
+        {
+            "flops": np.exp(log_grid),
+            "loss": losses[best, columns],
+            "n_params": sizes[best],
+            "n_tokens": tokens[best, columns],
+        }
+    )
+    return out[keep].reset_index(drop=True)
+
+
+def _fit(curves: pd.DataFrame, config: Approach1Config) -> Approach1Result:
+    n_runs = int(curves["run_id"].nunique())
+    if n_runs < config.min_runs:
+        raise FitError(f"approach1 needs loss curves of at least {config.min_runs} runs, found {n_runs}")
+    env = envelope(curves, config.n_flops)
+    n_sizes = int(env["n_params"].nunique()) if len(env) else 0
+    if n_sizes < config.min_sizes_on_envelope:
+        raise FitError(
+            f"approach1: {n_sizes} model size(s) attain the loss-vs-compute envelope, need "
+            f"{config.min_sizes_on_envelope}: train longer curves that cross"
+        )
+    log_c = np.log(env["flops"].to_numpy())
+    a, log_kn = np.polyfit(log_c, np.log(env["n_params"].to_numpy()), 1)
+    b, log_kd = np.polyfit(log_c, np.log(env["n_tokens"].to_numpy()), 1)
+    return Approach1Result(
+        a=float(a),
+        b=float(b),
+        k_n=float(np.exp(log_kn)),
+        k_d=float(np.exp(log_kd)),
+        n_runs=n_runs,
+        n_flops=len(env),
+        n_sizes_on_envelope=n_sizes,
+        envelope=env.to_dict(orient="records"),
+    )
+
+
+def _sample(curves: pd.DataFrame, config: Approach1Config) -> dict[str, float] | None:
+    # A run drawn twice is the same curve: the envelope depends only on which runs the resample holds.
+    try:
+        result = _fit(curves, config)
+    except FitError:
+        return None
+    return {"a": result.a, "b": result.b, "k_n": result.k_n, "k_d": result.k_d}
+
+
+def fit_approach1(
+    curves: pd.DataFrame, config: Approach1Config | None = None, bootstrap_config: BootstrapConfig | None = None
+) -> Approach1Result:
+    """Fit approach 1 to a curves table (columns n_params, n_tokens, flops, loss, run_id).
+
+    The bootstrap resamples whole runs (a curve is one unit).
+    """
+    config = config or Approach1Config()
+    result = _fit(curves, config)
+    if bootstrap_config is None or bootstrap_config.n_resamples == 0:
+        return result
+    by_run = replace(bootstrap_config, by="run_id")
+    raw = bootstrap.run(_sample, curves, by_run, {"config": config})
+    samples = [s for s in raw if s is not None]
+    if not samples:
+        return replace(result, n_bootstrap_failed=len(raw))
+    ci = bootstrap.intervals(samples, ("a", "b", "k_n", "k_d"), bootstrap_config.level)
+    return replace(result, ci95=ci, n_bootstrap_failed=len(raw) - len(samples))

@@ -1,0 +1,289 @@
+"""Run every requested approach on one fit input, check extrapolation, and write fit.json + report.txt.
+
+fit.json (issue 4, item 10; kept stable, other tools script against it)::
+
+    {"schema_version": 1, "input": PATH, "input_kind": "table"|"store", "n_params_column": ..., "flops_column": ...,
+     "group": ..., "n_points": ..., "bootstrap": {...} | null,
+     "approach3": {...}, "approach2": {...}, "approach1": {...}, "kaplan": {...},   # those that ran
+     "extrapolation": {...}, "skipped": {approach: reason}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling_lab.errors import ConfigError, FitError
+from scaling_lab.fitting.approach1 import Approach1Config, fit_approach1
+from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets, fit_approach2
+from scaling_lab.fitting.approach3 import PARAMS, Approach3Config, fit_approach3
+from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.kaplan import KaplanConfig, fit_kaplan
+from scaling_lab.fitting.table import FitInput
+
+SCHEMA_VERSION = 1
+APPROACHES = ("approach3", "approach2", "approach1", "kaplan")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtrapolationConfig:
+    """Hold out the largest compute budget(s), fit approach 3 on the rest, predict the held-out losses."""
+
+    holdout_budgets: int = 1
+    """Largest budgets held out (0 turns the check off)."""
+    budget_rtol: float = 0.05
+    """Points whose C differ by less than this (relative) share a budget."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitConfig:
+    """Everything one fit needs beyond the input."""
+
+    approaches: tuple[str, ...] = APPROACHES
+    """Approaches to run."""
+    approach3: Approach3Config = field(default_factory=Approach3Config)
+    """Approach 3 settings."""
+    approach2: Approach2Config = field(default_factory=Approach2Config)
+    """Approach 2 settings."""
+    approach1: Approach1Config = field(default_factory=Approach1Config)
+    """Approach 1 settings."""
+    kaplan: KaplanConfig = field(default_factory=KaplanConfig)
+    """Kaplan settings."""
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    """Bootstrap settings (n_resamples=0: no intervals)."""
+    extrapolation: ExtrapolationConfig = field(default_factory=ExtrapolationConfig)
+    """Extrapolation check settings."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "approaches", tuple(self.approaches))
+        unknown = [a for a in self.approaches if a not in APPROACHES]
+        if unknown:
+            raise ConfigError(f"approaches has unknown {', '.join(unknown)}: choose among {', '.join(APPROACHES)}")
+        if not self.approaches:
+            raise ConfigError(f"approaches is empty: choose among {', '.join(APPROACHES)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitOutcome:
+    """What a fit produced: results by approach (their to_dict form is fit.json), skips with reasons."""
+
+    results: dict[str, Any]
+    """Result objects by approach name (Approach3Result, Approach2Result, ...)."""
+    skipped: dict[str, str]
+    """Approach name → why it did not run."""
+    extrapolation: dict[str, Any] | None
+    """Held-out prediction errors, or None when off or impossible (reason in skipped)."""
+    meta: dict[str, Any]
+    """Input path and kind, columns used, group, point count, bootstrap settings."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **self.meta}
+        out.update({name: result.to_dict() for name, result in self.results.items()})
+        if self.extrapolation is not None:
+            out["extrapolation"] = self.extrapolation
+        out["skipped"] = dict(self.skipped)
+        return out
+
+
+def extrapolation_check(table: pd.DataFrame, approach3: Approach3Config, config: ExtrapolationConfig) -> dict[str, Any]:
+    """Fit approach 3 without the largest ``holdout_budgets`` budgets and report the error on them."""
+    labels = assign_budgets(table["flops"].to_numpy(), config.budget_rtol)
+    budgets = np.unique(labels)
+    if len(budgets) <= config.holdout_budgets + 1:
+        raise FitError(f"extrapolation needs more than {config.holdout_budgets + 1} budgets, found {len(budgets)}")
+    held = labels >= budgets[-config.holdout_budgets]
+    train, test = table[~held].reset_index(drop=True), table[held].reset_index(drop=True)
+    train.attrs = dict(table.attrs)
+    law = fit_approach3(train, approach3).law
+    predicted = law.loss(test["n_params"].to_numpy(), test["n_tokens"].to_numpy())
+    relative = predicted / test["loss"].to_numpy() - 1.0
+    return {
+        "holdout_flops": [float(b) for b in budgets[-config.holdout_budgets :]],
+        "n_train": len(train),
+        "n_heldout": len(test),
+        "mean_abs_rel_error": float(np.mean(np.abs(relative))),
+        "max_abs_rel_error": float(np.max(np.abs(relative))),
+        "mean_rel_error": float(np.mean(relative)),
+        "rmse_log_loss": float(np.sqrt(np.mean(np.log1p(relative) ** 2))),
+        "law": law.to_dict(),
+    }
+
+
+def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
+    """Run every requested approach; an approach that cannot run is skipped with its reason."""
+    points = data.points
+    boot = config.bootstrap if config.bootstrap.n_resamples > 0 else None
+    results: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    runners = {
+        "approach3": lambda: fit_approach3(points, config.approach3, boot),
+        "approach2": lambda: fit_approach2(points, config.approach2, boot),
+        "approach1": lambda: _approach1(data, config, boot),
+        "kaplan": lambda: fit_kaplan(points, config.kaplan, boot),
+    }
+    for name in config.approaches:
+        try:
+            results[name] = runners[name]()
+        except FitError as error:
+            skipped[name] = str(error)
+    extrapolation = None
+    if config.extrapolation.holdout_budgets > 0:
+        try:
+            extrapolation = extrapolation_check(points, config.approach3, config.extrapolation)
+        except FitError as error:
+            skipped["extrapolation"] = str(error)
+    meta = {
+        "input": data.source,
+        "input_kind": data.kind,
+        "sweeps": list(data.sweeps),
+        "n_params_column": points.attrs.get("n_params_column", "n_params"),
+        "flops_column": points.attrs.get("flops_column", "6ND"),
+        "group": str(points["group"].iloc[0]),
+        "n_points": len(points),
+        "max_flops": float(points["flops"].max()),
+        "n_curve_points": 0 if data.curves is None else len(data.curves),
+        "bootstrap": None
+        if boot is None
+        else {"n_resamples": boot.n_resamples, "seed": boot.seed, "by": boot.by, "level": boot.level},
+    }
+    return FitOutcome(results=results, skipped=skipped, extrapolation=extrapolation, meta=meta)
+
+
+def _approach1(data: FitInput, config: FitConfig, boot: BootstrapConfig | None) -> Any:
+    if data.curves is None:
+        raise FitError("approach1 needs loss curves: a run_id column with several n_tokens per run, or a store")
+    return fit_approach1(data.curves, config.approach1, boot)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    return value
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text so that a reader sees the old file or the whole new one, never a part (temp + fsync + replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fit_json(outcome: FitOutcome) -> str:
+    """fit.json's text."""
+    return json.dumps(_finite(outcome.to_dict()), indent=2, allow_nan=False) + "\n"
+
+
+def _interval(ci: dict[str, list[float]] | None, name: str) -> str:
+    if not ci or name not in ci or ci[name][0] is None:
+        return ""
+    low, high = ci[name]
+    return f"  [{low:.6g}, {high:.6g}]"
+
+
+def report_text(outcome: FitOutcome) -> str:
+    """A plain-text report in the spirit of lmfit's fit_report: estimates, intervals, how they were fitted."""
+    meta = outcome.meta
+    lines = [
+        "[[Fit]]",
+        f"    input        = {meta['input']} ({meta['input_kind']})",
+        f"    N column     = {meta['n_params_column']}",
+        f"    C column     = {meta['flops_column']}",
+        f"    group        = {meta['group'] or '(none)'}",
+        f"    points       = {meta['n_points']}",
+        f"    bootstrap    = {meta['bootstrap'] or 'off'}",
+    ]
+    r3 = outcome.results.get("approach3")
+    if r3 is not None:
+        lines += [
+            "[[Approach 3: L(N, D) = E + A/N^alpha + B/D^beta]]",
+            f"    objective    = {r3.objective} (delta={r3.delta:g}) on log-loss residuals",
+            f"    objective at optimum = {r3.objective_value:.6g}",
+            f"    points       = {r3.n_points}",
+            f"    starts       = {r3.n_starts} screened, {r3.n_polished} polished, {r3.n_converged} converged",
+        ]
+        for name in (*PARAMS, "a", "b", "G"):
+            lines.append(f"    {name:<12} = {getattr(r3, name):.6g}{_interval(r3.ci95, name)}")
+        law = r3.law
+        top = float(meta.get("max_flops", 0)) or None
+        if top:
+            lines.append(f"    N_opt(C={top:.3g}) = {law.n_opt(top):.4g}, D_opt = {law.d_opt(top):.4g}")
+    r2 = outcome.results.get("approach2")
+    if r2 is not None:
+        lines += [
+            f"[[Approach 2: per-budget {r2.curve} minima, N_opt ∝ C^a]]",
+            f"    budgets      = {r2.n_budgets} used of {len(r2.budgets)}",
+            f"    a            = {r2.a:.6g}{_interval(r2.ci95, 'a')}",
+            f"    b            = {r2.b:.6g}{_interval(r2.ci95, 'b')}",
+        ]
+        few = [budget for budget in r2.budgets if "n_opt" not in budget]
+        for budget in r2.budgets:
+            if "n_opt" in budget:
+                state = "used" if budget["used"] else f"excluded: {budget['reason']}"
+                lines.append(
+                    f"      C={budget['flops']:.3g}  sizes={budget['n_sizes']}  N_opt={budget['n_opt']:.4g}  {state}"
+                )
+        if few:
+            lines.append(f"      {len(few)} budget(s) excluded for too few sizes (< {r2.min_sizes})")
+    r1 = outcome.results.get("approach1")
+    if r1 is not None:
+        lines += [
+            "[[Approach 1: loss-vs-compute envelope]]",
+            f"    runs         = {r1.n_runs}, envelope points {r1.n_flops}, sizes on it {r1.n_sizes_on_envelope}",
+            f"    a            = {r1.a:.6g}{_interval(r1.ci95, 'a')}",
+            f"    b            = {r1.b:.6g}{_interval(r1.ci95, 'b')}",
+        ]
+    rk = outcome.results.get("kaplan")
+    if rk is not None:
+        lines.append(f"[[Kaplan: L(X) = E + A/X^alpha, objective {rk.objective}]]")
+        for name, law in rk.laws.items():
+            if "skipped" in law:
+                lines.append(f"    {name}: skipped: {law['skipped']}")
+                continue
+            ci = (rk.ci95 or {}).get(name)
+            lines.append(
+                f"    {name}: E={law['E']:.5g}{_interval(ci, 'E')}  A={law['A']:.5g}  "
+                f"alpha={law['alpha']:.5g}{_interval(ci, 'alpha')}  ({law['n_points']} points)"
+            )
+    ex = outcome.extrapolation
+    if ex is not None:
+        lines += [
+            "[[Extrapolation check (approach 3 without the largest budgets)]]",
+            f"    held out     = {ex['n_heldout']} points at C = {', '.join(f'{c:.3g}' for c in ex['holdout_flops'])}",
+            f"    |rel. error| = mean {ex['mean_abs_rel_error']:.4g}, max {ex['max_abs_rel_error']:.4g}",
+        ]
+    for name, reason in outcome.skipped.items():
+        lines.append(f"[[Skipped {name}]] {reason}")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(outcome: FitOutcome, out_dir: Path) -> tuple[Path, Path]:
+    """Write DIR/fit.json and DIR/report.txt atomically; returns their paths."""
+    out_dir = Path(out_dir)
+    fit_path, report_path = out_dir / "fit.json", out_dir / "report.txt"
+    text = fit_json(outcome)  # serialise fully before touching the directory
+    write_atomic(report_path, report_text(outcome))
+    write_atomic(fit_path, text)
+    return fit_path, report_path
