@@ -60,6 +60,8 @@ class Approach1Result:
     """Percentile intervals of a, b, k_n, k_d (runs resampled); None without a bootstrap."""
     n_bootstrap_failed: int = 0
     """Resamples whose fit failed."""
+    bootstrap_samples: list[dict[str, float]] | None = None
+    """Per resample {a, b, k_n, k_d} (for bands in figures); None without a bootstrap."""
 
     def n_opt(self, flops: Any) -> np.ndarray:
         return self.k_n * np.asarray(flops, dtype=float) ** self.a
@@ -74,6 +76,7 @@ class Approach1Result:
         if self.ci95 is not None:
             out["ci95"] = self.ci95
             out["n_bootstrap_failed"] = self.n_bootstrap_failed
+            out["bootstrap_samples"] = self.bootstrap_samples
         return out
 
     @classmethod
@@ -167,4 +170,4 @@ def fit_approach1(
     if not samples:
         return replace(result, n_bootstrap_failed=len(raw))
     ci = bootstrap.intervals(samples, ("a", "b", "k_n", "k_d"), bootstrap_config.level)
-    return replace(result, ci95=ci, n_bootstrap_failed=len(raw) - len(samples))
+    return replace(result, ci95=ci, n_bootstrap_failed=len(raw) - len(samples), bootstrap_samples=samples)

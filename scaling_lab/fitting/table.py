@@ -228,7 +228,7 @@ def _from_store(root: Path, config: TableConfig) -> FitInput:
     points = prepare(_store_frame(raw, config), store_config, str(root))
     points.attrs["n_params_column"] = STORE_N_PARAMS[config.store_n_params]
     points.attrs["flops_column"] = STORE_FLOPS[config.store_flops]
-    curves_raw = load_curves(root)
+    curves_raw = load_curves(root, statuses=config.statuses)
     curves = None
     if not curves_raw.empty:
         curves_raw = curves_raw[curves_raw["run_id"].isin(set(raw["run_id"]))]
@@ -252,18 +252,51 @@ def curves_from_points(points: pd.DataFrame) -> pd.DataFrame | None:
     return curves
 
 
+def _is_store_shaped(frame: pd.DataFrame, config: TableConfig) -> bool:
+    """A table written by sl-collect carries the store's columns (n_params_total, flops_6nd, ...)."""
+    store_columns = {STORE_N_PARAMS[config.store_n_params], STORE_FLOPS[config.store_flops], "n_tokens", "loss"}
+    return config.n_params_column not in frame.columns and store_columns <= set(frame.columns)
+
+
+def _file_table(path: Path, config: TableConfig, source: str) -> pd.DataFrame:
+    frame = _read_file(path)
+    if not _is_store_shaped(frame, config):
+        return prepare(frame, config, source)
+    if "status" in frame.columns:
+        frame = frame[frame["status"].isin(config.statuses)]
+    plain = TableConfig(
+        group=config.group,
+        loss_max=config.loss_max,
+        flops_min=config.flops_min,
+        flops_max=config.flops_max,
+        n_params_min=config.n_params_min,
+    )
+    table = prepare(_store_frame(frame, config), plain, source)
+    table.attrs["n_params_column"] = STORE_N_PARAMS[config.store_n_params]
+    table.attrs["flops_column"] = STORE_FLOPS[config.store_flops]
+    return table
+
+
+def default_curves_path(path: Path) -> Path | None:
+    """sl-collect writes OUT.parquet beside OUT_curves.parquet: the curves file of a table, when present."""
+    candidate = path.with_name(f"{path.stem}_curves{path.suffix}")
+    return candidate if candidate.exists() else None
+
+
 def load_input(path: str | Path, config: TableConfig, curves_path: str | Path | None = None) -> FitInput:
     """Read a table file (CSV/Parquet) or a results store directory into a FitInput.
 
-    File input: ``curves_path`` optionally names a separate table of loss curves (same columns);
-    otherwise rows sharing a run_id with several n_tokens are taken as curves.
+    File input: N, D, loss, C are the configured columns, or, for a table written by sl-collect, the store's
+    columns chosen by ``store_n_params`` / ``store_flops``. Curves come from ``curves_path``, else from
+    ``<stem>_curves<suffix>`` beside the table, else from rows sharing a run_id with several n_tokens.
     """
     path = Path(path)
     if path.is_dir():
         return _from_store(path, config)
-    points = prepare(_read_file(path), config, str(path))
-    if curves_path is not None:
-        curves = prepare(_read_file(Path(curves_path)), config, str(curves_path))
+    points = _file_table(path, config, str(path))
+    curves_file = Path(curves_path) if curves_path is not None else default_curves_path(path)
+    if curves_file is not None:
+        curves = _file_table(curves_file, config, str(curves_file))
     else:
         curves = curves_from_points(points)
     return FitInput(points=points, curves=curves, source=str(path), kind="table")

@@ -1,0 +1,91 @@
+"""sl-fit: fit scaling laws to a table or a results store; writes OUT/fit.json, OUT/report.txt and figures.
+
+    sl-fit input=PATH out=DIR [approaches=[approach3,approach2]] [bootstrap=N] [seed=S] [fit.approach3.delta=...]
+
+The only code of the fitter that sees DictConfig: it converts the config to the typed dataclasses of
+scaling_lab.fitting and calls the library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, TypeVar
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from scaling_lab.errors import ConfigError, exit_on_user_error
+from scaling_lab.fitting.approach1 import Approach1Config
+from scaling_lab.fitting.approach2 import Approach2Config
+from scaling_lab.fitting.approach3 import Approach3Config
+from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.kaplan import KaplanConfig
+from scaling_lab.fitting.run import ExtrapolationConfig, FitConfig, FitOutcome, fit_input, write_outputs
+from scaling_lab.fitting.table import FitInput, TableConfig, load_input
+
+T = TypeVar("T")
+
+# The repository's configs/ (the "../../configs" of every app) as an absolute path. Hydra resolves a relative
+# config_path against the calling *module* when the app runs as a console script (sl-fit), i.e. as the
+# package "pkg://configs", which does not exist; an absolute path works both as a script and as a module.
+CONFIGS_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def build(cls: type[T], values: dict[str, Any] | None, prefix: str) -> T:
+    """A config dataclass from a plain mapping; an unknown key is a ConfigError naming the dotted field."""
+    values = dict(values or {})
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ConfigError(f"{prefix}.{unknown[0]} is not a setting: choose among {', '.join(sorted(fields))}")
+    for key, value in values.items():
+        if isinstance(value, list):
+            values[key] = tuple(value)
+    return cls(**values)
+
+
+def fit_config(cfg: DictConfig) -> tuple[TableConfig, FitConfig]:
+    """The typed configs of one sl-fit call."""
+    fit = OmegaConf.to_container(cfg.fit, resolve=True)
+    assert isinstance(fit, dict)
+    approaches = cfg.approaches
+    approaches = [approaches] if isinstance(approaches, str) else list(approaches)
+    if not isinstance(cfg.bootstrap, int) or isinstance(cfg.bootstrap, bool):
+        raise ConfigError(f"bootstrap={cfg.bootstrap!r} must be a whole number of resamples, for example 1000")
+    boot = {**(fit.get("bootstrap") or {}), "n_resamples": cfg.bootstrap, "seed": cfg.seed}
+    config = FitConfig(
+        approaches=tuple(approaches),
+        approach3=build(Approach3Config, fit.get("approach3"), "fit.approach3"),
+        approach2=build(Approach2Config, fit.get("approach2"), "fit.approach2"),
+        approach1=build(Approach1Config, fit.get("approach1"), "fit.approach1"),
+        kaplan=build(KaplanConfig, fit.get("kaplan"), "fit.kaplan"),
+        bootstrap=build(BootstrapConfig, boot, "fit.bootstrap"),
+        extrapolation=build(ExtrapolationConfig, fit.get("extrapolation"), "fit.extrapolation"),
+    )
+    return build(TableConfig, fit.get("table"), "fit.table"), config
+
+
+def run(cfg: DictConfig) -> tuple[FitInput, FitOutcome]:
+    table_config, config = fit_config(cfg)
+    data = load_input(cfg.input, table_config, cfg.curves)
+    outcome = fit_input(data, config)
+    out = Path(cfg.out)
+    if cfg.figures:
+        from scaling_lab.plotting.figures import all_figures
+
+        all_figures(data.points, data.curves, outcome.results, out)
+    fit_path, report_path = write_outputs(outcome, out)
+    print(report_path.read_text(), end="")
+    print(f"wrote {fit_path} and {report_path}")
+    return data, outcome
+
+
+@hydra.main(version_base="1.3", config_path=CONFIGS_DIR, config_name="sl_fit")
+@exit_on_user_error
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Figures of fits (matplotlib, no pyplot state). Never imports torch."""
