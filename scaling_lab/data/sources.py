@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import pathlib
+import socket
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ from scaling_lab.errors import ConfigError, DataError
 
 BATCH_DOCUMENTS = 512  # documents per tokenizer batch
 FORMAT_BY_SUFFIX = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}  # anything else: text
+HUB_PROBE_TIMEOUT_S = 5.0  # one TCP connect to the hub endpoint before loading
 HUB_TIMEOUT_S = "20"  # huggingface_hub's etag / download timeouts, so an unreachable hub fails instead of hanging
 
 
@@ -140,9 +143,30 @@ def _load_local(source: SourceConfig, files: list[pathlib.Path], builder: str, c
     return dataset, text_field
 
 
+def check_hub_reachable(what: str) -> None:
+    """Fail in seconds, with one line, when the hub cannot be reached (huggingface_hub would retry for ~30 s).
+
+    Skipped under HF_HUB_OFFLINE=1, where `datasets` reads its local cache only.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    endpoint = urllib.parse.urlparse(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError as error:
+        raise DataError(
+            f"{what} needs {endpoint.hostname}:{port}, which is unreachable ({error}): connect to the network, or set "
+            "HF_HUB_OFFLINE=1 to use a cached copy, or use local files"
+        ) from None
+
+
 def _load_hub(source: SourceConfig, cache_dir: pathlib.Path):
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", HUB_TIMEOUT_S)
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", HUB_TIMEOUT_S)
+    check_hub_reachable(f"{_where(source)}: hub dataset {source.dataset!r}")
     import datasets
 
     try:

@@ -113,6 +113,10 @@ def hf_tokenizer(config: TokenizerConfig) -> Tokenizer:
     """A pretrained fast tokenizer from the hub (or a local folder) by name."""
     from transformers import AutoTokenizer
 
+    from scaling_lab.data.sources import check_hub_reachable
+
+    if not pathlib.Path(config.name).is_dir():
+        check_hub_reachable(f"data.tokenizer.name={config.name!r}")
     try:
         pretrained = AutoTokenizer.from_pretrained(config.name, revision=config.revision, use_fast=True)
     except Exception as error:  # hub, network and file errors all mean: cannot load it

@@ -99,16 +99,12 @@ def test_mix_proportions_within_one_percent(make_documents, tmp_path, cache_dir)
     code = make_documents(tmp_path / "b", n_documents=30, lines_per_document=60, tag="b")
     third = make_documents(tmp_path / "c", n_documents=30, lines_per_document=60, tag="c")
     weights = {"a": 0.6, "b": 0.3, "c": 0.1}
-    data = prepare_data(
-        local_config({"a": (prose, 0.6), "b": (code, 0.3), "c": (third, 0.1)}, seed=5), cache_dir
-    )
+    data = prepare_data(local_config({"a": (prose, 0.6), "b": (code, 0.3), "c": (third, 0.1)}, seed=5), cache_dir)
     window = -(-100_000 // SEQUENCE_LENGTH)  # sequences in 1e5 tokens
     start = 12_345
     batch = data.train_sequences(start, 20 * window)
     marker = {name: f"[{name}".encode() for name in weights}
-    sources = np.array(
-        [next(name for name in weights if marker[name] in bytes(row.astype(np.uint8))) for row in batch]
-    )
+    sources = np.array([next(name for name in weights if marker[name] in bytes(row.astype(np.uint8))) for row in batch])
     for name, weight in weights.items():
         hits = np.concatenate([[0], np.cumsum(sources == name)])
         shares = (hits[window:] - hits[:-window]) / window  # every window of 1e5 tokens
