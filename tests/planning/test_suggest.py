@@ -64,3 +64,25 @@ def test_needs_bootstrap_samples_and_a_known_target(fitted):
         rank_candidates(loaded, candidates, noise_sd=0.01, target="loss")
     with pytest.raises(ConfigError, match="rank_by"):
         rank_candidates(loaded, candidates, noise_sd=0.01, rank_by="cost")
+
+
+@pytest.mark.slow
+def test_ranking_agrees_with_refitting_the_bootstrap_with_the_new_run():
+    # The check the linear update stands in for: add the run (3 seeds, loss from the truth plus 1% noise),
+    # refit with the same bootstrap, and compare the interval of the loss at 1e21 FLOPs.
+    config, bootstrap = Approach3Config(n_polish=4, bootstrap_n_polish=1), BootstrapConfig(n_resamples=100, seed=0)
+    table = isoflop_table(TRUTH, budgets=DATA_BUDGETS, sizes_per_budget=7, noise=0.01, seed=1)
+    loaded = fit_groups(table, config=config, bootstrap_config=bootstrap)[""]
+    candidates = candidate_grid(flops=[1e16, 1e18], sizes_per_budget=3, loaded=loaded)
+    ranked = rank_candidates(loaded, candidates, noise_sd=residual_sd(loaded, table), target="loss",
+                             target_flops=1e21, rank_by="shrink", repeats=3)
+    widths = []
+    for row in (ranked.iloc[0], ranked.iloc[-1]):
+        noise = np.exp(0.01 * np.random.default_rng(5).standard_normal(3))
+        run = pd.DataFrame({"n_params": row.n_params, "n_tokens": row.n_tokens, "flops": row.flops / 3,
+                            "loss": TRUTH.loss(row.n_params, row.n_tokens) * noise, "group": "",
+                            "run_id": ["new0", "new1", "new2"]})
+        refit = fit_groups(pd.concat([table, run], ignore_index=True), config=config, bootstrap_config=bootstrap)[""]
+        losses = [float(s.loss_at_optimum(1e21)) for s in refit.samples]
+        widths.append(np.diff(np.percentile(losses, [2.5, 97.5]))[0])
+    assert widths[0] < 0.7 * widths[1]
