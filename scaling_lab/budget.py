@@ -28,7 +28,7 @@ class BudgetConfig:
     """One of tokens, flops_6nd, flops_exact, tokens_per_param."""
     value: float = 1e5
     """The budget in the unit of ``kind`` (tokens, FLOPs, or tokens per parameter)."""
-    params: str = "nonembed"
+    params: str = "total"
     """Which N a FLOP or tokens-per-parameter budget uses: nonembed or total (Pearce & Song 2024)."""
 
     def __post_init__(self) -> None:

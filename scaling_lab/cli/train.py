@@ -1,0 +1,58 @@
+"""sl-train: train one grid point (or, with ``-m``, a sweep of them) and write its run record.
+
+    sl-train model=n7k budget.value=1e6
+    sl-train -m model=n3k,n7k budget.value=5e5,1e6 sweep=demo
+
+The only module of the trainer that sees a DictConfig: it converts to a typed RunConfig and calls
+:func:`scaling_lab.train.run.run_point`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from scaling_lab.config.schema import register_configs, run_config_from_dict
+from scaling_lab.errors import ScalingLabError, exit_on_user_error
+
+register_configs()
+
+# Hydra reads a relative config_path ("../../configs") as a *package* path when the task function lives in an
+# imported module (the `sl-train` console script), and `configs/` is not a package: the app then fails with
+# "Primary config module 'configs' not found". The same folder as an absolute path works from the console
+# script, `python -m scaling_lab.cli.train` and tests alike (the package is installed editable).
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def _multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sl_train")
+def main(cfg: DictConfig) -> None:
+    """Hydra task: one run. A user error ends a single run with exit status 2; in a sweep it is printed and the
+    sweep goes on (one bad grid point never sinks the sweep)."""
+    if _multirun():
+        try:
+            _run(cfg)
+        except ScalingLabError as error:
+            print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+    else:
+        exit_on_user_error(_run)(cfg)
+
+
+def _run(cfg: DictConfig) -> None:
+    from scaling_lab.train.run import run_point  # torch and transformers load only after the config is valid
+
+    config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
+    run_point(config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Typed run configuration (RunConfig) and its Hydra registration."""

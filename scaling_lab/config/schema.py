@@ -1,0 +1,177 @@
+"""RunConfig: everything one training run needs, typed and validated (shared/DESIGN.md; STYLE.md 2).
+
+Component configs live next to their code (config groups mirror code folders): ModelConfig in ``model/``,
+DataConfig in ``data/``, OptimConfig and ScheduleConfig in ``train/``, BudgetConfig in ``budget.py``,
+LoggerConfig in ``tracking.py``. Run-level sections (paths, debug) and the run fields live here.
+
+These dataclasses are keyword-only but *not* frozen: OmegaConf marks a frozen dataclass read-only, and Hydra then
+cannot apply command-line overrides to it. Treat them as values all the same; nothing mutates them after
+``run_config_from_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from scaling_lab.budget import BudgetConfig
+from scaling_lab.data.config import MISSING, DataConfig, data_config_from_dict
+from scaling_lab.errors import ConfigError
+from scaling_lab.model.shapes import ModelConfig
+from scaling_lab.results.provenance import config_hash as hash_mapping
+from scaling_lab.tracking import LoggerConfig
+from scaling_lab.train.optim import OptimConfig
+from scaling_lab.train.schedule import ScheduleConfig
+
+# Sections and fields that do not change what a run computes: where it writes and logs, how many CPU threads,
+# whether it compiles (same maths), debug switches, and the device. The run_id derives from the rest, so a
+# relaunch anywhere finds the same run (shared/DESIGN.md "A grid point runs once").
+UNHASHED = ("paths", "logger", "debug", "threads", "compile", "device", "sweep")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(kw_only=True)
+class PathsConfig:
+    """Where things are written; spelled once here (STYLE.md 3)."""
+
+    results_dir: str = "results"
+    """Root of the results store: ``<results_dir>/<sweep>/<run_id>/run.json`` (+ checkpoint, lock)."""
+    cache_dir: str = ".cache/scaling_lab"
+    """Token caches and trained tokenizers (the data layer's cache_dir)."""
+
+    def __post_init__(self) -> None:
+        for name in ("results_dir", "cache_dir"):
+            if not getattr(self, name):
+                raise ConfigError(f"paths.{name} is empty: give a directory")
+
+
+@dataclass(kw_only=True)
+class DebugConfig:
+    """Switches for debugging and for testing the failure paths with real runs; never part of the hash."""
+
+    crash_at_step: Optional[int] = None  # noqa: UP045 (OmegaConf 2.3 reads typing.Optional)
+    """Raise RuntimeError right after this many steps (after any checkpoint there): tests failure + resume."""
+    detect_anomaly: bool = False
+    """torch.autograd anomaly detection (slow; finds the op that made a NaN)."""
+    progress: bool = True
+    """Show the tqdm progress bar."""
+
+    def __post_init__(self) -> None:
+        if self.crash_at_step is not None and self.crash_at_step < 1:
+            raise ConfigError(f"debug.crash_at_step={self.crash_at_step} must be ≥ 1 or null")
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    """One training run: a model of size N trained on D tokens of one data mix."""
+
+    model: ModelConfig = MISSING
+    """Model shape (group ``model``)."""
+    data: DataConfig = MISSING
+    """Data mix, tokenizer, sequence length, eval set (group ``data``)."""
+    optim: OptimConfig = MISSING
+    """AdamW, batch, clipping (group ``optim``)."""
+    schedule: ScheduleConfig = MISSING
+    """Learning-rate schedule (group ``schedule``)."""
+    budget: BudgetConfig = MISSING
+    """Token or FLOP budget (group ``budget``)."""
+    logger: LoggerConfig = MISSING
+    """wandb or none (group ``logger``)."""
+    paths: PathsConfig = MISSING
+    """Output and cache directories (group ``paths``)."""
+    debug: DebugConfig = MISSING
+    """Debug switches (group ``debug``)."""
+    sweep: str = "default"
+    """Sweep or experiment name: the results sub-folder and the wandb group."""
+    seed: int = 0
+    """Seeds model init (and nothing else: the data order is data.seed)."""
+    device: str = "auto"
+    """auto (cuda if present, else cpu), cpu, cuda, cuda:N, or mps."""
+    threads: Optional[int] = None  # noqa: UP045
+    """torch CPU threads; null → all cores divided by the jobs a parallel launcher runs at once."""
+    compile: bool = False
+    """torch.compile the model (CUDA; same numbers, faster after warm-up)."""
+    eval_every_tokens: Optional[float] = None  # noqa: UP045
+    """Evaluate every this many tokens for the loss curve; null → 10 evaluations per run. The end always evals."""
+    checkpoint_every_tokens: Optional[float] = None  # noqa: UP045
+    """Checkpoint every this many tokens; null → 4 per run; 0 → never."""
+    divergence_factor: float = 3.0
+    """Stop as diverged when the training loss exceeds this × the best loss so far (or is NaN/inf)."""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=+-]*", str(self.sweep)):
+            raise ConfigError(f"sweep={self.sweep!r} must be a folder name (letters, digits, _ . = + -)")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r} must be a non-negative integer")
+        if not (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device)):
+            raise ConfigError(f"device={self.device!r} is unknown: choose auto, cpu, cuda, cuda:N or mps")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads={self.threads} must be ≥ 1 or null (all cores / parallel jobs)")
+        if self.eval_every_tokens is not None and not self.eval_every_tokens > 0:
+            raise ConfigError(f"eval_every_tokens={self.eval_every_tokens} must be > 0 or null")
+        if self.checkpoint_every_tokens is not None and self.checkpoint_every_tokens < 0:
+            raise ConfigError(f"checkpoint_every_tokens={self.checkpoint_every_tokens} must be ≥ 0 or null")
+        if not self.divergence_factor > 1:
+            raise ConfigError(f"divergence_factor={self.divergence_factor} must be > 1 (3 is usual)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON-able data."""
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        """Hash of what changes results (every field but :data:`UNHASHED`)."""
+        return hash_mapping(self.to_dict(), ignore=UNHASHED)
+
+    def run_id(self) -> str:
+        """Readable, stable id: model name, budget, and the config hash (``n7k-tokens1e+05-<hash>``)."""
+        model = self.model.preset or (f"target{self.model.target_n:.0e}" if self.model.target_n else "custom")
+        return f"{model}-{self.budget.kind.replace('_', '')}{self.budget.value:.0e}-{self.config_hash()[:10]}"
+
+
+SECTIONS: dict[str, Any] = {
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "schedule": ScheduleConfig,
+    "budget": BudgetConfig,
+    "logger": LoggerConfig,
+    "paths": PathsConfig,
+    "debug": DebugConfig,
+}
+
+
+def _section(cls: type, values: Any, where: str) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys {unknown}: allowed keys are {sorted(known)}")
+    return cls(**dict(values))
+
+
+def run_config_from_dict(mapping: Mapping[str, Any]) -> RunConfig:
+    """Build a validated RunConfig from plain data (``OmegaConf.to_container(cfg, resolve=True)``)."""
+    values = dict(mapping)
+    values.pop("hydra", None)
+    for name, cls in SECTIONS.items():
+        values[name] = _section(cls, values.get(name), name)
+    if "data" not in values:
+        raise ConfigError("data is missing: choose a data mix, e.g. data=embedded")
+    values["data"] = data_config_from_dict(values["data"])
+    return _section(RunConfig, values, "config")
+
+
+def register_configs() -> None:
+    """Register RunConfig as ``sl_train_schema`` and each section as ``<group>/schema`` in the ConfigStore."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="sl_train_schema", node=RunConfig)
+    for group, cls in SECTIONS.items():
+        store.store(group=group, name="schema", node=cls)
+    store.store(group="data", name="schema", node=DataConfig)

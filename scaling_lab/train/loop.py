@@ -1,0 +1,96 @@
+"""The training loop: an orchestrator of the pieces in this package (STYLE.md 9)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from scaling_lab.config.schema import RunConfig
+from scaling_lab.model.build import build_model
+from scaling_lab.train import checkpoint
+from scaling_lab.train.optim import make_adamw
+from scaling_lab.train.plan import TrainPlan
+from scaling_lab.train.progress import Progress, measurement
+from scaling_lab.train.schedule import Cooldown, lr_at
+from scaling_lab.train.step import diverged, evaluate, train_step
+
+
+def train(
+    config: RunConfig, plan: TrainPlan, data: Any, *, run_dir: Path, tracker: Any, device: torch.device
+) -> Progress:
+    """Train (or resume) one run; returns its progress (points, curve, divergence). Checkpoints in ``run_dir``."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, vocab_size=plan.vocab_size, context=plan.sequence_length, device=device)
+    fused = config.optim.fused if config.optim.fused is not None else device.type == "cuda"
+    betas = (config.optim.beta1, plan.beta2)
+    optimizer = make_adamw(model, lr=plan.lr, betas=betas, eps=config.optim.eps,
+                           weight_decay=config.optim.weight_decay, fused=fused)  # fmt: skip
+    path = run_dir / checkpoint.CHECKPOINT_NAME
+    progress = Progress(**(checkpoint.restore_run_state(path, model, optimizer, device) or {}))
+    net = torch.compile(model) if config.compile else model
+    eval_set, B = data.eval_sequences(), plan.batch_sequences
+    micro = dict(micro_batch=plan.micro_batch_sequences, device=device)
+    last = plan.cooldowns[-1] if plan.cooldowns else None
+    branches = {c.start: c for c in plan.cooldowns[:-1]}
+
+    def step_once(step: int, cooldown: Cooldown | None) -> tuple[float, float]:
+        kwargs = dict(peak=plan.lr, warmup_steps=plan.warmup_steps, total_steps=plan.steps, cooldown=cooldown)
+        lr, started = lr_at(step, config.schedule, **kwargs), time.perf_counter()
+        loss = train_step(net, optimizer, data.train_sequences(step * B, B), lr=lr,
+                          grad_clip=config.optim.grad_clip, **micro)  # fmt: skip
+        progress.train_seconds += time.perf_counter() - started
+        progress.trained_tokens += plan.tokens_per_step
+        return loss, lr
+
+    bar = tqdm(total=plan.n_tokens, initial=progress.step * plan.tokens_per_step, unit="tok", unit_scale=True,
+               disable=not config.debug.progress, dynamic_ncols=True)  # fmt: skip
+    with torch.autograd.set_detect_anomaly(config.debug.detect_anomaly):
+        for step in range(progress.step, plan.steps):
+            if step in branches and not _cooldown_branch(branches[step], model, optimizer, step_once, progress, plan,
+                                                         lambda: evaluate(net, eval_set, **micro)):  # fmt: skip
+                break
+            loss, lr = step_once(step, last if last is not None and step >= last.start else None)
+            done = progress.step = step + 1
+            progress.train_loss = loss
+            if diverged(loss, progress.best_loss, config.divergence_factor):
+                progress.diverged_at_step = done
+                progress.reason = f"training loss {loss:.4g} at step {done} (best {progress.best_loss:.4g})"
+                break
+            progress.best_loss = min(progress.best_loss, loss)
+            tracker.log({"train/loss": loss, "train/lr": lr, "tokens": done * plan.tokens_per_step}, step=done)
+            bar.update(plan.tokens_per_step)
+            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{progress.trained_tokens / progress.train_seconds:.3g}")
+            if done in plan.eval_steps:
+                point = measurement(plan, steps=done, loss=evaluate(net, eval_set, **micro), train_loss=loss)
+                progress.curve.append(point)
+                tracker.log({"eval/loss": point["loss"], "flops_exact": point["flops_exact"]}, step=done)
+                if done == plan.steps:
+                    progress.points.append(point)
+            if done in plan.checkpoint_steps and done < plan.steps:
+                checkpoint.save_run_state(path, model, optimizer, progress.to_dict())
+            if config.debug.crash_at_step == done:
+                raise RuntimeError(f"debug.crash_at_step={done}: stopping on purpose")
+    bar.close()
+    return progress
+
+
+def _cooldown_branch(cooldown, model, optimizer, step_once, progress, plan, evaluate_now) -> bool:
+    """Run one WSD cooldown from the current stable state, record its point, then restore the stable state.
+
+    Returns False when the branch diverged (the run then stops as diverged)."""
+    saved = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
+    loss = float("nan")
+    for step in range(cooldown.start, cooldown.end):
+        loss, _ = step_once(step, cooldown)
+    if diverged(loss, progress.best_loss, float("inf")):
+        progress.diverged_at_step, progress.reason = cooldown.end, f"cooldown to step {cooldown.end}: loss {loss}"
+        return False
+    progress.points.append(measurement(plan, steps=cooldown.end, loss=evaluate_now(), train_loss=loss))
+    model.load_state_dict(saved[0])
+    optimizer.load_state_dict(saved[1])
+    return True

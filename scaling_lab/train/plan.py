@@ -1,0 +1,168 @@
+"""Resolve a RunConfig into numbers: shape, N, D, steps, batch, LR, warmup, β2, eval/checkpoint/cooldown steps.
+
+Pure (no data, no model): ``sl-train`` and a dry-run planner print the same numbers from the same code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scaling_lab.budget import steps_for_tokens, tokens_for_budget
+from scaling_lab.config.schema import RunConfig
+from scaling_lab.errors import ConfigError
+from scaling_lab.model.shapes import Shape, flops_per_token_exact, n_params_nonembed, n_params_total
+from scaling_lab.train import rules
+from scaling_lab.train.schedule import Cooldown, wsd_cooldowns
+
+DEFAULT_EVALS_PER_RUN = 10  # curve resolution when eval_every_tokens is null (Chinchilla approach 1 needs a curve)
+DEFAULT_CHECKPOINTS_PER_RUN = 4  # a killed run loses at most a quarter of its work
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainPlan:
+    """Everything a run will do, in numbers."""
+
+    shape: Shape
+    """Model shape."""
+    vocab_size: int
+    """Vocabulary size of the data's tokenizer."""
+    sequence_length: int
+    """Context length; each training sequence predicts this many tokens."""
+    n_params_total: int
+    """All parameters (the tied matrix once)."""
+    n_params_nonembed: int
+    """Parameters outside the vocabulary matrices."""
+    flops_per_token_exact: float
+    """Training FLOPs per token, Chinchilla Appendix F (3 × forward)."""
+    n_tokens_planned: float
+    """D asked for by the budget."""
+    steps: int
+    """Optimizer steps of the main run."""
+    batch_sequences: int
+    """Sequences per optimizer step."""
+    micro_batch_sequences: int
+    """Sequences per forward/backward."""
+    lr: float
+    """Peak learning rate."""
+    beta2: float
+    """AdamW β2."""
+    warmup_steps: int
+    """Linear warmup steps."""
+    eval_steps: tuple[int, ...]
+    """Steps after which the loss curve gets an eval point (always includes the last step)."""
+    checkpoint_steps: tuple[int, ...]
+    """Steps after which a checkpoint is written."""
+    cooldowns: tuple[Cooldown, ...]
+    """WSD cooldowns (empty for cosine/constant); each yields a RunPoint at its end."""
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Predicted tokens per optimizer step."""
+        return self.batch_sequences * self.sequence_length
+
+    @property
+    def n_tokens(self) -> int:
+        """Realized D of the main run."""
+        return self.steps * self.tokens_per_step
+
+    @property
+    def accumulation_steps(self) -> int:
+        """Micro-batches per optimizer step."""
+        return self.batch_sequences // self.micro_batch_sequences
+
+    @property
+    def point_steps(self) -> tuple[int, ...]:
+        """Steps whose eval loss becomes a RunPoint: the cooldown ends (WSD) or the last step."""
+        return tuple(c.end for c in self.cooldowns) or (self.steps,)
+
+
+def _every(tokens: float | None, default_count: int, *, steps: int, tokens_per_step: int) -> tuple[int, ...]:
+    """Steps k, 2k, ... ≤ steps with k = tokens / tokens_per_step (or steps / default_count)."""
+    if tokens == 0:
+        return ()
+    interval = max(1, round(tokens / tokens_per_step) if tokens is not None else steps // default_count)
+    return tuple(range(interval, steps + 1, interval))
+
+
+def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
+    """The numbers for ``config`` when trained on a tokenizer of ``vocab_size``."""
+    shape = config.model.shape()
+    sequence_length = config.data.sequence_length
+    total = n_params_total(shape, vocab_size, tied=config.model.tie_embeddings)
+    nonembed = n_params_nonembed(shape)
+    exact = flops_per_token_exact(shape, vocab_size, sequence_length)
+    budget_n = nonembed if config.budget.params == "nonembed" else total
+    planned = tokens_for_budget(config.budget, n_params=budget_n, flops_per_token_exact=exact)
+    compute = rules.deepseek_compute(shape, sequence_length=sequence_length, n_tokens=planned)
+
+    batch_tokens = config.optim.batch_tokens
+    if batch_tokens is None:
+        batch_tokens = rules.default_batch_tokens(compute, sequence_length=sequence_length)
+    elif batch_tokens % sequence_length:
+        raise ConfigError(
+            f"optim.batch_tokens={batch_tokens} is not a multiple of data.sequence_length={sequence_length}:"
+            f" use {max(1, round(batch_tokens / sequence_length)) * sequence_length}"
+        )
+    batch_sequences = batch_tokens // sequence_length
+    micro = config.optim.micro_batch_sequences or batch_sequences
+    if batch_sequences % micro:
+        raise ConfigError(
+            f"optim.micro_batch_sequences={micro} does not divide the batch of {batch_sequences} sequences:"
+            f" choose a divisor of {batch_sequences}"
+        )
+    step_plan = steps_for_tokens(
+        planned,
+        batch_sequences=batch_sequences,
+        sequence_length=sequence_length,
+        field=f"budget ({config.budget.kind})",
+    )
+    steps, tokens_per_step = step_plan.steps, step_plan.tokens_per_step
+
+    warmup_tokens = config.schedule.warmup_tokens
+    if warmup_tokens is None:
+        warmup_steps = rules.default_warmup_steps(
+            rules.default_warmup_tokens(total), tokens_per_step=tokens_per_step, total_steps=steps
+        )
+    else:
+        warmup_steps = max(1, math.ceil(warmup_tokens / tokens_per_step))
+        if warmup_steps >= steps:
+            raise ConfigError(
+                f"schedule.warmup_tokens={warmup_tokens:g} covers the whole run of {steps} steps:"
+                f" choose fewer than {steps * tokens_per_step} tokens"
+            )
+
+    cooldowns: tuple[Cooldown, ...] = ()
+    if config.schedule.kind == "wsd":
+        ends = []
+        for tokens in config.schedule.cooldown_tokens:
+            if tokens > step_plan.n_tokens:
+                raise ConfigError(
+                    f"schedule.cooldown_tokens has {tokens:g}, beyond the budget of {step_plan.n_tokens} tokens:"
+                    " drop it or raise the budget"
+                )
+            ends.append(max(1, round(tokens / tokens_per_step)))
+        cooldowns = tuple(
+            wsd_cooldowns([*ends, steps], fraction=config.schedule.cooldown_fraction, warmup_steps=warmup_steps)
+        )
+
+    every = dict(steps=steps, tokens_per_step=tokens_per_step)
+    evals = set(_every(config.eval_every_tokens, DEFAULT_EVALS_PER_RUN, **every)) | {steps}
+    return TrainPlan(
+        shape=shape,
+        vocab_size=vocab_size,
+        sequence_length=sequence_length,
+        n_params_total=total,
+        n_params_nonembed=nonembed,
+        flops_per_token_exact=exact,
+        n_tokens_planned=planned,
+        steps=steps,
+        batch_sequences=batch_sequences,
+        micro_batch_sequences=micro,
+        lr=config.optim.lr if config.optim.lr is not None else rules.default_lr(compute),
+        beta2=config.optim.beta2 if config.optim.beta2 is not None else rules.default_beta2(batch_tokens),
+        warmup_steps=warmup_steps,
+        eval_steps=tuple(sorted(evals)),
+        checkpoint_steps=_every(config.checkpoint_every_tokens, DEFAULT_CHECKPOINTS_PER_RUN, **every),
+        cooldowns=cooldowns,
+    )

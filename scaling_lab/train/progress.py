@@ -1,0 +1,50 @@
+"""A run's progress: the state that checkpoints carry besides weights and optimizer, and its measurements."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaling_lab.train.plan import TrainPlan
+
+
+@dataclass(kw_only=True)
+class Progress:
+    """Mutable run progress (plain values only, so a weights-only checkpoint load restores it)."""
+
+    step: int = 0
+    """Optimizer steps done on the main line (= data position: the next step reads sequences step·B…)."""
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    """Eval points of the main line: n_tokens, flops_6nd, flops_exact, loss, train_loss."""
+    points: list[dict[str, Any]] = field(default_factory=list)
+    """RunPoints (the final eval, or one per WSD cooldown): n_tokens, loss, flops_6nd, flops_exact, train_loss."""
+    best_loss: float = math.inf
+    """Lowest training loss so far (the divergence reference)."""
+    train_loss: float | None = None
+    """Last training loss."""
+    train_seconds: float = 0.0
+    """Seconds spent in optimizer steps (all segments, across resumes): the tokens/s denominator."""
+    trained_tokens: int = 0
+    """Tokens trained including WSD cooldown branches: the tokens/s numerator."""
+    diverged_at_step: int | None = None
+    """Step at which the loss blew up; None unless diverged."""
+    reason: str = ""
+    """Why the run stopped early ('' if it did not)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for the checkpoint."""
+        return dataclasses.asdict(self)
+
+
+def measurement(plan: TrainPlan, *, steps: int, loss: float, train_loss: float | None) -> dict[str, Any]:
+    """An eval at ``steps`` optimizer steps as a curve / run point: D, C (6ND with N total; exact), losses."""
+    n_tokens = steps * plan.tokens_per_step
+    return {
+        "n_tokens": n_tokens,
+        "flops_6nd": 6.0 * plan.n_params_total * n_tokens,
+        "flops_exact": plan.flops_per_token_exact * n_tokens,
+        "loss": loss,
+        "train_loss": train_loss,
+    }

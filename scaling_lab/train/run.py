@@ -1,0 +1,150 @@
+"""One grid point end to end: skip if finished, lock, resume, train, write the record, close the tracker.
+
+``sl-train`` calls :func:`run_point` once per Hydra job. A relaunched sweep therefore skips finished points,
+resumes interrupted ones from their checkpoint, and never trains one point in two processes at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock, Timeout
+
+from scaling_lab.config.schema import RunConfig
+from scaling_lab.data import prepare_data
+from scaling_lab.model.hardware import mfu
+from scaling_lab.results import CurvePoint, RunPoint, RunRecord, read_record, record_path, run_dir, write_record
+from scaling_lab.results.provenance import git_commit, library_versions, utc_now
+from scaling_lab.tracking import open_tracker
+from scaling_lab.train import checkpoint
+from scaling_lab.train.loop import train
+from scaling_lab.train.plan import TrainPlan, make_plan
+from scaling_lab.train.progress import Progress
+
+LOCK_NAME = "run.lock"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What happened to a grid point."""
+
+    action: str
+    """trained, resumed, skipped-finished, or skipped-locked."""
+    record: RunRecord | None
+    """The record written (None when skipped)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto → cuda when present, else cpu."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's marketing name (looked up in the peak table) or ``cpu (<arch>)``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({platform.machine()})"
+
+
+def resolved_config(config: RunConfig, plan: TrainPlan) -> dict[str, Any]:
+    """The config with every rule-derived value filled in (what the run actually used)."""
+    values = config.to_dict()
+    values["optim"].update(lr=plan.lr, beta2=plan.beta2, batch_tokens=plan.tokens_per_step,
+                           micro_batch_sequences=plan.micro_batch_sequences)  # fmt: skip
+    values["schedule"]["warmup_tokens"] = plan.warmup_steps * plan.tokens_per_step
+    return values
+
+
+def make_record(config: RunConfig, plan: TrainPlan, data: Any, progress: Progress, *, status: str,
+                created_at: str, wall_time_s: float, device: torch.device) -> RunRecord:  # fmt: skip
+    """The run record for the current progress."""
+    tokens_per_second = progress.trained_tokens / progress.train_seconds if progress.train_seconds else 0.0
+    flops_per_second = tokens_per_second * plan.flops_per_token_exact
+    name = device_name(device)
+    return RunRecord(
+        run_id=config.run_id(), sweep=config.sweep, status=status, reason=progress.reason,
+        config=resolved_config(config, plan), config_hash=config.config_hash(), seed=config.seed,
+        data_mix=data.mix_name, data_mix_hash=data.mix_hash, n_params_total=plan.n_params_total,
+        n_params_nonembed=plan.n_params_nonembed, tied_embeddings=config.model.tie_embeddings,
+        points=[RunPoint(**p) for p in progress.points], n_tokens_planned=round(plan.n_tokens_planned),
+        n_tokens=progress.points[-1]["n_tokens"] if progress.points else progress.step * plan.tokens_per_step,
+        curve=[CurvePoint(**p) for p in progress.curve], tokens_per_second=tokens_per_second,
+        flops_per_second=flops_per_second, mfu=mfu(flops_per_second, name), wall_time_s=wall_time_s, device=name,
+        versions=library_versions(), git_commit=git_commit(), diverged_at_step=progress.diverged_at_step,
+        created_at=created_at, finished_at=None if status == "running" else utc_now(),
+    )  # fmt: skip
+
+
+def set_threads(config: RunConfig) -> int:
+    """torch CPU threads: config.threads, else all cores divided by the jobs a parallel launcher runs at once."""
+    from scaling_lab.sweep.placement import cpu_threads_per_job, jobs_at_once_from_hydra
+
+    threads = config.threads or cpu_threads_per_job(jobs_at_once_from_hydra())
+    torch.set_num_threads(threads)
+    return threads
+
+
+def run_point(config: RunConfig) -> Outcome:
+    """Train one grid point unless it is finished or being trained elsewhere; never raises for a failed run."""
+    root, run_id = Path(config.paths.results_dir), config.run_id()
+    folder, path = run_dir(root, config.sweep, run_id), record_path(root, config.sweep, run_id)
+    if path.exists() and read_record(path).status == "finished":
+        print(f"skip {config.sweep}/{run_id}: finished record at {path}")
+        return Outcome(action="skipped-finished", record=None)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(folder / LOCK_NAME, timeout=0):
+            return _train_locked(config, folder)
+    except Timeout:
+        print(f"skip {config.sweep}/{run_id}: another launch holds {folder / LOCK_NAME}")
+        return Outcome(action="skipped-locked", record=None)
+
+
+def _train_locked(config: RunConfig, folder: Path) -> Outcome:
+    set_threads(config)
+    device = resolve_device(config.device)
+    data = prepare_data(config.data, Path(config.paths.cache_dir))
+    plan = make_plan(config, vocab_size=data.vocab_size)
+    data.epochs(plan.n_tokens)  # warns when the budget repeats data more than 4 epochs
+    resumed = (folder / checkpoint.CHECKPOINT_NAME).exists()
+    created_at, started = utc_now(), time.perf_counter()
+    record_of = lambda progress, status: make_record(  # noqa: E731
+        config, plan, data, progress, status=status, created_at=created_at,
+        wall_time_s=time.perf_counter() - started, device=device)  # fmt: skip
+    write_record(record_of(Progress(), "running"), config.paths.results_dir)
+    summary = {"n_params_total": plan.n_params_total, "n_params_nonembed": plan.n_params_nonembed,
+               "n_tokens_planned": plan.n_tokens_planned, "steps": plan.steps, "lr": plan.lr,
+               "batch_tokens": plan.tokens_per_step}  # fmt: skip
+    logger = config.logger if config.logger.dir != "." else dataclasses.replace(config.logger, dir=str(folder))
+    with open_tracker(logger, name=config.run_id(), group=config.sweep, job_type="train",
+                      run_config=resolved_config(config, plan), tags=[data.mix_name]) as tracker:  # fmt: skip
+        tracker.summary(summary)
+        try:
+            progress = train(config, plan, data, run_dir=folder, tracker=tracker, device=device)
+        except Exception as error:  # one failing grid point never sinks the sweep (STYLE.md 8)
+            traceback.print_exc()
+            failed = Progress(reason=f"{type(error).__name__}: {error}")
+            record = record_of(failed, "failed")
+            write_record(record, config.paths.results_dir)
+            tracker.summary({"status": "failed", "reason": record.reason})
+            return Outcome(action="resumed" if resumed else "trained", record=record)
+        status = "diverged" if progress.diverged_at_step is not None else "finished"
+        record = record_of(progress, status)
+        write_record(record, config.paths.results_dir)
+        final = {"status": status, "loss": record.final_loss, "n_tokens": record.n_tokens,
+                 "flops_6nd": record.points[-1].flops_6nd if record.points else None,
+                 "flops_exact": record.points[-1].flops_exact if record.points else None,
+                 "tokens_per_second": record.tokens_per_second}  # fmt: skip
+        tracker.summary(final)
+    if status == "finished":
+        (folder / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
+    print(f"{status} {config.sweep}/{config.run_id()}: loss {record.final_loss} at D={record.n_tokens}"
+          f" in {record.wall_time_s:.1f}s ({record.tokens_per_second:.3g} tok/s) -> {folder}")  # fmt: skip
+    return Outcome(action="resumed" if resumed else "trained", record=record)

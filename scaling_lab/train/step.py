@@ -1,0 +1,75 @@
+"""One optimizer step and one evaluation: small pure-ish functions over a model and token arrays."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (weights and optimizer stay fp32); plain fp32 elsewhere (CPU bf16 is slow and noisy)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def sequence_loss(model: torch.nn.Module, sequences: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy (nats) over a (B, L+1) block: inputs [:, :-1], targets [:, 1:]."""
+    inputs, targets = sequences[:, :-1], sequences[:, 1:]  # (B, L), (B, L)
+    logits = model(input_ids=inputs).logits  # (B, L, V)
+    return functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: np.ndarray,
+    *,
+    lr: float,
+    micro_batch: int,
+    grad_clip: float,
+    device: torch.device,
+) -> float:
+    """One AdamW update on ``batch`` (B, L+1) with gradient accumulation over micro-batches; the batch's mean loss.
+
+    Every micro-batch has the same number of predicted tokens, so scaling each micro loss by micro/B makes the
+    accumulated gradient equal the full-batch gradient.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    tokens = torch.from_numpy(batch).to(device, non_blocking=True)
+    total = 0.0
+    for chunk in tokens.split(micro_batch):
+        with autocast(device):
+            loss = sequence_loss(model, chunk) * (chunk.size(0) / tokens.size(0))
+        loss.backward()
+        total += loss.detach()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(total)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, sequences: np.ndarray, *, micro_batch: int, device: torch.device) -> float:
+    """Mean eval loss (nats/token) over a fixed (n, L+1) set; all sequences predict L tokens, so the mean of
+    micro-batch means weighted by their size is the per-token mean."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for start in range(0, len(sequences), micro_batch):
+        chunk = torch.from_numpy(sequences[start : start + micro_batch]).to(device)
+        with autocast(device):
+            total += float(sequence_loss(model, chunk)) * chunk.size(0)
+    model.train(was_training)
+    return total / len(sequences)
+
+
+def diverged(loss: float, best: float, factor: float) -> bool:
+    """NaN/inf, or a blow-up above ``factor`` × the best training loss so far."""
+    return not math.isfinite(loss) or loss > factor * best
