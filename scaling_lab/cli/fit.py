@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.errors import ConfigError, exit_on_user_error
@@ -66,18 +67,63 @@ def fit_config(cfg: DictConfig) -> tuple[TableConfig, FitConfig]:
     return build(TableConfig, fit.get("table"), "fit.table"), config
 
 
+def summary_table(outcome: FitOutcome) -> pd.DataFrame:
+    """One row per approach that ran: its exponents a, b and, for approach 3, the law's parameters."""
+    rows = []
+    for name, result in outcome.results.items():
+        values = result.to_dict()
+        row = {"approach": name, "a": values.get("a"), "b": values.get("b")}
+        row.update({k: values.get(k) for k in ("E", "A", "B", "alpha", "beta", "G") if k in values})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def log_to_wandb(cfg: DictConfig, data: FitInput, outcome: FitOutcome, figures: dict[str, list[Path]]) -> None:
+    """Store input: the fit as a job_type="fit" run in the sweep's wandb group, with figures and the fit table."""
+    from scaling_lab.tracking import LoggerConfig, open_tracker
+
+    logger = build(LoggerConfig, OmegaConf.to_container(cfg.logger, resolve=True), "logger")  # type: ignore[arg-type]
+    if logger.backend == "none" or data.kind != "store":
+        return
+    if logger.dir == ".":
+        logger = dataclasses.replace(logger, dir=str(Path(cfg.out)))
+    group = "+".join(data.sweeps) or Path(data.source).name
+    with open_tracker(
+        logger,
+        name=f"fit-{group}",
+        group=group,
+        job_type="fit",
+        run_config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+        tags=["fit"],
+    ) as tracker:
+        tracker.summary(
+            {
+                f"{name}.{k}": v
+                for name, r in outcome.results.items()
+                for k, v in r.to_dict().items()
+                if isinstance(v, int | float)
+            }
+        )
+        tracker.log_table("fit", summary_table(outcome))
+        tracker.log_table("points", data.points)
+        for name, paths in figures.items():
+            tracker.log_figure(name, str(next(p for p in paths if p.suffix == ".png")))
+
+
 def run(cfg: DictConfig) -> tuple[FitInput, FitOutcome]:
     table_config, config = fit_config(cfg)
     data = load_input(cfg.input, table_config, cfg.curves)
     outcome = fit_input(data, config)
     out = Path(cfg.out)
+    figures: dict[str, list[Path]] = {}
     if cfg.figures:
         from scaling_lab.plotting.figures import all_figures
 
-        all_figures(data.points, data.curves, outcome.results, out)
+        figures = all_figures(data.points, data.curves, outcome.results, out)
     fit_path, report_path = write_outputs(outcome, out)
     print(report_path.read_text(), end="")
     print(f"wrote {fit_path} and {report_path}")
+    log_to_wandb(cfg, data, outcome, figures)
     return data, outcome
 
 

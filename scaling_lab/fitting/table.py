@@ -102,6 +102,13 @@ def _read_file(path: Path) -> pd.DataFrame:
         raise TableError(f"input={path} cannot be read as a table: {error}") from error
 
 
+def _labels(frame: pd.DataFrame, column: str) -> pd.Series | str:
+    """A label column as plain strings, "" where missing (an empty CSV cell reads as NaN)."""
+    if column not in frame.columns:
+        return ""
+    return frame[column].astype(object).where(frame[column].notna(), "").astype(str)
+
+
 def canonicalize(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.DataFrame:
     """Rename the configured columns to the canonical ones and fill the optional ones."""
     if frame.empty:
@@ -120,8 +127,8 @@ def canonicalize(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.Da
     out = pd.DataFrame({canonical: frame[column] for canonical, column in required.items()})
     flops_source = config.flops_column if config.flops_column in frame.columns else None
     out["flops"] = frame[flops_source] if flops_source else np.nan
-    out["group"] = frame[config.group_column].astype(str) if config.group_column in frame.columns else ""
-    out["run_id"] = frame[config.run_id_column].astype(str) if config.run_id_column in frame.columns else ""
+    out["group"] = _labels(frame, config.group_column)
+    out["run_id"] = _labels(frame, config.run_id_column)
     out.attrs["n_params_column"] = config.n_params_column
     out.attrs["flops_column"] = flops_source or "6ND"
     return out
