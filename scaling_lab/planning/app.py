@@ -100,10 +100,13 @@ def run_budget(config: BudgetAppConfig) -> str:
     plan: BudgetPlan = plan_budget(loaded, config.query)
     sections = [plan.report()]
     n_opt = plan.n_params.value
-    if loaded.n_params_column == "n_params_nonembed":
-        sections.append(shape_suggestion(n_opt))
+    if loaded.n_params_column == "n_params_total":
+        sections.append("(the law counts n_params_total; shape suggestion needs non-embedding N: skipped)")
     else:
-        sections.append(f"(the law counts {loaded.n_params_column}; shape suggestion needs non-embedding N: skipped)")
+        if loaded.n_params_column != "n_params_nonembed":
+            sections.append(f"(the fit's N column is {loaded.n_params_column!r}: the shape below reads it as "
+                            "non-embedding N)")
+        sections.append(shape_suggestion(n_opt))
     moe = config.moe.to_config()
     if moe is not None:
         sections.append(moe_sizes(n_opt, moe).report())

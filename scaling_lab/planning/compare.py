@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from scaling_lab.errors import FitError
 from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.planning.budget import INTERVAL_LEVEL, Estimate
 from scaling_lab.planning.laws import LoadedLaw, law_from_fit_dict, law_parameters
+from scaling_lab.plotting.figures import save
 
 COMPARED = ("E", "A", "B", "alpha", "beta", "a", "b")
 """Quantities compared between mixes: the law and its frontier exponents (Hoffmann et al. 2022, eq. 2 and 4)."""
@@ -129,12 +131,10 @@ def _band(loaded: LoadedLaw, quantity, flops: np.ndarray) -> tuple[np.ndarray, n
     return low, high
 
 
-def plot_comparison(fits: Mapping[str, LoadedLaw], path: str | Path, *, flops_range: tuple[float, float],
-                    table: pd.DataFrame | None = None, group_column: str = "group") -> Path:
+def comparison_figure(fits: Mapping[str, LoadedLaw], *, flops_range: tuple[float, float],
+                      table: pd.DataFrame | None = None, group_column: str = "group") -> Figure:
     """Two panels, one colour per mix: the frontier N_opt(C) and the optimal loss L(C), each with its 95% band;
-    the table's points (``flops``, ``loss``) are drawn on the loss panel. Written as PNG."""
-    from matplotlib.figure import Figure  # no pyplot: no global figure state, no display needed
-
+    the table's points (``flops``, ``loss``) are drawn on the loss panel."""
     flops = np.geomspace(*flops_range, 200)
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     frontier_axes, loss_axes = figure.subplots(1, 2)
@@ -151,12 +151,16 @@ def plot_comparison(fits: Mapping[str, LoadedLaw], path: str | Path, *, flops_ra
             loss_axes.scatter(rows["flops"], rows["loss"], color=colour, s=10, alpha=0.6)
     for axes, _, label in panels:
         axes.set_xscale("log")
+        axes.set_yscale("log")
         axes.set_xlabel("training compute C (FLOPs)")
         axes.set_ylabel(label)
         axes.legend()
-    frontier_axes.set_yscale("log")
-    loss_axes.set_yscale("log")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    return path
+    return figure
+
+
+def plot_comparison(fits: Mapping[str, LoadedLaw], out_dir: str | Path, *, flops_range: tuple[float, float],
+                    table: pd.DataFrame | None = None, group_column: str = "group",
+                    name: str = "mix_comparison") -> list[Path]:
+    """Write :func:`comparison_figure` as ``name``.png and .svg into out_dir (the fitter's figure writer)."""
+    figure = comparison_figure(fits, flops_range=flops_range, table=table, group_column=group_column)
+    return save(figure, Path(out_dir), name)

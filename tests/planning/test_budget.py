@@ -102,3 +102,33 @@ def test_load_law_errors_name_the_fix(tmp_path):
         load_law(tmp_path / "bad.json")
     with pytest.raises(TableError, match=r"bootstrap_samples\[0\]"):
         load_law(_fit_json(tmp_path, [{"E": 1.0}]))
+
+
+def test_reads_the_fit_json_that_the_fitter_writes(tmp_path):
+    # A real fit.json from the fitter's own writer (scaling_lab.fitting.run), not a hand-made one.
+    from scaling_lab.fitting.approach3 import Approach3Config
+    from scaling_lab.fitting.bootstrap import BootstrapConfig
+    from scaling_lab.fitting.run import ExtrapolationConfig, FitConfig, fit_input, fit_json
+    from scaling_lab.fitting.synthetic import isoflop_table
+    from scaling_lab.fitting.table import FitInput
+
+    truth = ChinchillaLaw(E=1.8, A=400.0, B=1200.0, alpha=0.34, beta=0.36)
+    table = isoflop_table(truth, budgets=np.logspace(15, 17, 3), sizes_per_budget=7, noise=0.005, seed=3)
+    config = FitConfig(approaches=("approach3",), approach3=Approach3Config(n_polish=4, bootstrap_n_polish=1),
+                       bootstrap=BootstrapConfig(n_resamples=20, n_jobs=1),
+                       extrapolation=ExtrapolationConfig(holdout_budgets=0))
+    outcome = fit_input(FitInput(points=table, curves=None, source="synthetic", kind="table"), config)
+    (tmp_path / "fit.json").write_text(fit_json(outcome))
+    loaded = load_law(tmp_path / "fit.json")
+    assert len(loaded.samples) == 20
+    plan = plan_budget(loaded, BudgetQuery(flops=1e17))
+    assert plan.n_params.low <= plan.n_params.value <= plan.n_params.high
+    assert plan.n_params.value == pytest.approx(truth.n_opt(1e17), rel=0.2)
+
+
+def test_planning_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, scaling_lab.planning, scaling_lab.planning.app; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

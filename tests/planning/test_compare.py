@@ -37,8 +37,9 @@ def test_detects_a_different_data_exponent_and_draws_both_panels(tmp_path):
     assert "do not overlap" in comparison.statement()
     assert list(comparison.table().index) == ["code", "web"]
 
-    path = plot_comparison(fits, tmp_path / "mixes.png", flops_range=(1e15, 1e20), table=table)
-    image = imread(path)
+    paths = plot_comparison(fits, tmp_path, flops_range=(1e15, 1e20), table=table)
+    assert sorted(p.name for p in paths) == ["mix_comparison.png", "mix_comparison.svg"]
+    image = imread(tmp_path / "mix_comparison.png")
     assert image.shape[0] > 300 and image.shape[1] > 800
 
 
