@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from scaling_lab.data.cache import cached_tokens
 from scaling_lab.data.config import DataConfig, SourceConfig, TokenizerConfig, data_config_from_dict
-from scaling_lab.data.corpus import default_cache_dir
+from scaling_lab.data.files import default_cache_dir
 from scaling_lab.data.sources import LoadedSource, load_source
 from scaling_lab.data.token_data import TokenData, mix_hash, split_source
 from scaling_lab.data.tokenizer import make_tokenizer

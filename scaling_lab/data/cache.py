@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from filelock import FileLock
 
-from scaling_lab.data.corpus import file_sha256
+from scaling_lab.data.files import file_sha256
 from scaling_lab.data.sources import LoadedSource
 from scaling_lab.data.tokenizer import Tokenizer
 from scaling_lab.errors import DataError

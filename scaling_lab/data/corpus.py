@@ -20,7 +20,6 @@ an unreachable registry ends with one line). ``--archive`` builds offline from a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import pathlib
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 
 from filelock import FileLock
 
+from scaling_lab.data.files import default_cache_dir, file_sha256
 from scaling_lab.errors import DataError, exit_on_user_error
 
 CORPUS_ID = "django-5.1.4"
@@ -68,23 +68,9 @@ PIP_TIMEOUT_S = 30  # per network operation (pip --timeout)
 PIP_WALL_S = 600  # whole download, including pip's metadata step for the sdist
 
 
-def default_cache_dir() -> pathlib.Path:
-    """$SCALING_LAB_CACHE, else ~/.cache/scaling_lab."""
-    return pathlib.Path(os.environ.get("SCALING_LAB_CACHE", pathlib.Path.home() / ".cache" / "scaling_lab"))
-
-
 def corpus_dir(cache_dir: pathlib.Path) -> pathlib.Path:
     """Folder holding the built <domain>.jsonl files."""
     return pathlib.Path(cache_dir) / "corpus" / CORPUS_ID
-
-
-def file_sha256(path: pathlib.Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download_archive(into: pathlib.Path) -> pathlib.Path:

@@ -6,6 +6,7 @@ hub dataset) and a way to iterate its documents in a fixed order.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -57,6 +58,20 @@ class LoadedSource:
             dataset = dataset.take(self.config.max_documents)
         for batch in dataset.iter(batch_size=batch_size):
             yield [text for text in batch[self.text_field] if text]
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """Hide `datasets`' per-file progress bars while loading (restored afterwards)."""
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
 
 
 def _where(source: SourceConfig) -> str:
@@ -119,13 +134,14 @@ def _load_local(source: SourceConfig, files: list[pathlib.Path], builder: str, c
 
     options = {"sample_by": "document"} if builder == "text" else {}
     try:
-        dataset = datasets.load_dataset(
-            builder,
-            data_files=[str(path) for path in files],
-            split="train",
-            cache_dir=str(pathlib.Path(cache_dir) / "hf_datasets"),
-            **options,
-        )
+        with _quiet_datasets():
+            dataset = datasets.load_dataset(
+                builder,
+                data_files=[str(path) for path in files],
+                split="train",
+                cache_dir=str(pathlib.Path(cache_dir) / "hf_datasets"),
+                **options,
+            )
     except Exception as error:  # any parse failure is a bad file
         reason = " ".join(str(error).split())[:200]
         raise DataError(
