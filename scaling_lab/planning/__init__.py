@@ -2,7 +2,14 @@
 next-run suggestions. Never imports torch at module level (the model-shape suggestion imports it on use)."""
 
 from scaling_lab.planning.budget import BudgetPlan, BudgetQuery, Estimate, flops_for_loss, plan_budget
-from scaling_lab.planning.compare import MixComparison, compare_fits, comparison_figure, fit_groups, plot_comparison
+from scaling_lab.planning.compare import (
+    MixComparison,
+    compare_fits,
+    comparison_figure,
+    fit_groups,
+    fit_sources,
+    plot_comparison,
+)
 from scaling_lab.planning.inference import (
     REFERENCE_MODELS,
     Allocation,
@@ -32,6 +39,7 @@ __all__ = [
     "compare_fits",
     "comparison_figure",
     "fit_groups",
+    "fit_sources",
     "flops_for_loss",
     "inference_aware_plan",
     "load_law",

@@ -28,21 +28,42 @@ COMPARED = ("E", "A", "B", "alpha", "beta", "a", "b")
 """Quantities compared between mixes: the law and its frontier exponents (Hoffmann et al. 2022, eq. 2 and 4)."""
 
 
-def fit_groups(table: pd.DataFrame, *, group_column: str = "group", config=None,
-               bootstrap_config=None) -> dict[str, LoadedLaw]:
-    """Fit approach 3 (``scaling_lab.fitting.approach3.fit_approach3``) to each group of a fit table."""
+def _fit(table: pd.DataFrame, source: str, config, bootstrap_config) -> LoadedLaw:
     from scaling_lab.fitting.approach3 import fit_approach3  # the fitter's public API
 
+    try:
+        result = fit_approach3(table, config, bootstrap_config)
+    except FitError as error:
+        raise FitError(f"compare: {source}: {error}") from error
+    payload = {"approach3": result.to_dict(), "n_params_column": table.attrs.get("n_params_column", "n_params")}
+    return law_from_fit_dict(payload, source=source)
+
+
+def fit_groups(table: pd.DataFrame, *, group_column: str = "group", config=None,
+               bootstrap_config=None) -> dict[str, LoadedLaw]:
+    """Fit approach 3 (``scaling_lab.fitting.approach3.fit_approach3``) to each group of one fit table.
+
+    ``config`` is an ``Approach3Config`` and ``bootstrap_config`` a ``BootstrapConfig`` (None: the fitter's defaults,
+    no bootstrap)."""
     if group_column not in table.columns:
         raise FitError(f"compare: the table has no {group_column!r} column; name the mix column with group_column")
     fits = {}
     for name, group in table.groupby(group_column, sort=True):
-        try:
-            result = fit_approach3(group.reset_index(drop=True), config, bootstrap_config)
-        except FitError as error:
-            raise FitError(f"compare: group {group_column}={name!r}: {error}") from error
-        fits[str(name)] = law_from_fit_dict({"approach3": result.to_dict()}, source=f"{group_column}={name}")
+        rows = group.reset_index(drop=True)
+        rows.attrs = dict(table.attrs)
+        fits[str(name)] = _fit(rows, f"{group_column}={name}", config, bootstrap_config)
     return fits
+
+
+def fit_sources(sources: Mapping[str, str | Path], *, table_config=None, config=None,
+                bootstrap_config=None) -> dict[str, LoadedLaw]:
+    """Fit approach 3 to each named source — a results store directory or a CSV/Parquet table, read by the fitter's
+    ``scaling_lab.fitting.table.load_input`` with ``table_config`` (a ``TableConfig``) — one mix per source."""
+    from scaling_lab.fitting.table import TableConfig, load_input
+
+    table_config = table_config or TableConfig()
+    return {name: _fit(load_input(path, table_config).points, f"{name} ({path})", config, bootstrap_config)
+            for name, path in sources.items()}
 
 
 @dataclass(frozen=True, kw_only=True)

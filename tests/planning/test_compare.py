@@ -8,7 +8,7 @@ from scaling_lab.fitting.approach3 import Approach3Config
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.laws import ChinchillaLaw
 from scaling_lab.fitting.synthetic import isoflop_table
-from scaling_lab.planning.compare import compare_fits, fit_groups, plot_comparison
+from scaling_lab.planning.compare import compare_fits, fit_groups, fit_sources, plot_comparison
 
 BUDGETS = np.logspace(15, 18, 4)
 FAST_FIT = Approach3Config(n_polish=4, bootstrap_n_polish=1)
@@ -43,9 +43,15 @@ def test_detects_a_different_data_exponent_and_draws_both_panels(tmp_path):
     assert image.shape[0] > 300 and image.shape[1] > 800
 
 
-def test_identical_mixes_report_no_difference():
+def test_identical_mixes_from_two_table_files_report_no_difference(tmp_path):
     law = ChinchillaLaw(E=1.8, A=400.0, B=1200.0, alpha=0.34, beta=0.36)
-    fits = fit_groups(_mixes({"first": law, "second": law}), config=FAST_FIT, bootstrap_config=FAST_BOOTSTRAP)
+    table = _mixes({"first": law, "second": law})
+    paths = {}
+    for name, rows in table.groupby("group"):
+        paths[name] = tmp_path / f"{name}.csv"
+        rows.drop(columns="group").to_csv(paths[name], index=False)
+    fits = fit_sources(paths, config=FAST_FIT, bootstrap_config=FAST_BOOTSTRAP)
+    assert list(fits) == ["first", "second"] and str(paths["first"]) in fits["first"].source
     comparison = compare_fits(fits)
     assert comparison.differences == ()
     assert "no difference" in comparison.statement()
