@@ -81,7 +81,7 @@ class Tracker:
         """Set run-level summary values (final loss, N, D, C, ...)."""
 
     def log_figure(self, name: str, figure: Any) -> None:
-        """Log a matplotlib figure as an image (the fit run's plots)."""
+        """Log an image: a matplotlib figure or the path of an image file (the fit run's plots)."""
 
     def log_table(self, name: str, table: Any) -> None:
         """Log a pandas DataFrame as a table (the fit run's points and estimates)."""

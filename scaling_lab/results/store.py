@@ -59,12 +59,13 @@ CURVE_COLUMNS = (
 )
 """Columns of :func:`load_curves`, in order: one row per (run, intermediate evaluation)."""
 
-# Where load_table finds learning rate, batch size and schedule in a record's config: the first dotted path
-# present wins. The run config's schema (config/schema.py) is owned by the trainer; these follow it.
-CONFIG_COLUMNS: dict[str, tuple[str, ...]] = {
-    "learning_rate": ("optim.lr", "optim.learning_rate"),
-    "batch_size": ("optim.batch_size", "budget.batch_size", "train.batch_size", "batch_size"),
-    "schedule": ("schedule.name", "schedule.kind", "schedule.type"),
+# Where load_table finds learning rate, batch size and schedule in a record's config (the trainer's RunConfig,
+# config/schema.py, with rule-derived values resolved: train/run.py `resolved_config`). batch_size is in tokens
+# per optimizer step (optim.batch_tokens), the unit the per-size batch rules use (DeepSeek LLM 2024).
+CONFIG_COLUMNS: dict[str, str] = {
+    "learning_rate": "optim.lr",
+    "batch_size": "optim.batch_tokens",
+    "schedule": "schedule.kind",
 }
 
 
@@ -195,17 +196,14 @@ def _check_statuses(statuses: Iterable[str]) -> tuple[str, ...]:
     return statuses
 
 
-def _config_value(config: Mapping[str, Any], dotted_paths: tuple[str, ...]) -> Any:
-    """The value at the first dotted path present in a nested config, or None."""
-    for dotted in dotted_paths:
-        node: Any = config
-        for part in dotted.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                break
-            node = node[part]
-        else:
-            return node
-    return None
+def _config_value(config: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted path of a nested config, or None where the path is absent."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _run_columns(record: RunRecord) -> dict[str, Any]:
@@ -221,15 +219,15 @@ def _run_columns(record: RunRecord) -> dict[str, Any]:
 def load_table(roots: Roots, statuses: Iterable[str] = ("finished",)) -> pd.DataFrame:
     """One row per (run, point) of the records whose status is in ``statuses``: the table the fitter reads.
 
-    Columns are TABLE_COLUMNS; ``group`` is the data mix. learning_rate, batch_size and schedule come from the
-    record's config (CONFIG_COLUMNS) and are missing values where the config has none.
+    Columns are TABLE_COLUMNS; ``group`` is the data mix. learning_rate, batch_size (tokens per optimizer step)
+    and schedule come from the record's config (CONFIG_COLUMNS) and are missing values where it has none.
     """
     wanted = _check_statuses(statuses)
     rows = []
     for record in load_records(roots):
         if record.status not in wanted:
             continue
-        from_config = {column: _config_value(record.config, paths) for column, paths in CONFIG_COLUMNS.items()}
+        from_config = {column: _config_value(record.config, path) for column, path in CONFIG_COLUMNS.items()}
         for point in record.points:
             rows.append(
                 {

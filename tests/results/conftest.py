@@ -18,7 +18,7 @@ def _flops(n_tokens: int) -> tuple[float, float]:
 
 def record_fields(**overrides: Any) -> dict[str, Any]:
     """The constructor arguments of a finished single-point run, with ``overrides`` applied."""
-    config = {"model": {"width": 64}, "optim": {"lr": 3e-3, "batch_size": 8}, "schedule": {"name": "cosine"}}
+    config = {"model": {"width": 64}, "optim": {"lr": 3e-3, "batch_tokens": 8192}, "schedule": {"kind": "cosine"}}
     fields: dict[str, Any] = {
         "run_id": "w64_d1e4",
         "sweep": "tiny",
@@ -68,7 +68,7 @@ def wsd_fields(**overrides: Any) -> dict[str, Any]:
         "n_tokens_planned": 16_384,
         "n_tokens": 16_384,
         "points": points,
-        "config": {"optim": {"lr": 1e-3}, "schedule": {"name": "wsd"}},
+        "config": {"optim": {"lr": 1e-3}, "schedule": {"kind": "wsd"}},
     }
     return record_fields(**{**base, **overrides})
 

@@ -105,7 +105,7 @@ def test_load_table_one_row_per_point_with_its_columns(tmp_path, make_record, ma
     assert list(wsd.n_tokens) == [4096, 8192, 16_384] and list(wsd.loss) == [3.4, 3.2, 3.05]
     assert set(wsd.schedule) == {"wsd"} and wsd.batch_size.isna().all() and set(wsd.learning_rate) == {1e-3}
     cosine = table[table.run_id == "w64_d1e4"].iloc[0]
-    assert (cosine.learning_rate, cosine.batch_size, cosine.schedule) == (3e-3, 8, "cosine")
+    assert (cosine.learning_rate, cosine.batch_size, cosine.schedule) == (3e-3, 8192, "cosine")
     assert cosine.group == "bytes" and cosine.n_params_nonembed == 100_000 and bool(cosine.tied_embeddings)
     assert cosine.flops_6nd == 6.0 * 120_000 * 10_240
     assert set(table[table.run_id == "other"].group) == {"web"}
