@@ -1,6 +1,6 @@
 """``sl-budget``: N_opt, D_opt, tokens per parameter and predicted loss for a budget, from a law.
 
-    sl-budget flops=5.9e21 law=besiroglu2024
+    sl-budget flops=5.88e21 law=besiroglu2024
     sl-budget n_params=7e9 law=outputs/fit/fit.json inference_tokens=2e12 reference_models=true
 """
 
@@ -9,22 +9,22 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from scaling_lab.errors import ConfigError, exit_on_user_error
+# CONFIGS_DIR (absolute, so the console script finds configs/) and build (dataclass from a mapping, unknown keys
+# named) are shared with sl-fit rather than written twice.
+from scaling_lab.cli.fit import CONFIGS_DIR, build
+from scaling_lab.errors import exit_on_user_error
 from scaling_lab.planning.app import BudgetAppConfig, MoEOptions, run_budget
 
 
 def to_config(cfg: DictConfig) -> BudgetAppConfig:
-    """The typed config of a composed ``sl_budget`` config (unknown keys named in the error)."""
+    """The typed config of a composed ``sl_budget`` config."""
     values = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(values, dict)
-    moe = values.pop("moe", None) or {}
-    try:
-        return BudgetAppConfig(**values, moe=MoEOptions(**moe))
-    except TypeError as error:  # an unexpected key: dataclasses name it in the message
-        raise ConfigError(f"sl_budget: {error}; see configs/sl_budget.yaml for the keys") from error
+    values["moe"] = build(MoEOptions, values.get("moe"), "moe")
+    return build(BudgetAppConfig, values, "sl_budget")
 
 
-@hydra.main(version_base="1.3", config_path="../../configs", config_name="sl_budget")
+@hydra.main(version_base="1.3", config_path=CONFIGS_DIR, config_name="sl_budget")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
     print(run_budget(to_config(cfg)))
