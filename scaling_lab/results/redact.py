@@ -38,9 +38,17 @@ def _words(name: str) -> list[str]:
     return [word.lower() for word in re.split(r"[\s_.\-/]+", spaced) if word]
 
 
+# Tokenizer special-token keys (bos_token, pad_token, ... in Hugging Face tokenizer configs) name a vocabulary
+# entry, not a credential.
+SPECIAL_TOKEN_WORDS = frozenset({"bos", "eos", "pad", "unk", "sep", "cls", "mask", "special", "additional"})
+
+
 def is_secret_name(name: str) -> bool:
     """True when a key or environment variable name contains a credential word (see SECRET_WORDS)."""
-    return any(word in SECRET_WORDS for word in _words(name))
+    words = _words(name)
+    if words and words[-1] == "token" and len(words) > 1 and words[-2] in SPECIAL_TOKEN_WORDS:
+        return False
+    return any(word in SECRET_WORDS for word in words)
 
 
 def environment_secrets(environ: Mapping[str, str] | None = None) -> frozenset[str]:

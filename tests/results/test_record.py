@@ -113,8 +113,19 @@ def test_record_config_has_secrets_redacted(make_record, monkeypatch):
 
 
 def test_scrub_keeps_innocent_token_words():
-    config = {"n_tokens": 5, "tokens_per_param": 20, "sort_keys": True, "tokenizer": "bytes", "auth": True}
+    config = {
+        "n_tokens": 5,
+        "tokens_per_param": 20,
+        "sort_keys": True,
+        "tokenizer": {"name": "bytes", "bos_token": "<s>", "pad_token": "<pad>"},
+        "auth": True,
+    }
     assert scrub_secrets(config, frozenset()) == config
+    assert scrub_secrets({"hf_token": "x", "wandbApiKey": "y", "db-password": "z"}, frozenset()) == {
+        "hf_token": "<redacted>",
+        "wandbApiKey": "<redacted>",
+        "db-password": "<redacted>",
+    }
 
 
 def test_config_hash_ignores_key_order_and_named_sections():
