@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,10 @@ def test_config_errors_name_the_field():
 
 
 def test_entry_point_exits_2_with_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "scaling_lab.cli.budget", "law=nosuchlaw", "flops=1e20"],
+    # The installed console script where there is one (Hydra finds configs/ differently from it than from -m).
+    script = shutil.which("sl-budget")
+    command = [script] if script else [sys.executable, "-m", "scaling_lab.cli.budget"]
+    result = subprocess.run([*command, "law=nosuchlaw", "flops=1e20"],
                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
