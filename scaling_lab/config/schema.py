@@ -15,13 +15,13 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from scaling_lab.budget import BudgetConfig
 from scaling_lab.data.config import MISSING, DataConfig, data_config_from_dict
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.shapes import ModelConfig
-from scaling_lab.results.provenance import config_hash as hash_mapping
 from scaling_lab.tracking import LoggerConfig
 from scaling_lab.train.optim import OptimConfig
 from scaling_lab.train.schedule import ScheduleConfig
@@ -39,13 +39,19 @@ class PathsConfig:
 
     results_dir: str = "results"
     """Root of the results store: ``<results_dir>/<sweep>/<run_id>/run.json`` (+ checkpoint, lock)."""
-    cache_dir: str = ".cache/scaling_lab"
-    """Token caches and trained tokenizers (the data layer's cache_dir)."""
+    cache_dir: Optional[str] = None  # noqa: UP045
+    """Corpus, token caches and trained tokenizers; null → the data layer's default ($SCALING_LAB_CACHE, else
+    ~/.cache/scaling_lab), shared by every run on the machine."""
 
     def __post_init__(self) -> None:
-        for name in ("results_dir", "cache_dir"):
-            if not getattr(self, name):
-                raise ConfigError(f"paths.{name} is empty: give a directory")
+        if not self.results_dir:
+            raise ConfigError("paths.results_dir is empty: give a directory, e.g. paths.results_dir=results")
+
+    def resolved_cache_dir(self) -> Path:
+        """cache_dir, or the data layer's default."""
+        from scaling_lab.data import default_cache_dir
+
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
 
 
 @dataclass(kw_only=True)
@@ -123,7 +129,9 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """Hash of what changes results (every field but :data:`UNHASHED`)."""
-        return hash_mapping(self.to_dict(), ignore=UNHASHED)
+        from scaling_lab.results.provenance import config_hash  # results imports pandas: load it only when hashing
+
+        return config_hash(self.to_dict(), ignore=UNHASHED)
 
     def run_id(self) -> str:
         """Readable, stable id: model name, budget, and the config hash (``n7k-tokens1e+05-<hash>``)."""

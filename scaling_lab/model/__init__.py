@@ -1,6 +1,5 @@
 """Model shapes (analytic N and FLOPs), the `transformers` decoder, and device peaks for MFU."""
 
-from scaling_lab.model.build import build_model, count_parameters, llama_config
 from scaling_lab.model.hardware import PEAK_BF16_FLOPS, mfu, peak_flops
 from scaling_lab.model.shapes import (
     PRESETS,
@@ -12,6 +11,18 @@ from scaling_lab.model.shapes import (
     n_params_total,
     shape_for_target_n,
 )
+
+_BUILD = ("build_model", "count_parameters", "llama_config")
+
+
+def __getattr__(name: str):
+    """build_model & co. import torch and transformers: load them on first use, so configs stay light to import."""
+    if name in _BUILD:
+        from scaling_lab.model import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module 'scaling_lab.model' has no attribute {name!r}")
+
 
 __all__ = [
     "PEAK_BF16_FLOPS",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
-
-import torch
+from typing import TYPE_CHECKING, Optional
 
 from scaling_lab.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(kw_only=True)
@@ -56,6 +57,8 @@ def make_adamw(
     vocab = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2 and id(p) not in vocab]
+    import torch  # here, not at the top: the config schema imports this module and must stay light
+
     no_decay = [p for p in params if p.dim() < 2 or id(p) in vocab]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)

@@ -110,7 +110,7 @@ def run_point(config: RunConfig) -> Outcome:
 def _train_locked(config: RunConfig, folder: Path) -> Outcome:
     set_threads(config)
     device = resolve_device(config.device)
-    data = prepare_data(config.data, Path(config.paths.cache_dir))
+    data = prepare_data(config.data, config.paths.resolved_cache_dir())
     plan = make_plan(config, vocab_size=data.vocab_size)
     data.epochs(plan.n_tokens)  # warns when the budget repeats data more than 4 epochs
     resumed = (folder / checkpoint.CHECKPOINT_NAME).exists()
