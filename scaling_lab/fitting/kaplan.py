@@ -41,8 +41,8 @@ class KaplanConfig:
     """Objective on log-loss residuals, as approach 3."""
     delta: float = 1e-3
     """Huber δ."""
-    n_polish: int = 8
-    """Best-screened starts polished per law."""
+    n_polish: int = 3
+    """Best-screened starts polished per law (three parameters, 150 starts: a few suffice)."""
     min_points: int = 4
     """A law needs at least this many points (three parameters and one to spare)."""
     d_rtol: float = 0.05

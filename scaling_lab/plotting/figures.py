@@ -33,7 +33,7 @@ def save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
     paths = []
     for fmt in FORMATS:
         path = out_dir / f"{name}.{fmt}"
-        figure.savefig(path, dpi=DPI, bbox_inches="tight")
+        figure.savefig(path, dpi=DPI)
         paths.append(path)
     return paths
 
@@ -45,7 +45,7 @@ def _budget_colors(budgets: np.ndarray) -> dict[float, Any]:
 
 def isoflop_figure(points: pd.DataFrame, results: dict[str, Any], budget_rtol: float = 0.05) -> Figure:
     """Loss against N per isoFLOP budget, with approach 2's profile fits and minima and approach 3's curves."""
-    figure = Figure(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.add_subplot()
     labels = assign_budgets(points["flops"].to_numpy(), budget_rtol)
     r2, r3 = results.get("approach2"), results.get("approach3")
@@ -104,7 +104,7 @@ def _frontier_lines(results: dict[str, Any], flops: np.ndarray, which: str) -> d
 
 def frontier_figure(points: pd.DataFrame, results: dict[str, Any]) -> Figure:
     """N_opt(C) and D_opt(C) from every approach side by side, with bootstrap bands where available."""
-    figure = Figure(figsize=(10, 4))
+    figure = Figure(figsize=(10, 4), layout="constrained")
     flops = np.geomspace(points["flops"].min(), points["flops"].max() * 100, 100)
     r2 = results.get("approach2")
     for index, which in enumerate(("n", "d")):
@@ -130,7 +130,7 @@ def frontier_figure(points: pd.DataFrame, results: dict[str, Any]) -> Figure:
 
 def contour_figure(points: pd.DataFrame, law: ChinchillaLaw) -> Figure:
     """L(N, D = C/6N) contours over (C, N) with the efficient frontier N_opt(C) (Hoffmann et al. 2022, Fig. 4)."""
-    figure = Figure(figsize=(6, 4.5))
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
     ax = figure.add_subplot()
     flops = np.geomspace(points["flops"].min() / 10, points["flops"].max() * 100, 200)
     sizes = np.geomspace(points["n_params"].min() / 10, points["n_params"].max() * 10, 200)
@@ -154,7 +154,7 @@ def contour_figure(points: pd.DataFrame, law: ChinchillaLaw) -> Figure:
 
 def residuals_figure(points: pd.DataFrame, law: ChinchillaLaw) -> Figure:
     """Approach 3's log-loss residuals against N, D and C."""
-    figure = Figure(figsize=(11, 3.5))
+    figure = Figure(figsize=(11, 3.5), layout="constrained")
     residual = np.log(law.loss(points["n_params"].to_numpy(), points["n_tokens"].to_numpy())) - np.log(
         points["loss"].to_numpy()
     )
@@ -172,7 +172,7 @@ def residuals_figure(points: pd.DataFrame, law: ChinchillaLaw) -> Figure:
 
 def envelope_figure(curves: pd.DataFrame | None, points: pd.DataFrame, results: dict[str, Any]) -> Figure:
     """Loss against compute: every run's curve (or the points), and approach 1's lower envelope."""
-    figure = Figure(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
     ax = figure.add_subplot()
     if curves is not None and len(curves):
         sizes = np.sort(curves["n_params"].unique())

@@ -3,7 +3,13 @@ import pytest
 
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting.approach1 import Approach1Config, envelope, fit_approach1
-from scaling_lab.fitting.approach2 import Approach2Config, Approach2Result, assign_budgets, fit_approach2, profile_minimum
+from scaling_lab.fitting.approach2 import (
+    Approach2Config,
+    Approach2Result,
+    assign_budgets,
+    fit_approach2,
+    profile_minimum,
+)
 from scaling_lab.fitting.approach3 import fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.kaplan import KaplanConfig, fit_kaplan, fit_law
@@ -62,7 +68,9 @@ def test_approach2_too_few_budgets_is_a_fit_error(chinchilla_table):
 
 
 def test_approach2_bootstrap_intervals(chinchilla_table):
-    result = fit_approach2(chinchilla_table(noise=0.01, seed=3), bootstrap_config=BootstrapConfig(n_resamples=30, n_jobs=1))
+    result = fit_approach2(
+        chinchilla_table(noise=0.01, seed=3), bootstrap_config=BootstrapConfig(n_resamples=30, n_jobs=1)
+    )
     low, high = result.ci95["a"]
     assert low < result.a < high and len(result.bootstrap_samples) + result.n_bootstrap_failed == 30
 

@@ -1,0 +1,172 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from scaling_lab.cli.fit import CONFIGS_DIR, run
+from scaling_lab.errors import exit_on_user_error
+from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3 as TRUTH
+from scaling_lab.fitting.run import FitOutcome, write_outputs
+
+from .conftest import write_store
+
+APPROACH3_KEYS = {"E", "A", "B", "alpha", "beta", "a", "b", "G", "objective", "n_points", "n_starts", "n_converged"}
+
+
+def sl_fit_process(*args, cwd):
+    """The real console entry point in a fresh process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
+    return subprocess.run(
+        [sys.executable, "-m", "scaling_lab.cli.fit", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
+
+
+class Done:
+    def __init__(self, returncode, stderr):
+        self.returncode, self.stderr = returncode, stderr
+
+
+def sl_fit(*args, cwd, capsys):
+    """The same app in this process: Hydra composes configs/sl_fit.yaml with the overrides (fast on 2 cores)."""
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIGS_DIR):
+        cfg = compose(config_name="sl_fit", overrides=list(args))
+    capsys.readouterr()
+    try:
+        exit_on_user_error(run)(cfg)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    return Done(code, capsys.readouterr().err)
+
+
+def test_fit_json_follows_the_contract(tmp_path, chinchilla_table, capsys):
+    chinchilla_table(noise=0.01, seed=2).to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "fit"
+    done = sl_fit(
+        f"input={tmp_path / 't.csv'}",
+        f"out={out}",
+        "bootstrap=16",
+        "seed=3",
+        "figures=false",
+        "fit.bootstrap.n_jobs=1",
+        cwd=tmp_path,
+        capsys=capsys,
+    )
+    assert done.returncode == 0, done.stderr
+    fit = json.loads((out / "fit.json").read_text())
+    a3 = fit["approach3"]
+    assert APPROACH3_KEYS <= set(a3) and set(a3["ci95"]) == {"E", "A", "B", "alpha", "beta", "a", "b", "G"}
+    assert len(a3["bootstrap_samples"]) + a3["n_bootstrap_failed"] == 16
+    assert a3["n_params_column"] == "n_params" and a3["flops_column"] == "flops" and a3["objective"] == "huber"
+    assert a3["alpha"] == pytest.approx(TRUTH.alpha, abs=0.05)
+    a2 = fit["approach2"]
+    assert {"a", "b", "n_budgets", "budgets", "ci95"} <= set(a2) and set(a2["ci95"]) >= {"a", "b"}
+    assert all({"flops", "n_opt", "bracketed"} <= set(b) for b in a2["budgets"])
+    assert "approach1" not in fit and "curves" in fit["skipped"]["approach1"]
+    assert fit["extrapolation"]["n_heldout"] == 9 and fit["extrapolation"]["mean_abs_rel_error"] < 0.05
+    report = (out / "report.txt").read_text()
+    assert "Approach 3" in report and "4500 screened" in report and "[[Skipped approach1]]" in report
+
+
+@pytest.mark.parametrize(
+    ("frame_edit", "needle"),
+    [
+        (lambda t: t.drop(columns=["n_tokens"]), "column 'n_tokens'"),
+        (lambda t: t.assign(loss=np.where(t.index == 0, -1.0, t["loss"])), "column loss must be finite and positive"),
+        (lambda t: t.head(0), "table is empty"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_fit_json(tmp_path, chinchilla_table, frame_edit, needle, capsys):
+    frame_edit(chinchilla_table()).to_csv(tmp_path / "t.csv", index=False)
+    done = sl_fit(f"input={tmp_path / 't.csv'}", f"out={tmp_path / 'fit'}", cwd=tmp_path, capsys=capsys)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+    assert not (tmp_path / "fit" / "fit.json").exists()
+
+
+def test_unknown_setting_names_the_field(tmp_path, chinchilla_table, capsys):
+    chinchilla_table().to_csv(tmp_path / "t.csv", index=False)
+    done = sl_fit(
+        f"input={tmp_path / 't.csv'}", f"out={tmp_path / 'fit'}", "approaches=[approach9]", cwd=tmp_path, capsys=capsys
+    )
+    assert done.returncode == 2 and "approach9" in done.stderr
+
+
+def test_a_table_too_small_for_some_approaches_skips_them_with_reasons(tmp_path, chinchilla_table, capsys):
+    table = chinchilla_table()
+    table[table["flops"] < 5e18].to_csv(tmp_path / "t.csv", index=False)  # two budgets only
+    out = tmp_path / "fit"
+    done = sl_fit(f"input={tmp_path / 't.csv'}", f"out={out}", "figures=false", cwd=tmp_path, capsys=capsys)
+    assert done.returncode == 0, done.stderr
+    fit = json.loads((out / "fit.json").read_text())
+    assert "approach3" in fit and "budgets with a bracketed minimum" in fit["skipped"]["approach2"]
+    assert "extrapolation" in fit["skipped"]
+
+
+def _fit_store_with_wandb(tmp_path, chinchilla_table, capsys, *extra):
+    root = write_store(tmp_path / "results", chinchilla_table(noise=0.01, seed=1), sweep="grid")
+    out = tmp_path / "fit"
+    done = sl_fit(
+        f"input={root}",
+        f"out={out}",
+        "logger=wandb",
+        "logger.mode=offline",
+        "fit.extrapolation.holdout_budgets=0",
+        *extra,
+        cwd=tmp_path,
+        capsys=capsys,
+    )
+    assert done.returncode == 0, done.stderr
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    log = next(runs[0].glob("*.wandb")).read_bytes()
+    # the run record carries name fit-<sweep>, group <sweep>, job_type fit; the summary carries the estimates
+    assert b"fit-grid" in log and b"approach3.alpha" in log
+    tables = {p.name.split("_")[0] for p in (runs[0] / "files" / "media" / "table").glob("*.table.json")}
+    assert tables == {"fit", "points"}
+    return out, runs[0], json.loads((out / "fit.json").read_text())
+
+
+def test_store_input_logs_a_fit_run_to_wandb_offline(tmp_path, chinchilla_table, capsys):
+    _, _, fit = _fit_store_with_wandb(
+        tmp_path, chinchilla_table, capsys, "approaches=[approach3,approach1]", "figures=false"
+    )
+    assert fit["input_kind"] == "store" and fit["sweeps"] == ["grid"]
+    assert fit["approach3"]["n_params_column"] == "n_params_total" and fit["approach1"]["n_runs"] == 54
+
+
+@pytest.mark.slow
+def test_store_input_logs_figures_to_wandb(tmp_path, chinchilla_table, capsys):
+    out, run_dir, _ = _fit_store_with_wandb(tmp_path, chinchilla_table, capsys, "approaches=[approach3,approach2]")
+    assert {p.name for p in out.glob("*.png")} >= {"isoflop.png", "frontier.png", "contours.png", "residuals.png"}
+    assert len(list((run_dir / "files" / "media" / "images").glob("*.png"))) == 5
+
+
+def test_outputs_are_written_whole_or_not_at_all(tmp_path):
+    bad = FitOutcome(results={}, skipped={}, extrapolation=None, meta={"unserialisable": object()})
+    with pytest.raises(TypeError):
+        write_outputs(bad, tmp_path / "fit")
+    assert not (tmp_path / "fit" / "fit.json").exists()
+    assert not list((tmp_path / "fit").glob(".*tmp")) if (tmp_path / "fit").exists() else True
+
+
+def test_console_entry_point_end_to_end(tmp_path, chinchilla_table):
+    chinchilla_table().drop(columns=["loss"]).to_csv(tmp_path / "t.csv", index=False)
+    done = sl_fit_process(f"input={tmp_path / 't.csv'}", f"out={tmp_path / 'fit'}", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "column 'loss'" in done.stderr
+    chinchilla_table().to_csv(tmp_path / "t.csv", index=False)
+    done = sl_fit_process(
+        f"input={tmp_path / 't.csv'}",
+        f"out={tmp_path / 'fit'}",
+        "approaches=[approach2]",
+        "figures=false",
+        "fit.extrapolation.holdout_budgets=0",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads((tmp_path / "fit" / "fit.json").read_text())) >= {"approach2", "schema_version"}
