@@ -147,8 +147,9 @@ def plan_budget(loaded: LoadedLaw, query: BudgetQuery) -> BudgetPlan:
     point = _point(loaded.law, query)
     per_sample = np.array([_point(s, query, strict=False) for s in loaded.samples]).reshape(-1, point.size)
     estimates = [Estimate.from_samples(point[i], per_sample[:, i]) for i in range(point.size)]
-    if query.flops is not None:
-        estimates[0] = Estimate(value=point[0])
+    given = {"flops": 0, "n_params": 1, "n_tokens": 2, "target_loss": 4}
+    exact = next(index for name, index in given.items() if getattr(query, name) is not None)
+    estimates[exact] = Estimate(value=point[exact])  # the asked-for quantity is exact, not estimated
     flops, n_params, n_tokens, tokens_per_param, loss = estimates
     return BudgetPlan(flops=flops, n_params=n_params, n_tokens=n_tokens, tokens_per_param=tokens_per_param,
                       loss=loss, source=loaded.source, n_bootstrap=len(loaded.samples))

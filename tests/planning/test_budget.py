@@ -91,6 +91,8 @@ def test_intervals_from_bootstrap_samples_in_fit_json(tmp_path):
     assert plan.n_params.high == pytest.approx(np.percentile(per_sample, 97.5))
     assert plan.n_params.low < plan.n_params.value < plan.n_params.high
     assert "200 bootstrap samples" in plan.report()
+    given_size = plan_budget(loaded, BudgetQuery(n_params=1e9))
+    assert np.isnan(given_size.n_params.low) and given_size.n_tokens.low < given_size.n_tokens.high
 
 
 def test_load_law_errors_name_the_fix(tmp_path):
