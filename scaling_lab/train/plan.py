@@ -78,11 +78,13 @@ class TrainPlan:
 
 
 def _every(tokens: float | None, default_count: int, *, steps: int, tokens_per_step: int) -> tuple[int, ...]:
-    """Steps k, 2k, ... ≤ steps with k = tokens / tokens_per_step (or steps / default_count)."""
+    """Steps k, 2k, ... ≤ steps with k = tokens / tokens_per_step; or, for null, ``default_count`` steps spread
+    evenly so that the last one is the run's end; 0 → none."""
     if tokens == 0:
         return ()
-    interval = max(1, round(tokens / tokens_per_step) if tokens is not None else steps // default_count)
-    return tuple(range(interval, steps + 1, interval))
+    if tokens is None:
+        return tuple(sorted({max(1, round(k * steps / default_count)) for k in range(1, default_count + 1)}))
+    return tuple(range(max(1, round(tokens / tokens_per_step)), steps + 1, max(1, round(tokens / tokens_per_step))))
 
 
 def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
