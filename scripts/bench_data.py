@@ -1,0 +1,157 @@
+"""Benchmark the data layer: tokenize + cache the embedded corpus from scratch, loader vs training step, eval SE.
+
+    python scripts/bench_data.py                      # byte tokenizer, sequence length 128, batch 32
+    python scripts/bench_data.py --tokenizer bpe --vocab-size 4096
+
+1. Copies the built corpus (python -m scaling_lab.data.corpus build) into an empty cache and times
+   prepare_data on it: reading through `datasets`, tokenizing, writing and checksumming the memmaps.
+   Target (issue 2): <= 30 s on 2 cores.
+2. Times train_sequences for one batch against a forward+backward+AdamW step of a tiny
+   transformers.LlamaForCausalLM (hidden 32, 2 layers, 2 heads, vocabulary 256, context = sequence length).
+   Target: loader <= 2 % of the step.
+3. Trains that model briefly and measures the standard error of the mean eval loss over the default eval
+   set, with sequences as the sampling unit (so correlation inside a sequence is accounted for).
+   Target: < 0.5 % of the loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import shutil
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from scaling_lab.data import data_config_from_dict, default_cache_dir, prepare_data
+from scaling_lab.data.corpus import CORPUS_ID, build_corpus
+from scaling_lab.errors import exit_on_user_error
+
+
+def embedded_config(args: argparse.Namespace) -> dict:
+    tokenizer = {"kind": args.tokenizer} | ({"vocab_size": args.vocab_size} if args.tokenizer == "bpe" else {})
+    return {
+        "name": "embedded",
+        "sources": [
+            {"name": "prose", "kind": "embedded", "domain": "prose", "weight": 0.5},
+            {"name": "code", "kind": "embedded", "domain": "code", "weight": 0.5},
+        ],
+        "tokenizer": tokenizer,
+        "sequence_length": args.sequence_length,
+        "seed": 0,
+    }
+
+
+def tiny_llama(vocab_size: int, context: int) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=86,  # ≈ 8/3 · hidden, the SwiGLU ratio of LLaMA (Touvron et al. 2023, §2)
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=context,
+    )
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
+
+
+def median_seconds(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokenizer", choices=["byte", "bpe"], default="byte")
+    parser.add_argument("--vocab-size", type=int, default=4096, help="bpe only")
+    parser.add_argument("--sequence-length", type=int, default=128)
+    parser.add_argument("--batch-sequences", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the step (the loader uses one)")
+    parser.add_argument("--train-steps", type=int, default=300, help="steps before measuring the eval SE")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    corpus = build_corpus(default_cache_dir())
+    with tempfile.TemporaryDirectory(prefix="bench_data-") as tmp:
+        cache_dir = pathlib.Path(tmp)
+        shutil.copytree(corpus, cache_dir / "corpus" / CORPUS_ID)
+        config = data_config_from_dict(embedded_config(args))
+        started = time.perf_counter()
+        data = prepare_data(config, cache_dir)
+        build_s = time.perf_counter() - started
+        started = time.perf_counter()
+        prepare_data(config, cache_dir)
+        reuse_s = time.perf_counter() - started
+        described = data.describe()
+        tokens = sum(source["tokens"] for source in described["sources"].values())
+        text_bytes = sum(source["text_bytes"] for source in described["sources"].values())
+        print(f"cores: {os.cpu_count()}  tokenizer: {data.tokenizer_name}  vocab: {data.vocab_size}")
+        for name, source in described["sources"].items():
+            print(f"  {name}: {source['text_bytes']:,} bytes -> {source['tokens']:,} tokens")
+        print(
+            f"tokenize+cache from scratch: {build_s:.2f} s for {text_bytes / 1e6:.2f} MB -> {tokens:,} tokens "
+            f"({tokens / build_s / 1e6:.2f} M tokens/s)  [target <= 30 s]  reuse: {reuse_s:.2f} s"
+        )
+
+        batch = args.batch_sequences
+        steps = iter(range(123_456, 124_000))  # consecutive steps far into the stream, as a trainer takes them
+        loader_s = median_seconds(lambda: data.train_sequences(next(steps) * batch, batch), repeats=300)
+
+        model = tiny_llama(data.vocab_size, data.sequence_length)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        fixed = torch.from_numpy(data.train_sequences(0, batch))
+
+        def train_step(sequences: torch.Tensor) -> float:
+            # (B, L + 1) ids -> inputs (B, L), targets (B, L); transformers shifts labels itself, so pass ids twice
+            loss = model(input_ids=sequences[:, :-1], labels=sequences[:, :-1]).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return float(loss.detach())
+
+        for _ in range(3):
+            train_step(fixed)
+        step_s = median_seconds(lambda: train_step(fixed), repeats=20)
+        n_params = sum(p.numel() for p in model.parameters())
+        print(
+            f"loader: {loader_s * 1e3:.3f} ms per batch of {batch}x{data.sequence_length + 1}; "
+            f"step (fwd+bwd+AdamW, {n_params:,} params, {args.threads} threads): {step_s * 1e3:.2f} ms; "
+            f"loader/step = {loader_s / step_s:.2%}  [target <= 2 %]"
+        )
+
+        for step in range(args.train_steps):
+            train_step(torch.from_numpy(data.train_sequences(step * batch, batch)))
+        evaluation = torch.from_numpy(data.eval_sequences())
+        model.eval()
+        per_sequence = []
+        with torch.no_grad():
+            for chunk in evaluation.split(128):
+                logits = model(input_ids=chunk[:, :-1]).logits
+                losses = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1), reduction="none"
+                ).reshape(chunk.shape[0], -1)
+                per_sequence.append(losses.mean(dim=1))
+        sequence_losses = torch.cat(per_sequence).double().numpy()
+        mean = sequence_losses.mean()
+        standard_error = sequence_losses.std(ddof=1) / np.sqrt(len(sequence_losses))
+        print(
+            f"eval set: {len(sequence_losses)} sequences x {data.sequence_length} tokens; after {args.train_steps} "
+            f"steps mean loss {mean:.3f} nats/token, SE {standard_error:.4f} = {standard_error / mean:.2%} of the loss "
+            "[target < 0.5 %]"
+        )
+
+
+if __name__ == "__main__":
+    main()
