@@ -140,8 +140,9 @@ def test_load_curves_one_row_per_evaluation(tmp_path, make_record):
 _READER = textwrap.dedent(
     """
     import json, sys, pathlib
-    path, stop = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    path, ready, stop = (pathlib.Path(arg) for arg in sys.argv[1:4])
     reads = partial = 0
+    ready.touch()
     while not stop.exists():
         try:
             text = path.read_text()
@@ -155,19 +156,24 @@ _READER = textwrap.dedent(
     print(json.dumps({"reads": reads, "partial": partial}))
     """
 )
+RACE_SECONDS = 1.5
 
 
 def _race(tmp_path: Path, write) -> dict[str, int]:
-    """Run a reader process looping over the record while ``write(i)`` rewrites it; return its counts."""
-    path, stop = tmp_path / "tiny" / "w64_d1e4" / "run.json", tmp_path / "stop"
+    """Run a reader process looping over the record while ``write(i)`` rewrites it for RACE_SECONDS."""
+    path, ready, stop = tmp_path / "tiny" / "w64_d1e4" / "run.json", tmp_path / "ready", tmp_path / "stop"
     write(0)
-    reader = subprocess.Popen([sys.executable, "-c", _READER, str(path), str(stop)], stdout=subprocess.PIPE)
-    time.sleep(0.3)  # let the reader start looping
-    for index in range(1, 25):
+    reader = subprocess.Popen([sys.executable, "-c", _READER, str(path), str(ready), str(stop)], stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline:  # the reader loops before the writer starts
+        time.sleep(0.01)
+    index, end = 1, time.monotonic() + RACE_SECONDS
+    while time.monotonic() < end:
         write(index)
+        index += 1
     stop.touch()
     out, _ = reader.communicate(timeout=60)
-    return json.loads(out)
+    return {**json.loads(out), "writes": index}
 
 
 def test_a_reader_in_another_process_never_sees_a_partial_record(tmp_path, make_record):
@@ -178,7 +184,7 @@ def test_a_reader_in_another_process_never_sees_a_partial_record(tmp_path, make_
 
     records = [make_record(status="running", finished_at=None, points=[], n_tokens=0, curve=curve) for curve in curves]
     counts = _race(tmp_path, lambda index: write_record(records[index % 2], tmp_path))
-    assert counts["reads"] > 0 and counts["partial"] == 0
+    assert counts["reads"] > 0 and counts["writes"] > 2 and counts["partial"] == 0
 
 
 def test_the_race_detects_a_plain_write(tmp_path, make_record):
