@@ -179,21 +179,18 @@ def check_hub_reachable(what: str) -> None:
         ) from None
 
 
-def _load_hub(source: SourceConfig, cache_dir: pathlib.Path):
+def _load_hub(source: SourceConfig):
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", HUB_TIMEOUT_S)
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", HUB_TIMEOUT_S)
-    check_hub_reachable(f"{_where(source)}: hub dataset {source.dataset!r}")
+    if not pathlib.Path(source.dataset).is_dir():  # a local dataset folder needs no network
+        check_hub_reachable(f"{_where(source)}: hub dataset {source.dataset!r}")
     import datasets
 
     try:
-        dataset = datasets.load_dataset(
-            source.dataset,
-            source.subset,
-            split=source.split,
-            revision=source.revision,
-            streaming=source.streaming,
-            cache_dir=str(pathlib.Path(cache_dir) / "hf_datasets"),
-        )
+        with _quiet_datasets():  # the default HF cache (HF_HOME / HF_DATASETS_CACHE), so existing downloads count
+            dataset = datasets.load_dataset(
+                source.dataset, source.subset, split=source.split, revision=source.revision, streaming=source.streaming
+            )
     except Exception as error:  # not found, offline, gated, bad split: all unusable
         reason = " ".join(str(error).split())[:200]
         raise DataError(
@@ -213,7 +210,7 @@ def _load_hub(source: SourceConfig, cache_dir: pathlib.Path):
 def load_source(source: SourceConfig, cache_dir: pathlib.Path) -> LoadedSource:
     """Read a source's documents through `datasets`, or end with one DataError line naming what to fix."""
     if source.kind == "hub":
-        dataset = _load_hub(source, cache_dir)
+        dataset = _load_hub(source)
         identity = {
             key: getattr(source, key)
             for key in ("dataset", "subset", "split", "revision", "text_field", "max_documents", "streaming")

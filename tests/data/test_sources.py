@@ -162,3 +162,20 @@ def test_tokens_are_the_utf8_bytes(text_dir, tmp_path):
     )
     data = prepare_data(config, tmp_path)
     assert bytes(np.asarray(data.splits[0].tokens)) == (text_dir / "doc007.txt").read_bytes() + b"\x00"
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hub_kind_reads_a_dataset_folder_streamed_or_not(jsonl_file, tmp_path, streaming):
+    folder = tmp_path / "my_dataset"
+    (folder / "data").mkdir(parents=True)
+    jsonl_file.rename(folder / "data" / "train.jsonl")
+    source = SourceConfig(
+        name="h", kind="hub", dataset=str(folder), split="train", text_field="body", streaming=streaming,
+        max_documents=12,
+    )  # fmt: skip
+    loaded = load_source(source, tmp_path / "cache")
+    texts = all_text(loaded)
+    records = [json.loads(line)["body"] for line in (folder / "data" / "train.jsonl").read_text().splitlines()]
+    assert len(texts) == 12 and set(texts) <= set(records)
+    if streaming:
+        assert texts == records[:12]  # a stream keeps its order and takes the first documents
