@@ -187,7 +187,8 @@ def _params_to_theta(params: dict[str, float]) -> np.ndarray:
     return np.array([np.log(params["E"]), np.log(params["A"]), params["alpha"], np.log(params["B"]), params["beta"]])
 
 
-def _design(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def design(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(log N, log D) as a (2, n) array and log loss: the inputs of the objective (objectives.py)."""
     log_x = np.log(np.stack([table["n_params"].to_numpy(float), table["n_tokens"].to_numpy(float)]))
     return log_x, np.log(table["loss"].to_numpy(float))
 
@@ -202,7 +203,7 @@ def _check(table: pd.DataFrame, config: Approach3Config) -> None:
 
 
 def _polish(table: pd.DataFrame, config: Approach3Config, starts: np.ndarray, n_polish: int) -> Polished:
-    log_x, log_loss = _design(table)
+    log_x, log_loss = design(table)
     return fit_power_law_sum(log_x, log_loss, starts, objective=config.objective, delta=config.delta, n_polish=n_polish)
 
 

@@ -2,21 +2,25 @@
 
 L-BFGS-B works on 5×5 problems, yet the OpenBLAS bundled with numpy/scipy spins up its thread pool for
 them: measured on a shared 2-core machine, one polish took 0.5 s with the default pool and 0.02 s with one
-thread (scripts/bench_fit.py). ``threadpoolctl`` does this in general; without it we call OpenBLAS's own
-``*_set_num_threads`` on the bundled libraries that are loaded (Linux), and do nothing elsewhere.
+thread. ``threadpoolctl`` does this in general but is not a dependency: we call OpenBLAS's own
+``*_set_num_threads`` on the bundled libraries that are loaded (Linux; found once per process, since numpy
+and scipy load theirs at import), and do nothing elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
 _SUFFIXES = ("", "64_")
 
 
+@functools.cache
 def _openblas_libraries() -> list[tuple[ctypes.CDLL, str]]:
+    """OpenBLAS libraries loaded in this process, with their thread-count function pattern (found once)."""
     maps = Path("/proc/self/maps")
     if not maps.exists():
         return []
@@ -40,14 +44,6 @@ def _openblas_libraries() -> list[tuple[ctypes.CDLL, str]]:
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Within the block, BLAS runs on one thread; the previous setting is restored after."""
-    try:
-        from threadpoolctl import threadpool_limits  # optional: the general tool when installed
-    except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(limits=1, user_api="blas"):
-            yield
-        return
     libraries = _openblas_libraries()
     previous = [getattr(lib, pattern % "get")() for lib, pattern in libraries]
     for lib, pattern in libraries:
