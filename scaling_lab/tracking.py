@@ -10,15 +10,17 @@ Mode: ``logger.mode`` when set; else ``WANDB_MODE`` from the environment; else "
 ``wandb sync`` the run later.
 
 Credentials: run configs, metrics and summaries pass through
-:func:`~scaling_lab.results.redact.scrub_secrets` before they reach wandb.
+:func:`~scaling_lab.results.redact.scrub_secrets` before they reach wandb, and the command line wandb records
+is redacted (:func:`~scaling_lab.results.redact.scrub_argv`).
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import netrc
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -26,9 +28,7 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from scaling_lab.errors import ConfigError
-from scaling_lab.results.redact import scrub_secrets
-
-logger = logging.getLogger(__name__)
+from scaling_lab.results.redact import scrub_argv, scrub_secrets
 
 BACKENDS = ("wandb", "none")
 MODES = ("online", "offline", "disabled")
@@ -157,6 +157,17 @@ def resolve_mode(config: LoggerConfig, environ: dict[str, str] | None = None) ->
     return "online" if has_wandb_credentials(environ) else "offline"
 
 
+@contextlib.contextmanager
+def _redacted_argv() -> Iterator[None]:
+    """Hide credentials in sys.argv while wandb.init reads it (wandb records the command line in the run)."""
+    original = sys.argv
+    sys.argv = original[:1] + scrub_argv(original[1:])
+    try:
+        yield
+    finally:
+        sys.argv = original
+
+
 def open_tracker(
     config: LoggerConfig,
     *,
@@ -183,18 +194,19 @@ def open_tracker(
         import wandb
 
         Path(config.dir).mkdir(parents=True, exist_ok=True)
-        run = wandb.init(
-            project=config.project,
-            entity=config.entity,
-            name=name,
-            group=group,
-            job_type=job_type,
-            tags=sorted({*config.tags, *tags}),
-            config=scrub_secrets(run_config),
-            dir=config.dir,
-            mode=mode,
-            reinit="create_new",  # several runs in one process (sweeps, tests) must not share one run
-        )
+        with _redacted_argv():
+            run = wandb.init(
+                project=config.project,
+                entity=config.entity,
+                name=name,
+                group=group,
+                job_type=job_type,
+                tags=sorted({*config.tags, *tags}),
+                config=scrub_secrets(run_config),
+                dir=config.dir,
+                mode=mode,
+                reinit="create_new",  # several runs in one process (sweeps, tests) must not share one run
+            )
     except Exception as error:  # a tracker must never sink a run: any wandb failure → null tracker
         reason = " ".join(str(error).split()) or type(error).__name__
         print(f"warning: wandb did not start ({reason}); logging to the results store only", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from scaling_lab.errors import ConfigError
 from scaling_lab.results import RunRecord, write_record
+from scaling_lab.results.redact import scrub_argv
 from scaling_lab.tracking import LoggerConfig, Tracker, WandbTracker, open_tracker, resolve_mode
 
 matplotlib.use("Agg")
@@ -129,6 +131,9 @@ def test_offline_run_holds_config_metrics_and_summary(tmp_path, capsys):
 def test_no_secret_reaches_the_wandb_run_or_the_record(tmp_path, monkeypatch, make_record_for_tracking):
     monkeypatch.setenv("WANDB_API_KEY", PLANTED_KEY)  # offline mode still: WANDB_MODE wins over credentials
     monkeypatch.setenv("HF_TOKEN", PLANTED_TOKEN)
+    # wandb records the command line in the run: plant secrets there too (Hydra override and flag forms)
+    argv = ["sl-train", f"+data.hub_token={PLANTED_TOKEN}", "--api-key", PLANTED_KEY, "model=tiny_seen"]
+    monkeypatch.setattr(sys, "argv", argv)
     run_config = {
         "logger": {"api_key": PLANTED_KEY, "project": "p"},
         "data": {"hub_token": PLANTED_TOKEN, "note": f"uses {PLANTED_TOKEN}", "mirror": PLANTED_KEY},
@@ -142,11 +147,25 @@ def test_no_secret_reaches_the_wandb_run_or_the_record(tmp_path, monkeypatch, ma
 
     assert records_of(tracker.run_dir, "exit")  # the log is flushed before its bytes are searched
     wandb_files = all_bytes(tmp_path / "out")
-    assert b'"width"' in wandb_files  # the config did reach wandb, redacted
+    assert b'"width"' in wandb_files and b"model=tiny_seen" in wandb_files  # config and argv reached wandb
+    assert sys.argv == argv  # restored after wandb.init
     for secret in (PLANTED_KEY, PLANTED_TOKEN):
         assert secret.encode() not in wandb_files
         assert secret not in path.read_text()
     assert json.loads(path.read_text())["config"]["model"] == {"width": 64}
+
+
+def test_scrub_argv_redacts_overrides_flags_and_known_values():
+    argv = ["+logger.api_key=abc", "--password", "pw123456", "--token=t", "lr=3e-3", "seed=1", "x=" + PLANTED_KEY]
+    assert scrub_argv(argv, frozenset({PLANTED_KEY})) == [
+        "+logger.api_key=<redacted>",
+        "--password",
+        "<redacted>",
+        "--token=<redacted>",
+        "lr=3e-3",
+        "seed=1",
+        "x=<redacted>",
+    ]
 
 
 def test_an_exception_inside_the_block_closes_the_run_as_failed(tmp_path):

@@ -86,3 +86,22 @@ def _scrub(value: Any, secrets: frozenset[str]) -> Any:
     if isinstance(value, str) and looks_secret(value, secrets):
         return REDACTED
     return value
+
+
+def scrub_argv(argv: list[str], known_secrets: frozenset[str] | None = None) -> list[str]:
+    """Command-line arguments with credentials redacted: the value of ``key=value`` (Hydra overrides, ``--flag=``)
+    and of ``--flag value`` when the key names a credential, and any argument that looks secret."""
+    secrets = environment_secrets() if known_secrets is None else known_secrets
+    scrubbed: list[str] = []
+    for index, argument in enumerate(argv):
+        key, equals, _ = argument.partition("=")
+        flag_before = argv[index - 1] if index else ""
+        if equals and is_secret_name(key.lstrip("+~-")):
+            scrubbed.append(f"{key}={REDACTED}")
+        elif flag_before.startswith("-") and "=" not in flag_before and is_secret_name(flag_before.lstrip("-")):
+            scrubbed.append(REDACTED)
+        elif looks_secret(argument, secrets):
+            scrubbed.append(f"{key}={REDACTED}" if equals and not looks_secret(key, secrets) else REDACTED)
+        else:
+            scrubbed.append(argument)
+    return scrubbed
