@@ -29,6 +29,9 @@ from scaling_lab.train.plan import TrainPlan, make_plan
 from scaling_lab.train.progress import Progress
 
 LOCK_NAME = "run.lock"
+# Records that end a grid point: a relaunch skips them. A diverged run would diverge again from the same config;
+# failed and running (killed) ones are retried, from their checkpoint when there is one.
+DONE = ("finished", "diverged")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,7 +39,7 @@ class Outcome:
     """What happened to a grid point."""
 
     action: str
-    """trained, resumed, skipped-finished, or skipped-locked."""
+    """trained, resumed, skipped-finished, skipped-diverged, or skipped-locked."""
     record: RunRecord | None
     """The record written (None when skipped)."""
 
@@ -95,9 +98,9 @@ def run_point(config: RunConfig) -> Outcome:
     """Train one grid point unless it is finished or being trained elsewhere; never raises for a failed run."""
     root, run_id = Path(config.paths.results_dir), config.run_id()
     folder, path = run_dir(root, config.sweep, run_id), record_path(root, config.sweep, run_id)
-    if path.exists() and read_record(path).status == "finished":
-        print(f"skip {config.sweep}/{run_id}: finished record at {path}")
-        return Outcome(action="skipped-finished", record=None)
+    if path.exists() and (status := read_record(path).status) in DONE:
+        print(f"skip {config.sweep}/{run_id}: {status} record at {path} (delete it to train again)")
+        return Outcome(action=f"skipped-{status}", record=None)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(folder / LOCK_NAME, timeout=0):
@@ -143,8 +146,7 @@ def _train_locked(config: RunConfig, folder: Path) -> Outcome:
                  "flops_exact": record.points[-1].flops_exact if record.points else None,
                  "tokens_per_second": record.tokens_per_second}  # fmt: skip
         tracker.summary(final)
-    if status == "finished":
-        (folder / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)
+    (folder / checkpoint.CHECKPOINT_NAME).unlink(missing_ok=True)  # the point is done: free the disk
     print(f"{status} {config.sweep}/{config.run_id()}: loss {record.final_loss} at D={record.n_tokens}"
           f" in {record.wall_time_s:.1f}s ({record.tokens_per_second:.3g} tok/s) -> {folder}")  # fmt: skip
     return Outcome(action="resumed" if resumed else "trained", record=record)

@@ -78,6 +78,7 @@ def test_divergence_stops_the_run_and_records_the_step(tiny_config) -> None:
     assert record.diverged_at_step is not None and 1 <= record.diverged_at_step < 40
     assert "training loss" in record.reason
     assert record.n_tokens < 40 * 256
+    assert run_point(tiny_config(optim={"lr": 1e3}, divergence_factor=1.5)).action == "skipped-diverged"
 
 
 def test_wsd_run_gives_one_point_per_cooldown(tiny_config, tmp_path) -> None:
