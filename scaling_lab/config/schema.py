@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,7 +29,7 @@ from scaling_lab.train.schedule import ScheduleConfig
 # Sections and fields that do not change what a run computes: where it writes and logs, how many CPU threads,
 # whether it compiles (same maths), debug switches, and the device. The run_id derives from the rest, so a
 # relaunch anywhere finds the same run (shared/DESIGN.md "A grid point runs once").
-UNHASHED = ("paths", "logger", "debug", "threads", "compile", "device", "sweep")
+UNHASHED = ("paths", "logger", "debug", "threads", "compile", "device", "sweep", "grid")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -106,6 +106,9 @@ class RunConfig:
     """Checkpoint every this many tokens; null → 4 per run; 0 → never."""
     divergence_factor: float = 3.0
     """Stop as diverged when the training loss exceeds this × the best loss so far (or is NaN/inf)."""
+    grid: dict[str, Any] = field(default_factory=dict)
+    """Free-form grid coordinates a sweep file sets (e.g. rank, center_n) for interpolations such as
+    ``model.target_n: ${sl.isoflop_n:...}``; not hashed: the values they produce (target_n, budget) are."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=+-]*", str(self.sweep)):
