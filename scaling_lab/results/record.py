@@ -184,7 +184,8 @@ def _check_not_negative(obj: Any, *names: str) -> None:
             raise TableError(f"field {name}={value} must be a non-negative number")
 
 
-def _check_name(field: str, value: str) -> None:
+def check_directory_name(field: str, value: str) -> None:
+    """Raise TableError unless ``value`` can be one directory level of the store (run_id, sweep)."""
     if not value or value in {".", ".."} or "/" in value or "\\" in value or "\0" in value:
         raise TableError(
             f"field {field}={value!r} is not a valid directory name: use a non-empty name without '/' or '\\'"
@@ -207,8 +208,8 @@ def _check_record(record: RunRecord) -> None:
     _check_schema_version(record.schema_version)
     if record.schema_version < 1:
         raise TableError(f"field schema_version={record.schema_version} must be ≥ 1")
-    _check_name("run_id", record.run_id)
-    _check_name("sweep", record.sweep)
+    check_directory_name("run_id", record.run_id)
+    check_directory_name("sweep", record.sweep)
     if not record.config_hash:
         raise TableError("field config_hash is empty: hash the resolved config (provenance.config_hash)")
     _check_not_negative(
@@ -302,10 +303,8 @@ def _build(cls: type, data: Any, path: str) -> Any:
     ]
     if missing:
         raise TableError(f"missing field {path}{missing[0]}: the record is incomplete; rewrite it")
-    types_by_name = _field_types(cls)
-    values = {name: _coerce(value, types_by_name[name], f"{path}{name}") for name, value in data.items()}
     try:
-        return cls(**values)
+        return cls(**data)  # __post_init__ checks and coerces every field
     except TableError as error:
         if path and str(error).startswith("field "):
             raise TableError(f"field {path}{str(error).removeprefix('field ')}") from error
@@ -318,6 +317,8 @@ def _kind(annotation: Any) -> str:
 
 def _coerce(value: Any, annotation: Any, path: str) -> Any:
     """``value`` checked against ``annotation`` (and made a plain Python value), or a TableError naming ``path``."""
+    if type(value) is annotation and annotation in (str, int, float, bool):  # the common case, fast
+        return value
     origin, args = get_origin(annotation), get_args(annotation)
     if annotation is Any:
         return _plain(value, path)

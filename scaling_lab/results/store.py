@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from scaling_lab.errors import TableError
-from scaling_lab.results.record import STATUSES, RunRecord, _check_name
+from scaling_lab.results.record import STATUSES, RunRecord, check_directory_name
 
 RECORD_FILENAME = "run.json"
 
@@ -75,8 +75,8 @@ class SkippedRecordsWarning(UserWarning):
 
 def run_dir(root: str | os.PathLike[str], sweep: str, run_id: str) -> Path:
     """The directory of one run: ``<root>/<sweep>/<run_id>``."""
-    _check_name("sweep", sweep)
-    _check_name("run_id", run_id)
+    check_directory_name("sweep", sweep)
+    check_directory_name("run_id", run_id)
     return Path(root) / sweep / run_id
 
 
