@@ -148,11 +148,15 @@ def test_store_input_logs_figures_to_wandb(tmp_path, chinchilla_table, capsys):
 
 
 def test_outputs_are_written_whole_or_not_at_all(tmp_path):
+    good = FitOutcome(results={}, skipped={"approach3": "reason"}, extrapolation=None, meta={"input": "t.csv"})
+    fit_path, _ = write_outputs(good, tmp_path / "fit")
+    before = fit_path.read_text()
     bad = FitOutcome(results={}, skipped={}, extrapolation=None, meta={"unserialisable": object()})
     with pytest.raises(TypeError):
         write_outputs(bad, tmp_path / "fit")
-    assert not (tmp_path / "fit" / "fit.json").exists()
-    assert not list((tmp_path / "fit").glob(".*tmp")) if (tmp_path / "fit").exists() else True
+    # the earlier fit.json is untouched and no temporary file is left beside it
+    assert fit_path.read_text() == before and json.loads(before)["skipped"] == {"approach3": "reason"}
+    assert sorted(p.name for p in (tmp_path / "fit").iterdir()) == ["fit.json", "report.txt"]
 
 
 def test_console_entry_point_end_to_end(tmp_path, chinchilla_table):
