@@ -19,3 +19,8 @@ def file_sha256(path: pathlib.Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def one_line(error: BaseException, limit: int = 200) -> str:
+    """'Type: message' of an exception on one line, cut to `limit` characters, for a DataError's reason."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:limit]}"

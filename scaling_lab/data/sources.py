@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaling_lab.data.config import SourceConfig
+from scaling_lab.data.files import one_line
 from scaling_lab.errors import ConfigError, DataError
 
 BATCH_DOCUMENTS = 512  # documents per tokenizer batch
@@ -143,10 +144,9 @@ def _load_local(source: SourceConfig, files: list[pathlib.Path], builder: str, c
                 **options,
             )
     except Exception as error:  # any parse failure is a bad file
-        reason = " ".join(str(error).split())[:200]
         raise DataError(
             f"{_where(source)}: could not read {len(files)} {builder} file(s) starting {files[0]} "
-            f"({type(error).__name__}: {reason}): check the files or set {_where(source)}.format"
+            f"({one_line(error)}): check the files or set {_where(source)}.format"
         ) from None
     text_field = "text" if builder == "text" else source.text_field
     if text_field not in dataset.column_names:
@@ -192,10 +192,9 @@ def _load_hub(source: SourceConfig):
                 source.dataset, source.subset, split=source.split, revision=source.revision, streaming=source.streaming
             )
     except Exception as error:  # not found, offline, gated, bad split: all unusable
-        reason = " ".join(str(error).split())[:200]
         raise DataError(
             f"{_where(source)}: hub dataset {source.dataset!r} (subset {source.subset!r}, split {source.split!r}) "
-            f"could not be loaded ({type(error).__name__}: {reason}): check the name, split and network, or use "
+            f"could not be loaded ({one_line(error)}): check the name, split and network, or use "
             "kind=files on a local copy"
         ) from None
     columns = dataset.column_names

@@ -17,6 +17,7 @@ import numpy as np
 from filelock import FileLock
 
 from scaling_lab.data.config import BYTE_VOCAB_SIZE, TokenizerConfig, token_dtype_for
+from scaling_lab.data.files import one_line
 from scaling_lab.errors import DataError
 
 END_OF_TEXT = "<|endoftext|>"
@@ -120,9 +121,8 @@ def hf_tokenizer(config: TokenizerConfig) -> Tokenizer:
     try:
         pretrained = AutoTokenizer.from_pretrained(config.name, revision=config.revision, use_fast=True)
     except Exception as error:  # hub, network and file errors all mean: cannot load it
-        reason = " ".join(str(error).split())[:200]
         raise DataError(
-            f"data.tokenizer.name={config.name!r} could not be loaded ({type(error).__name__}: {reason}): check the "
+            f"data.tokenizer.name={config.name!r} could not be loaded ({one_line(error)}): check the "
             "name and network, or point it at a local folder"
         ) from None
     backend = getattr(pretrained, "backend_tokenizer", None)

@@ -179,3 +179,10 @@ def test_hub_kind_reads_a_dataset_folder_streamed_or_not(jsonl_file, tmp_path, s
     assert len(texts) == 12 and set(texts) <= set(records)
     if streaming:
         assert texts == records[:12]  # a stream keeps its order and takes the first documents
+
+
+def test_malformed_jsonl_is_a_data_error_naming_the_file(tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine"}\n{"text": unquoted}\n')
+    with pytest.raises(DataError, match=r"data.sources\[b\]: could not read 1 json file\(s\) starting .*broken.jsonl"):
+        load_source(SourceConfig(name="b", kind="files", paths=[str(broken)]), tmp_path / "cache")
