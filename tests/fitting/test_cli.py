@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,7 +11,8 @@ from hydra import compose, initialize_config_dir
 from scaling_lab.cli.fit import CONFIGS_DIR, run
 from scaling_lab.errors import exit_on_user_error
 from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3 as TRUTH
-from scaling_lab.fitting.run import FitOutcome, write_outputs
+from scaling_lab.fitting.run import ExtrapolationConfig, FitConfig, fit_input, write_outputs
+from scaling_lab.fitting.table import FitInput
 
 from .conftest import write_store
 
@@ -147,15 +149,16 @@ def test_store_input_logs_figures_to_wandb(tmp_path, chinchilla_table, capsys):
     assert len(list((run_dir / "files" / "media" / "images").glob("*.png"))) == 5
 
 
-def test_outputs_are_written_whole_or_not_at_all(tmp_path):
-    good = FitOutcome(results={}, skipped={"approach3": "reason"}, extrapolation=None, meta={"input": "t.csv"})
+def test_outputs_are_written_whole_or_not_at_all(tmp_path, chinchilla_table):
+    data = FitInput(points=chinchilla_table(), curves=None, source="t.csv", kind="table")
+    good = fit_input(data, FitConfig(approaches=("approach2",), extrapolation=ExtrapolationConfig(holdout_budgets=0)))
     fit_path, _ = write_outputs(good, tmp_path / "fit")
     before = fit_path.read_text()
-    bad = FitOutcome(results={}, skipped={}, extrapolation=None, meta={"unserialisable": object()})
+    bad = dataclasses.replace(good, meta={**good.meta, "unserialisable": object()})
     with pytest.raises(TypeError):
         write_outputs(bad, tmp_path / "fit")
     # the earlier fit.json is untouched and no temporary file is left beside it
-    assert fit_path.read_text() == before and json.loads(before)["skipped"] == {"approach3": "reason"}
+    assert fit_path.read_text() == before and json.loads(before)["approach2"]["n_budgets"] == 6
     assert sorted(p.name for p in (tmp_path / "fit").iterdir()) == ["fit.json", "report.txt"]
 
 
