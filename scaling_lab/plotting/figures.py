@@ -136,8 +136,8 @@ def contour_figure(points: pd.DataFrame, law: ChinchillaLaw) -> Figure:
     sizes = np.geomspace(points["n_params"].min() / 10, points["n_params"].max() * 10, 200)
     grid_c, grid_n = np.meshgrid(flops, sizes)
     loss = law.loss(grid_n, grid_c / (FLOPS_PER_PARAM_PER_TOKEN * grid_n))
-    levels = np.quantile(loss, np.linspace(0.02, 0.9, 14))
-    contour = ax.contourf(grid_c, grid_n, loss, levels=np.unique(levels), cmap="viridis_r")
+    levels = np.unique(np.quantile(loss, np.linspace(0.02, 0.9, 14)))  # the extreme corners would take every level
+    contour = ax.contourf(grid_c, grid_n, loss, levels=levels, cmap="viridis_r", extend="both")
     figure.colorbar(contour, ax=ax, label="predicted loss")
     ax.plot(flops, law.n_opt(flops), color="tab:blue", lw=2, label="efficient frontier N_opt(C)")
     ax.scatter(points["flops"], points["n_params"], s=6, color="white", edgecolors="black", linewidths=0.3)
