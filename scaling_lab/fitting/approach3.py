@@ -122,6 +122,9 @@ class Approach3Result:
     """Resamples whose fit failed (left out of the intervals)."""
     ci_level: float = 0.95
     """Central probability of the intervals."""
+    frontier: list[dict[str, Any]] = field(default_factory=list)
+    """At a few budgets C (the table's largest, ×10, ×100): n_opt, d_opt, tokens_per_param, loss and, when
+    bootstrapped, their ci95."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything else worth recording (for example the resampling unit)."""
 
@@ -162,6 +165,8 @@ class Approach3Result:
             out["ci_level"] = self.ci_level
             out["bootstrap_samples"] = self.bootstrap_samples
             out["n_bootstrap_failed"] = self.n_bootstrap_failed
+        if self.frontier:
+            out["frontier"] = self.frontier
         if self.extra:
             out["extra"] = self.extra
         return out
@@ -228,6 +233,34 @@ def fit_params(table: pd.DataFrame, config: Approach3Config, starts: np.ndarray)
     return None if _degenerate(params) else params
 
 
+FRONTIER_MULTIPLES = (1.0, 10.0, 100.0)
+"""Frontier rows are reported at the table's largest budget times these (extrapolation made visible)."""
+
+
+def frontier_at(law: ChinchillaLaw, flops: float) -> dict[str, float]:
+    """Compute-optimal N, D, D/N and loss of a law at a budget C."""
+    return {
+        "n_opt": float(law.n_opt(flops)),
+        "d_opt": float(law.d_opt(flops)),
+        "tokens_per_param": float(law.tokens_per_param(flops)),
+        "loss": float(law.loss_at_optimum(flops)),
+    }
+
+
+def frontier_rows(
+    law: ChinchillaLaw, budgets: list[float], samples: list[dict[str, float]] | None, level: float
+) -> list[dict[str, Any]]:
+    """Frontier quantities at each budget, with percentile intervals over the bootstrap samples when given."""
+    rows = []
+    for flops in budgets:
+        row: dict[str, Any] = {"flops": float(flops), **frontier_at(law, flops)}
+        if samples:
+            values = [frontier_at(ChinchillaLaw(**s), flops) for s in samples]
+            row["ci95"] = bootstrap.intervals(values, ("n_opt", "d_opt", "tokens_per_param", "loss"), level)
+        rows.append(row)
+    return rows
+
+
 def frontier_of(params: dict[str, float]) -> dict[str, float]:
     """a, b, G of a parameter dict."""
     law = ChinchillaLaw(**params)
@@ -262,6 +295,8 @@ def fit_approach3(
         n_params_column=table.attrs.get("n_params_column", "n_params"),
         flops_column=table.attrs.get("flops_column", "6ND"),
     )
+    budgets = [float(table["flops"].max()) * m for m in FRONTIER_MULTIPLES]
+    result = replace(result, frontier=frontier_rows(result.law, budgets, None, 0.95))
     if bootstrap_config is None or bootstrap_config.n_resamples == 0:
         return result
     starts = np.concatenate([polished.theta[None, :], polished.best_starts[: config.bootstrap_n_polish]])
@@ -295,9 +330,11 @@ def attach_bootstrap(
     if not samples:
         raise FitError(f"approach3: all {n_failed} bootstrap resamples failed: add points or use bootstrap.by=point")
     full = [{**s, **frontier_of(s)} for s in samples]
+    budgets = [row["flops"] for row in result.frontier]
     return replace(
         result,
         ci95=bootstrap.intervals(full, PARAMS + FRONTIER, bootstrap_config.level),
+        frontier=frontier_rows(result.law, budgets, samples, bootstrap_config.level),
         bootstrap_samples=samples,
         n_bootstrap_failed=n_failed,
         ci_level=bootstrap_config.level,

@@ -226,10 +226,13 @@ def report_text(outcome: FitOutcome) -> str:
         ]
         for name in (*PARAMS, "a", "b", "G"):
             lines.append(f"    {name:<12} = {getattr(r3, name):.6g}{_interval(r3.ci95, name)}")
-        law = r3.law
-        top = float(meta.get("max_flops", 0)) or None
-        if top:
-            lines.append(f"    N_opt(C={top:.3g}) = {law.n_opt(top):.4g}, D_opt = {law.d_opt(top):.4g}")
+        for row in r3.frontier:
+            ci = row.get("ci95")
+            lines.append(
+                f"    C={row['flops']:.3g}: N_opt={row['n_opt']:.4g}{_interval(ci, 'n_opt')}  "
+                f"D_opt={row['d_opt']:.4g}{_interval(ci, 'd_opt')}  D/N={row['tokens_per_param']:.3g}"
+                f"{_interval(ci, 'tokens_per_param')}  L={row['loss']:.4g}"
+            )
     r2 = outcome.results.get("approach2")
     if r2 is not None:
         lines += [

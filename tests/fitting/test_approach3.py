@@ -70,6 +70,11 @@ def test_frontier_of_the_result_is_the_closed_form(chinchilla_table):
     assert result.b == pytest.approx(alpha / (alpha + beta), rel=1e-12)
     assert result.G == pytest.approx((alpha * A / (beta * B)) ** (1 / (alpha + beta)), rel=1e-12)
     assert result.law.n_opt(1e21) == pytest.approx(result.G * (1e21 / 6) ** result.a, rel=1e-12)
+    # the reported frontier rows are the table's largest budget ×1, ×10, ×100
+    assert [row["flops"] for row in result.frontier] == pytest.approx([1e21, 1e22, 1e23])
+    row = result.frontier[1]
+    assert row["n_opt"] * row["d_opt"] * 6 == pytest.approx(1e22, rel=1e-9)
+    assert row["tokens_per_param"] == pytest.approx(row["d_opt"] / row["n_opt"], rel=1e-12)
 
 
 def test_objective_choice_is_recorded_and_changes_the_fit(chinchilla_table):

@@ -65,6 +65,7 @@ def test_fit_json_follows_the_contract(tmp_path, chinchilla_table, capsys):
     assert len(a3["bootstrap_samples"]) + a3["n_bootstrap_failed"] == 16
     assert a3["n_params_column"] == "n_params" and a3["flops_column"] == "flops" and a3["objective"] == "huber"
     assert a3["alpha"] == pytest.approx(TRUTH.alpha, abs=0.05)
+    assert len(a3["frontier"]) == 3 and set(a3["frontier"][0]["ci95"]) == {"n_opt", "d_opt", "tokens_per_param", "loss"}
     a2 = fit["approach2"]
     assert {"a", "b", "n_budgets", "budgets", "ci95"} <= set(a2) and set(a2["ci95"]) >= {"a", "b"}
     assert all({"flops", "n_opt", "bracketed"} <= set(b) for b in a2["budgets"])
