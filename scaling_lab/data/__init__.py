@@ -18,7 +18,7 @@ from scaling_lab.data.config import DataConfig, SourceConfig, TokenizerConfig, d
 from scaling_lab.data.files import default_cache_dir
 from scaling_lab.data.sources import LoadedSource, load_source
 from scaling_lab.data.token_data import TokenData, mix_hash, split_source
-from scaling_lab.data.tokenizer import make_tokenizer
+from scaling_lab.data.tokenizer import make_tokenizer, planned_vocab_size
 
 __all__ = [
     "DataConfig",
@@ -27,6 +27,7 @@ __all__ = [
     "TokenizerConfig",
     "data_config_from_dict",
     "default_cache_dir",
+    "planned_vocab_size",
     "prepare_data",
 ]
 

@@ -156,3 +156,13 @@ def make_tokenizer(
     if training_texts is None or cache_dir is None:
         raise ValueError("a BPE tokenizer needs training_texts and cache_dir")
     return train_bpe(config, lambda: iter(training_texts()), corpus_key, cache_dir)
+
+
+def planned_vocab_size(config: TokenizerConfig) -> int | None:
+    """The vocabulary size known from the config alone (byte: 256, bpe: vocab_size), for dry runs that must
+    not tokenize; None for hf, whose size is known only once the tokenizer is loaded."""
+    if config.kind == "byte":
+        return BYTE_VOCAB_SIZE
+    if config.kind == "bpe":
+        return config.vocab_size
+    return None

@@ -74,6 +74,15 @@ def test_shipped_configs_load_as_typed_configs(path):
     assert structured == typed  # Hydra structured-config route gives the same object
 
 
+def test_planned_vocab_size_needs_no_tokenizing():
+    from scaling_lab.data import planned_vocab_size
+    from scaling_lab.data.config import TokenizerConfig
+
+    assert planned_vocab_size(TokenizerConfig()) == 256
+    assert planned_vocab_size(TokenizerConfig(kind="bpe", vocab_size=4096)) == 4096
+    assert planned_vocab_size(TokenizerConfig(kind="hf", name="gpt2")) is None
+
+
 def test_default_config_names_offline_sources():
     typed = data_config_from_dict(OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "embedded.yaml")))
     assert {source.kind for source in typed.sources} == {"embedded"}
