@@ -186,3 +186,24 @@ def test_malformed_jsonl_is_a_data_error_naming_the_file(tmp_path):
     broken.write_text('{"text": "fine"}\n{"text": unquoted}\n')
     with pytest.raises(DataError, match=r"data.sources\[b\]: could not read 1 json file\(s\) starting .*broken.jsonl"):
         load_source(SourceConfig(name="b", kind="files", paths=[str(broken)]), tmp_path / "cache")
+
+
+def test_corpus_build_without_a_registry_fails_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # no registry reachable: pip finds nothing
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no_wheels_here"))
+    with pytest.raises(DataError, match=r"embedded corpus: `pip download django==5.1.4` failed .*--archive") as caught:
+        build_corpus(tmp_path / "cache")
+    assert "\n" not in str(caught.value)
+    assert not corpus_dir(tmp_path / "cache").exists()
+
+
+def test_corpus_command_exits_2_with_one_error_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path / "none")}
+    command = [sys.executable, "-m", "scaling_lab.data.corpus", "build", "--cache-dir", str(tmp_path / "cache")]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: embedded corpus:") and result.stderr.count("\n") == 1
