@@ -138,8 +138,8 @@ class RunConfig:
 
     def run_id(self) -> str:
         """Readable, stable id: model name, budget, and the config hash (``n7k-tokens1e+05-<hash>``)."""
-        model = self.model.preset or (f"target{self.model.target_n:.0e}" if self.model.target_n else "custom")
-        return f"{model}-{self.budget.kind.replace('_', '')}{self.budget.value:.0e}-{self.config_hash()[:10]}"
+        model = self.model.preset or (f"target{self.model.target_n:.2g}" if self.model.target_n else "custom")
+        return f"{model}-{self.budget.kind.replace('_', '')}{self.budget.value:.2g}-{self.config_hash()[:10]}"
 
 
 SECTIONS: dict[str, Any] = {
