@@ -92,3 +92,13 @@ def test_wsd_run_gives_one_point_per_cooldown(tiny_config, tmp_path) -> None:
     assert [p.n_tokens for p in plain.points] == [10_240]
     assert record.points[1].loss == pytest.approx(plain.points[0].loss, abs=1e-6)
     assert [p.loss for p in record.curve] == pytest.approx([p.loss for p in plain.curve], abs=1e-6)
+
+
+def test_wsd_run_resumes_after_its_branch_with_the_same_points(tiny_config, tmp_path) -> None:
+    wsd = {"kind": "wsd", "cooldown_tokens": [5120.0]}
+    straight = run_point(tiny_config(results=tmp_path / "a", schedule=wsd)).record
+    crashing = tiny_config(results=tmp_path / "b", schedule=wsd, debug={"crash_at_step": 30, "progress": False})
+    assert run_point(crashing).record.status == "failed"
+    resumed = run_point(tiny_config(results=tmp_path / "b", schedule=wsd)).record
+    assert [p.n_tokens for p in resumed.points] == [5120, 10_240]
+    assert [p.loss for p in resumed.points] == pytest.approx([p.loss for p in straight.points], abs=1e-5)
