@@ -1,0 +1,33 @@
+"""sl-plan: the dry run of a sweep (trains nothing).
+
+    sl-plan experiment=quickstart
+    sl-plan model=n3k,n7k budget.value=5e5,1e6 --no-probe --out plan.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scaling_lab.errors import exit_on_user_error
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="sl-plan", description=__doc__.split("\n")[0])
+    parser.add_argument("overrides", nargs="*", help="the same Hydra overrides as `sl-train -m` (sweeps allowed)")
+    parser.add_argument("--no-probe", action="store_true", help="skip the measured step-time probe")
+    parser.add_argument("--out", type=Path, help="also write the table as CSV here")
+    args = parser.parse_args(argv)
+
+    from scaling_lab.sweep.plan import format_plan, plan_sweep
+
+    table = plan_sweep(args.overrides, probe=not args.no_probe)
+    print(format_plan(table))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.out, index=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The dry run of a sweep: every grid point's N, D, C, steps, batch, LR, warmup and estimated time; trains nothing.
+
+Grid points are expanded exactly as Hydra's basic sweeper expands them (the sweep file's ``hydra.sweeper.params``
+plus any multirun overrides on the command line, Cartesian product), and each point's numbers come from the same
+:func:`scaling_lab.train.plan.make_plan` that ``sl-train`` uses. The time estimate is measured: a short probe times
+a few real optimizer steps of each distinct (shape, batch) on this device.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.config.schema import RunConfig, register_configs, run_config_from_dict
+from scaling_lab.errors import ConfigError
+from scaling_lab.sweep.grids import register_resolvers
+from scaling_lab.train.plan import TrainPlan, make_plan
+
+MAX_EPOCHS = 4.0  # repeated data bends the law beyond ~4 epochs (Muennighoff et al. 2023, Fig. 3)
+MIN_STEPS = 50  # fewer optimizer steps leave warmup + cosine too coarse to trust the final loss
+MIN_BATCH_SEQUENCES = 4  # smaller batches make the final loss a noisy function of the last few batches
+PROBE_STEPS = 3  # timed steps per distinct (shape, batch), after one untimed warm-up step
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridPoint:
+    """One job of the sweep: its overrides and its validated config."""
+
+    overrides: tuple[str, ...]
+    """The Hydra overrides that make this point (as a multirun job would receive them)."""
+    config: RunConfig
+    """The composed, validated config."""
+
+
+def expand_grid(overrides: Sequence[str], *, config_name: str = "sl_train") -> list[GridPoint]:
+    """Every grid point of the sweep that ``sl-train -m <overrides>`` would launch, in launch order."""
+    register_configs()
+    register_resolvers()
+    try:
+        parser = OverridesParser.create()
+        fixed = [o.input_line for o in parser.parse_overrides(list(overrides)) if not o.is_sweep_override()]
+        with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
+            base = compose(config_name, overrides=fixed, return_hydra_config=True)
+            params = base.hydra.sweeper.get("params")
+            params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
+            sweep_lines = [f"{key}={value}" for key, value in params.items()] + list(overrides)
+            jobs = BasicSweeper.split_arguments(parser.parse_overrides(sweep_lines), None)[0]
+            points = []
+            for job in jobs:
+                cfg = compose(config_name, overrides=list(job))
+                config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
+                points.append(GridPoint(overrides=tuple(job), config=config))
+    except (HydraException, OmegaConfBaseException) as error:  # unknown group option, bad key, bad interpolation
+        raise ConfigError(f"sweep {' '.join(overrides)}: {' '.join(str(error).split())}") from error
+    return points
+
+
+def _vocab_size(config: RunConfig) -> int:
+    """The tokenizer's vocabulary; only a pretrained hf tokenizer has to be loaded to know it."""
+    from scaling_lab.data import planned_vocab_size, prepare_data
+
+    planned = planned_vocab_size(config.data.tokenizer)
+    return planned or prepare_data(config.data, config.paths.resolved_cache_dir()).vocab_size
+
+
+def probe_seconds_per_step(config: RunConfig, plan: TrainPlan, *, device: str = "cpu") -> float:
+    """Median wall time of one real optimizer step (forward, backward, AdamW) of this shape and batch."""
+    import numpy as np
+    import torch
+
+    from scaling_lab.model.build import build_model
+    from scaling_lab.train.optim import make_adamw
+    from scaling_lab.train.step import train_step
+
+    torch.manual_seed(0)
+    model = build_model(config.model, vocab_size=plan.vocab_size, context=plan.sequence_length, device=device)
+    optimizer = make_adamw(
+        model, lr=plan.lr, betas=(0.9, plan.beta2), eps=1e-8, weight_decay=0.0, fused=device.startswith("cuda")
+    )
+    batch = np.random.default_rng(0).integers(
+        0, plan.vocab_size, (plan.batch_sequences, plan.sequence_length + 1), dtype=np.int64
+    )
+    times = []
+    for index in range(PROBE_STEPS + 1):
+        started = time.perf_counter()
+        train_step(model, optimizer, batch, lr=plan.lr, micro_batch=plan.micro_batch_sequences, grad_clip=1.0,
+                   device=torch.device(device))  # fmt: skip
+        if index:  # the first step pays for allocation and kernel selection
+            times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
+    """One row per grid point with its numbers, estimated seconds (when probed) and flags."""
+    rows, probes, seen = [], {}, {}
+    for index, point in enumerate(expand_grid(overrides)):
+        config = point.config
+        plan = make_plan(config, vocab_size=_vocab_size(config))
+        cooldown_steps = sum(c.end - c.start for c in plan.cooldowns[:-1]) if plan.cooldowns else 0
+        steps_run = plan.steps + cooldown_steps
+        n_evals = len(plan.eval_steps) + max(0, len(plan.cooldowns) - 1)
+        eval_sequences = max(1, config.data.eval_tokens // plan.sequence_length)
+        row = {
+            "point": index,
+            "run_id": config.run_id(),
+            "overrides": " ".join(point.overrides),
+            "shape": f"L{plan.shape.n_layers}xd{plan.shape.width}xh{plan.shape.n_heads}",
+            "n_params_total": plan.n_params_total,
+            "n_params_nonembed": plan.n_params_nonembed,
+            "n_tokens": plan.n_tokens,
+            "flops_6nd": 6.0 * plan.n_params_total * plan.n_tokens,
+            "flops_exact": plan.flops_per_token_exact * plan.n_tokens,
+            "steps": plan.steps,
+            "batch_tokens": plan.tokens_per_step,
+            "lr": plan.lr,
+            "warmup_steps": plan.warmup_steps,
+            "points": len(plan.point_steps),
+        }
+        flags = []
+        key = (row["shape"], row["n_tokens"], row["batch_tokens"], row["lr"], config.schedule.kind)
+        if key in seen:
+            flags.append(f"same run as point {seen[key]}")
+        seen.setdefault(key, index)
+        if plan.steps < MIN_STEPS:
+            flags.append(f"only {plan.steps} steps (< {MIN_STEPS})")
+        if plan.batch_sequences < MIN_BATCH_SEQUENCES:
+            flags.append(f"batch of {plan.batch_sequences} sequences (< {MIN_BATCH_SEQUENCES})")
+        epochs = _epochs(config, plan.n_tokens + cooldown_steps * plan.tokens_per_step)
+        row["max_epochs"] = max(epochs.values()) if epochs else math.nan
+        flags += [f"{source} repeated {e:.1f} epochs (> {MAX_EPOCHS:g})" for source, e in epochs.items() if e > MAX_EPOCHS]
+        if probe:
+            probe_key = (row["shape"], plan.batch_sequences, plan.micro_batch_sequences)
+            if probe_key not in probes:
+                probes[probe_key] = probe_seconds_per_step(config, plan)
+            step_seconds = probes[probe_key]
+            # An eval forward costs about a third of a training step per sequence (backward = 2 × forward).
+            eval_seconds = n_evals * eval_sequences / plan.batch_sequences * step_seconds / 3
+            row["est_seconds"] = steps_run * step_seconds + eval_seconds
+        row["flags"] = "; ".join(flags)
+        rows.append(row)
+    if not rows:
+        raise ConfigError("the sweep has no grid points: check hydra.sweeper.params in the sweep file")
+    return pd.DataFrame(rows)
+
+
+def _epochs(config: RunConfig, n_tokens: int) -> dict[str, float]:
+    """Epochs of each source a run of ``n_tokens`` implies (needs the token cache; built once and shared)."""
+    from scaling_lab.data import prepare_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the plan reports repetition as a flag instead
+        return prepare_data(config.data, config.paths.resolved_cache_dir()).epochs(n_tokens)
+
+
+def format_plan(table: pd.DataFrame) -> str:
+    """A fixed-width table and totals, for the terminal."""
+    shown = table.drop(columns=["overrides"]).copy()
+    for column in ("n_tokens", "flops_6nd", "flops_exact", "lr"):
+        shown[column] = shown[column].map(lambda v: f"{v:.3g}")
+    if "est_seconds" in shown:
+        shown["est_seconds"] = shown["est_seconds"].map(lambda v: f"{v:.1f}")
+    lines = [shown.to_string(index=False)]
+    total = f"{len(table)} points, {table.flops_6nd.sum():.3g} FLOPs (6ND), {table.flops_exact.sum():.3g} FLOPs (exact)"
+    if "est_seconds" in table:
+        total += f", estimated {table.est_seconds.sum() / 60:.1f} min run one after another on this machine"
+    flagged = int((table["flags"] != "").sum())
+    lines.append(total + (f"; {flagged} points flagged" if flagged else ""))
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""sl-plan over every sweep file, and bad sweeps that must fail before anything trains."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.sweep.plan import expand_grid, plan_sweep
+
+SWEEP_FILES = sorted(p.stem for p in (Path(CONFIGS_DIR) / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture
+def small_corpus(tmp_path):
+    """A real local text corpus (this repository's own Python source) for data=local_files."""
+    text = "\n".join(p.read_text() for p in sorted(Path(__file__).parents[2].glob("scaling_lab/**/*.py")))
+    path = tmp_path / "corpus.txt"
+    path.write_text(text * 4)
+    return [
+        "data=local_files",
+        f"data.sources.0.paths=[{path}]",
+        "data.eval_tokens=8192",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+
+
+def test_there_are_sweep_files():
+    assert {"nd_grid", "isoflop", "tpp_ladder", "wsd"} <= set(SWEEP_FILES)
+
+
+@pytest.mark.parametrize("sweep", SWEEP_FILES)
+def test_plan_every_sweep_file(sweep, small_corpus):
+    table = plan_sweep([f"experiment={sweep}", *small_corpus], probe=False)
+    assert len(table) >= 3
+    assert (table.n_tokens > 0).all() and (table.steps > 0).all()
+    assert (table.flops_exact > 0).all() and (table.n_params_total >= table.n_params_nonembed).all()
+    assert table.run_id.is_unique
+
+
+def test_isoflop_points_share_their_budget_and_sizes_grow_with_it(small_corpus):
+    table = plan_sweep(["experiment=isoflop", *small_corpus], probe=False)
+    for _, slice_ in table.groupby(table.overrides.str.extract(r"budget.value=(\S+)")[0]):
+        assert slice_.flops_exact.max() / slice_.flops_exact.min() < 1.05  # D derived from C and FLOPs/token
+    budgets = table.overrides.str.extract(r"budget.value=(\S+)")[0].astype(float)
+    assert table[budgets == budgets.max()].n_params_nonembed.median() > table[budgets == budgets.min()].n_params_nonembed.median()
+
+
+def test_multirun_overrides_on_the_command_line_make_a_grid(small_corpus):
+    points = expand_grid(["model=n1k,n3k", "budget.value=1e5,2e5", *small_corpus])
+    assert len(points) == 4
+    assert {(p.config.model.preset, p.config.budget.value) for p in points} == {
+        ("n1k", 1e5), ("n1k", 2e5), ("n3k", 1e5), ("n3k", 2e5)
+    }
+
+
+def test_probe_measures_a_positive_step_time(small_corpus):
+    table = plan_sweep(["model=n1k", "budget.value=1e5", *small_corpus], probe=True)
+    assert (table.est_seconds > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=n999k"], "model=n999k"),
+        (["budget.value=-1e6"], "budget.value=-1000000.0 must be a positive number"),
+        (["budget.value=10"], "budget"),  # D smaller than one batch
+        (["experiment=no_such_sweep"], "no_such_sweep"),
+    ],
+)
+def test_bad_sweep_fails_in_one_line_before_training(overrides, message, small_corpus, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "scaling_lab.cli.plan", "--no-probe", *overrides, *small_corpus],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr[-2000:]
