@@ -4,7 +4,8 @@ An isoFLOP slice wants its sizes to move with its budget: at compute C the sizes
 N*(C) ∝ C^a, so a Cartesian product of fixed sizes × budgets wastes most points. A sweep file therefore sweeps a
 *rank* and derives each point's target non-embedding N from its budget:
 
-    model.target_n: ${sl.isoflop_n:${budget.value},${grid.rank},${grid.center_n},${grid.center_flops},${grid.exponent},${grid.ratio}}
+    model.target_n: ${sl.isoflop_n:${budget.value},${grid.rank},${grid.center_n},${grid.center_flops},
+                                   ${grid.exponent},${grid.ratio}}    (on one line)
 
     N(C, rank) = center_n · (C / center_flops)^exponent · ratio^rank
 

@@ -139,7 +139,7 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
             flags.append(f"batch of {plan.batch_sequences} sequences (< {MIN_BATCH_SEQUENCES})")
         epochs = _epochs(config, plan.n_tokens + cooldown_steps * plan.tokens_per_step)
         row["max_epochs"] = max(epochs.values()) if epochs else math.nan
-        flags += [f"{source} repeated {e:.1f} epochs (> {MAX_EPOCHS:g})" for source, e in epochs.items() if e > MAX_EPOCHS]
+        flags += [f"{name} repeated {e:.1f} epochs (> {MAX_EPOCHS:g})" for name, e in epochs.items() if e > MAX_EPOCHS]
         if probe:
             probe_key = (row["shape"], plan.batch_sequences, plan.micro_batch_sequences)
             if probe_key not in probes:
