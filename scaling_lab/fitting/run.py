@@ -134,6 +134,9 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
             results[name] = runners[name]()
         except FitError as error:
             skipped[name] = str(error)
+    if not results:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise FitError(f"{data.source}: no approach could be fitted ({reasons})")
     extrapolation = None
     if config.extrapolation.holdout_budgets > 0:
         try:

@@ -71,7 +71,8 @@ def isoflop_figure(points: pd.DataFrame, results: dict[str, Any], budget_rtol: f
     ax.set_xlabel("parameters N")
     ax.set_ylabel("loss")
     ax.set_title("IsoFLOP profiles (solid: approach 2 fit, dashed: approach 3; ▼ minimum)")
-    ax.legend(fontsize=7, ncol=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=2)
     return figure
 
 
@@ -123,7 +124,8 @@ def frontier_figure(points: pd.DataFrame, results: dict[str, Any]) -> Figure:
         ax.set_yscale("log")
         ax.set_xlabel("training FLOPs C")
         ax.set_ylabel("N_opt (parameters)" if which == "n" else "D_opt (tokens)")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     figure.suptitle("Compute-optimal allocation (bands: 95% bootstrap)")
     return figure
 
@@ -147,7 +149,8 @@ def contour_figure(points: pd.DataFrame, law: ChinchillaLaw) -> Figure:
     ax.set_ylim(sizes[0], sizes[-1])
     ax.set_xlabel("training FLOPs C")
     ax.set_ylabel("parameters N")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax.set_title("Approach 3: L(N, D) over (C, N)")
     return figure
 
@@ -191,7 +194,8 @@ def envelope_figure(curves: pd.DataFrame | None, points: pd.DataFrame, results: 
     ax.set_yscale("log")
     ax.set_xlabel("training FLOPs C")
     ax.set_ylabel("loss")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax.set_title("Loss against compute")
     return figure
 

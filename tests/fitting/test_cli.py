@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -92,6 +93,20 @@ def test_bad_input_exits_2_with_one_line_and_no_fit_json(tmp_path, chinchilla_ta
     assert not (tmp_path / "fit" / "fit.json").exists()
 
 
+def test_a_single_model_size_fits_nothing_and_exits_2(tmp_path, chinchilla_table, capsys):
+    # (Kaplan's L(D) can still be fitted from one size, so ask for the two-variable approaches only)
+    chinchilla_table().assign(n_params=1e8).to_csv(tmp_path / "t.csv", index=False)
+    done = sl_fit(
+        f"input={tmp_path / 't.csv'}",
+        f"out={tmp_path / 'fit'}",
+        "approaches=[approach3,approach2]",
+        cwd=tmp_path,
+        capsys=capsys,
+    )
+    assert done.returncode == 2 and "no approach could be fitted" in done.stderr and "2 model sizes" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "fit" / "fit.json").exists()
+
+
 def test_unknown_setting_names_the_field(tmp_path, chinchilla_table, capsys):
     chinchilla_table().to_csv(tmp_path / "t.csv", index=False)
     done = sl_fit(
@@ -127,8 +142,14 @@ def _fit_store_with_wandb(tmp_path, chinchilla_table, capsys, *extra):
     assert done.returncode == 0, done.stderr
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    log = next(runs[0].glob("*.wandb")).read_bytes()
-    # the run record carries name fit-<sweep>, group <sweep>, job_type fit; the summary carries the estimates
+    # the run record carries name fit-<sweep>, group <sweep>, job_type fit; the summary carries the estimates.
+    # wandb's service process writes the .wandb log asynchronously: wait for it (up to 30 s).
+    log = b""
+    for _ in range(60):
+        log = next(runs[0].glob("*.wandb")).read_bytes()
+        if b"fit-grid" in log and b"approach3.alpha" in log:
+            break
+        time.sleep(0.5)
     assert b"fit-grid" in log and b"approach3.alpha" in log
     tables = {p.name.split("_")[0] for p in (runs[0] / "files" / "media" / "table").glob("*.table.json")}
     assert tables == {"fit", "points"}
