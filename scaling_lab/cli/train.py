@@ -10,21 +10,17 @@ The only module of the trainer that sees a DictConfig: it converts to a typed Ru
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.config.schema import register_configs, run_config_from_dict
 from scaling_lab.errors import ScalingLabError, exit_on_user_error
+from scaling_lab.sweep.grids import register_resolvers
 
 register_configs()
-
-# Hydra reads a relative config_path ("../../configs") as a *package* path when the task function lives in an
-# imported module (the `sl-train` console script), and `configs/` is not a package: the app then fails with
-# "Primary config module 'configs' not found". The same folder as an absolute path works from the console
-# script, `python -m scaling_lab.cli.train` and tests alike (the package is installed editable).
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+register_resolvers()  # ${sl.isoflop_n:...} in sweep files (configs/experiment/isoflop.yaml)
 
 
 def _multirun() -> bool:
@@ -34,7 +30,7 @@ def _multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sl_train")
+@hydra.main(version_base="1.3", config_path=CONFIGS_DIR, config_name="sl_train")
 def main(cfg: DictConfig) -> None:
     """Hydra task: one run. A user error ends a single run with exit status 2; in a sweep it is printed and the
     sweep goes on (one bad grid point never sinks the sweep)."""

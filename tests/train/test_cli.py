@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from scaling_lab.cli.train import CONFIG_DIR, main
+from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.cli.train import main
 from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.model import PRESETS
 from scaling_lab.results import load_records
@@ -110,7 +111,7 @@ def test_console_script_bad_config_exits_2(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("model", sorted(PRESETS))
 def test_every_model_config_composes_into_a_valid_run_config(model: str) -> None:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
         cfg = compose(config_name="sl_train", overrides=[f"model={model}"])
     from omegaconf import OmegaConf
 
