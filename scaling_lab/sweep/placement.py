@@ -15,6 +15,7 @@ never put two jobs on one GPU. A crashed job releases its lock with its process 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,3 +72,21 @@ def claim_device_slot(
                 lock.release()
             return
         time.sleep(poll_seconds)
+
+
+# Host-local on purpose: a results directory on a shared file system would make jobs on different nodes share slots.
+DEVICE_SLOT_DIR = Path(tempfile.gettempdir()) / "scaling_lab_device_slots"
+
+
+@contextmanager
+def placed_device(requested: str, *, jobs_per_device: int = 1) -> Iterator[object]:
+    """The torch device this job trains on: a claimed GPU slot when a parallel launcher runs several jobs on a
+    multi-GPU host and ``requested`` names no index; otherwise exactly what was requested (auto → cuda or cpu)."""
+    import torch
+
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else requested)
+    if device.type != "cuda" or device.index is not None or jobs_at_once_from_hydra() == 1:
+        yield device
+        return
+    with claim_device_slot(DEVICE_SLOT_DIR, torch.cuda.device_count(), jobs_per_device=jobs_per_device) as index:
+        yield torch.device("cuda", index)

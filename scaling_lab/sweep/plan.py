@@ -110,8 +110,10 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
         plan = make_plan(config, vocab_size=_vocab_size(config))
         cooldown_steps = sum(c.end - c.start for c in plan.cooldowns[:-1]) if plan.cooldowns else 0
         steps_run = plan.steps + cooldown_steps
-        n_evals = len(plan.eval_steps) + max(0, len(plan.cooldowns) - 1)
         eval_sequences = max(1, config.data.eval_tokens // plan.sequence_length)
+        curve_sequences = min(eval_sequences, (config.curve_eval_tokens or config.data.eval_tokens) // plan.sequence_length)
+        # Curve points score a subset; each final point (one per WSD cooldown) scores the whole eval set.
+        eval_forwards = len(plan.eval_steps) * curve_sequences + len(plan.point_steps) * eval_sequences
         row = {
             "point": index,
             "run_id": config.run_id(),
@@ -146,7 +148,7 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
                 probes[probe_key] = probe_seconds_per_step(config, plan)
             step_seconds = probes[probe_key]
             # An eval forward costs about a third of a training step per sequence (backward = 2 × forward).
-            eval_seconds = n_evals * eval_sequences / plan.batch_sequences * step_seconds / 3
+            eval_seconds = eval_forwards / plan.batch_sequences * step_seconds / 3
             row["est_seconds"] = steps_run * step_seconds + eval_seconds
         row["flags"] = "; ".join(flags)
         rows.append(row)

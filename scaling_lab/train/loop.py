@@ -17,7 +17,7 @@ from scaling_lab.train.optim import make_adamw
 from scaling_lab.train.plan import TrainPlan
 from scaling_lab.train.progress import Progress, measurement
 from scaling_lab.train.schedule import Cooldown, lr_at
-from scaling_lab.train.step import diverged, evaluate, train_step
+from scaling_lab.train.step import diverged, evaluate, strided_subset, train_step
 
 
 def train(
@@ -34,6 +34,7 @@ def train(
     progress = Progress(**(checkpoint.restore_run_state(path, model, optimizer, device) or {}))
     net = torch.compile(model) if config.compile else model
     eval_set, B = data.eval_sequences(), plan.batch_sequences
+    curve_set = strided_subset(eval_set, config.curve_eval_tokens, sequence_length=plan.sequence_length)
     micro = dict(micro_batch=plan.micro_batch_sequences, device=device)
     last = plan.cooldowns[-1] if plan.cooldowns else None
     branches = {c.start: c for c in plan.cooldowns[:-1]}
@@ -66,11 +67,12 @@ def train(
             bar.update(plan.tokens_per_step)
             bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{progress.trained_tokens / progress.train_seconds:.3g}")
             if done in plan.eval_steps:
-                point = measurement(plan, steps=done, loss=evaluate(net, eval_set, **micro), train_loss=loss)
+                point = measurement(plan, steps=done, loss=evaluate(net, curve_set, **micro), train_loss=loss)
                 progress.curve.append(point)
                 tracker.log({"eval/loss": point["loss"], "flops_exact": point["flops_exact"]}, step=done)
-                if done == plan.steps:
-                    progress.points.append(point)
+            if done == plan.steps:  # the final point: always the whole eval set
+                final = point["loss"] if curve_set is eval_set else evaluate(net, eval_set, **micro)
+                progress.points.append(measurement(plan, steps=done, loss=final, train_loss=loss))
             if done in plan.checkpoint_steps and done < plan.steps:
                 checkpoint.save_run_state(path, model, optimizer, progress.to_dict())
             if config.debug.crash_at_step == done:

@@ -22,6 +22,7 @@ from scaling_lab.data import prepare_data
 from scaling_lab.model.hardware import mfu
 from scaling_lab.results import CurvePoint, RunPoint, RunRecord, read_record, record_path, run_dir, write_record
 from scaling_lab.results.provenance import git_commit, library_versions, utc_now
+from scaling_lab.sweep.placement import cpu_threads_per_job, jobs_at_once_from_hydra, placed_device
 from scaling_lab.tracking import open_tracker
 from scaling_lab.train import checkpoint
 from scaling_lab.train.loop import train
@@ -42,11 +43,6 @@ class Outcome:
     """trained, resumed, skipped-finished, skipped-diverged, or skipped-locked."""
     record: RunRecord | None
     """The record written (None when skipped)."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto → cuda when present, else cpu."""
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
 
 
 def device_name(device: torch.device) -> str:
@@ -87,7 +83,6 @@ def make_record(config: RunConfig, plan: TrainPlan, data: Any, progress: Progres
 
 def set_threads(config: RunConfig) -> int:
     """torch CPU threads: config.threads, else all cores divided by the jobs a parallel launcher runs at once."""
-    from scaling_lab.sweep.placement import cpu_threads_per_job, jobs_at_once_from_hydra
 
     threads = config.threads or cpu_threads_per_job(jobs_at_once_from_hydra())
     torch.set_num_threads(threads)
@@ -104,15 +99,15 @@ def run_point(config: RunConfig) -> Outcome:
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(folder / LOCK_NAME, timeout=0):
-            return _train_locked(config, folder)
+            with placed_device(config.device, jobs_per_device=config.jobs_per_device) as device:
+                return _train_locked(config, folder, device)
     except Timeout:
         print(f"skip {config.sweep}/{run_id}: another launch holds {folder / LOCK_NAME}")
         return Outcome(action="skipped-locked", record=None)
 
 
-def _train_locked(config: RunConfig, folder: Path) -> Outcome:
+def _train_locked(config: RunConfig, folder: Path, device: torch.device) -> Outcome:
     set_threads(config)
-    device = resolve_device(config.device)
     data = prepare_data(config.data, config.paths.resolved_cache_dir())
     plan = make_plan(config, vocab_size=data.vocab_size)
     data.epochs(plan.n_tokens)  # warns when the budget repeats data more than 4 epochs

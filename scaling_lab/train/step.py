@@ -70,6 +70,17 @@ def evaluate(model: torch.nn.Module, sequences: np.ndarray, *, micro_batch: int,
     return total / len(sequences)
 
 
+def strided_subset(sequences: np.ndarray, tokens: int | None, *, sequence_length: int) -> np.ndarray:
+    """About ``tokens`` tokens of ``sequences`` taken at an even stride (the whole array for None or more).
+
+    A stride, not a prefix: the eval set stores each source's slice as one block, so a prefix would score only
+    the first source of a mix."""
+    count = len(sequences) if tokens is None else max(1, tokens // sequence_length)
+    if count >= len(sequences):
+        return sequences
+    return sequences[:: len(sequences) // count][:count]
+
+
 def diverged(loss: float, best: float, factor: float) -> bool:
     """NaN/inf, or a blow-up above ``factor`` × the best training loss so far."""
     return not math.isfinite(loss) or loss > factor * best

@@ -49,3 +49,10 @@ def test_one_job_per_device_never_two(tmp_path):
 def test_two_jobs_per_device_when_asked_spread_across_devices_first(tmp_path):
     spans = _run_jobs(tmp_path, n_jobs=2, n_devices=2, jobs_per_device=2, hold=0.3)
     assert {device for _, device, _, _ in spans} == {0, 1}
+
+
+def test_placed_device_outside_a_parallel_launcher_is_what_was_asked():
+    from scaling_lab.sweep.placement import placed_device
+
+    with placed_device("cpu") as device:
+        assert str(device) == "cpu"
