@@ -111,7 +111,8 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
         cooldown_steps = sum(c.end - c.start for c in plan.cooldowns[:-1]) if plan.cooldowns else 0
         steps_run = plan.steps + cooldown_steps
         eval_sequences = max(1, config.data.eval_tokens // plan.sequence_length)
-        curve_sequences = min(eval_sequences, (config.curve_eval_tokens or config.data.eval_tokens) // plan.sequence_length)
+        curve_tokens = config.curve_eval_tokens or config.data.eval_tokens
+        curve_sequences = min(eval_sequences, max(1, curve_tokens // plan.sequence_length))
         # Curve points score a subset; each final point (one per WSD cooldown) scores the whole eval set.
         eval_forwards = len(plan.eval_steps) * curve_sequences + len(plan.point_steps) * eval_sequences
         row = {

@@ -98,9 +98,11 @@ def run_point(config: RunConfig) -> Outcome:
         return Outcome(action=f"skipped-{status}", record=None)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with FileLock(folder / LOCK_NAME, timeout=0):
-            with placed_device(config.device, jobs_per_device=config.jobs_per_device) as device:
-                return _train_locked(config, folder, device)
+        with (
+            FileLock(folder / LOCK_NAME, timeout=0),
+            placed_device(config.device, jobs_per_device=config.jobs_per_device) as device,
+        ):
+            return _train_locked(config, folder, device)
     except Timeout:
         print(f"skip {config.sweep}/{run_id}: another launch holds {folder / LOCK_NAME}")
         return Outcome(action="skipped-locked", record=None)
