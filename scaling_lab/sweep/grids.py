@@ -9,10 +9,20 @@ N*(C) ∝ C^a, so a Cartesian product of fixed sizes × budgets wastes most poin
 
     N(C, rank) = center_n · (C / center_flops)^exponent · ratio^rank
 
-and a tokens-per-parameter ladder derives D from N (``budget.kind=tokens_per_param``). Registered on import.
+and a tokens-per-parameter ladder derives D from N (``budget.kind=tokens_per_param``).
+
+A grid can also be an explicit list of points, each budget with its own sizes (configs/experiment/quickstart.yaml):
+
+    grid: {point: 0, points: [[n1k, 1e11], [n3k, 1e11], ...]}
+    model: {preset: "${sl.pick:${grid.points},${grid.point},0}"}
+    hydra.sweeper.params: {grid.point: "range(0,14)"}
+
+Resolvers are registered on import.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -30,10 +40,21 @@ def isoflop_target_n(
     return float(center_n) * (float(flops) / float(center_flops)) ** float(exponent) * float(ratio) ** float(rank)
 
 
+def pick(points: Any, point: int, column: int) -> Any:
+    """``points[point][column]`` for an explicit list of grid points, with an error naming the fields."""
+    if not 0 <= int(point) < len(points):
+        raise ConfigError(f"grid.point={point} is outside grid.points (0 to {len(points) - 1}): fix the sweep's range")
+    row = points[int(point)]
+    if not 0 <= int(column) < len(row):
+        raise ConfigError(f"grid.points[{point}]={list(row)} has no column {column}")
+    return row[int(column)]
+
+
 def register_resolvers() -> None:
-    """Make ``${sl.isoflop_n:...}`` available to configs (idempotent)."""
-    if not OmegaConf.has_resolver("sl.isoflop_n"):
-        OmegaConf.register_new_resolver("sl.isoflop_n", isoflop_target_n)
+    """Make ``${sl.isoflop_n:...}`` and ``${sl.pick:...}`` available to configs (idempotent)."""
+    for name, function in (("sl.isoflop_n", isoflop_target_n), ("sl.pick", pick)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
 
 
 register_resolvers()

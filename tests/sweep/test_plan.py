@@ -27,7 +27,7 @@ def small_corpus(tmp_path):
 
 
 def test_there_are_sweep_files():
-    assert {"nd_grid", "isoflop", "tpp_ladder", "wsd"} <= set(SWEEP_FILES)
+    assert {"nd_grid", "isoflop", "tpp_ladder", "wsd", "quickstart"} <= set(SWEEP_FILES)
 
 
 @pytest.mark.parametrize("sweep", SWEEP_FILES)
