@@ -9,9 +9,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-# CONFIGS_DIR (absolute, so the console script finds configs/) and build (dataclass from a mapping, unknown keys
-# named) are shared with sl-fit rather than written twice.
-from scaling_lab.cli.fit import CONFIGS_DIR, build
+from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.cli.fit import build
 from scaling_lab.errors import exit_on_user_error
 from scaling_lab.planning.app import BudgetAppConfig, MoEOptions, run_budget
 

@@ -16,6 +16,7 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.errors import ConfigError, exit_on_user_error
 from scaling_lab.fitting.approach1 import Approach1Config
 from scaling_lab.fitting.approach2 import Approach2Config
@@ -24,26 +25,13 @@ from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.kaplan import KaplanConfig
 from scaling_lab.fitting.run import ExtrapolationConfig, FitConfig, FitOutcome, fit_input, write_outputs
 from scaling_lab.fitting.table import FitInput, TableConfig, load_input
+from scaling_lab.typed import from_mapping
 
 T = TypeVar("T")
 
-# The repository's configs/ (the "../../configs" of every app) as an absolute path. Hydra resolves a relative
-# config_path against the calling *module* when the app runs as a console script (sl-fit), i.e. as the
-# package "pkg://configs", which does not exist; an absolute path works both as a script and as a module.
-CONFIGS_DIR = str(Path(__file__).resolve().parents[2] / "configs")
-
-
 def build(cls: type[T], values: dict[str, Any] | None, prefix: str) -> T:
-    """A config dataclass from a plain mapping; an unknown key is a ConfigError naming the dotted field."""
-    values = dict(values or {})
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]} is not a setting: choose among {', '.join(sorted(fields))}")
-    for key, value in values.items():
-        if isinstance(value, list):
-            values[key] = tuple(value)
-    return cls(**values)
+    """A frozen fitting config from a plain mapping (lists become tuples); unknown keys name the field."""
+    return from_mapping(cls, values, prefix, lists_as_tuples=True)
 
 
 def fit_config(cfg: DictConfig) -> tuple[TableConfig, FitConfig]:

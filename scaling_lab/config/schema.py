@@ -25,6 +25,7 @@ from scaling_lab.model.shapes import ModelConfig
 from scaling_lab.tracking import LoggerConfig
 from scaling_lab.train.optim import OptimConfig
 from scaling_lab.train.schedule import ScheduleConfig
+from scaling_lab.typed import from_mapping
 
 # Sections and fields that do not change what a run computes: where it writes and logs, how many CPU threads,
 # whether it compiles (same maths), debug switches, and the device. The run_id derives from the rest, so a
@@ -164,28 +165,16 @@ SECTIONS: dict[str, Any] = {
 }
 
 
-def _section(cls: type, values: Any, where: str) -> Any:
-    if values is None:
-        values = {}
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{where} must be a mapping, got {type(values).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where} has unknown keys {unknown}: allowed keys are {sorted(known)}")
-    return cls(**dict(values))
-
-
 def run_config_from_dict(mapping: Mapping[str, Any]) -> RunConfig:
     """Build a validated RunConfig from plain data (``OmegaConf.to_container(cfg, resolve=True)``)."""
     values = dict(mapping)
     values.pop("hydra", None)
     for name, cls in SECTIONS.items():
-        values[name] = _section(cls, values.get(name), name)
+        values[name] = from_mapping(cls, values.get(name), name)
     if "data" not in values:
         raise ConfigError("data is missing: choose a data mix, e.g. data=embedded")
     values["data"] = data_config_from_dict(values["data"])
-    return _section(RunConfig, values, "config")
+    return from_mapping(RunConfig, values, "")
 
 
 def register_configs() -> None:

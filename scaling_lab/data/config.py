@@ -9,10 +9,11 @@ one from a plain mapping (what ``OmegaConf.to_container(cfg.data)`` returns in `
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from scaling_lab.errors import ConfigError
+from scaling_lab.typed import from_mapping
 
 MISSING: Any = "???"  # omegaconf.MISSING, spelled here so that the library never imports omegaconf
 
@@ -197,24 +198,14 @@ class DataConfig:
         return [source.weight / total for source in self.sources]
 
 
-def _build(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(mapping, Mapping):
-        raise ConfigError(f"{where} must be a mapping, got {type(mapping).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(mapping) - known)
-    if unknown:
-        raise ConfigError(f"{where} has unknown keys {unknown}: allowed keys are {sorted(known)}")
-    return cls(**dict(mapping))
-
-
 def data_config_from_dict(mapping: Mapping[str, Any]) -> DataConfig:
     """Build a :class:`DataConfig` from a plain mapping (e.g. ``OmegaConf.to_container(cfg.data, resolve=True)``)."""
     values = dict(mapping)
     if "sources" in values and isinstance(values["sources"], list | tuple):
         values["sources"] = [
-            source if isinstance(source, SourceConfig) else _build(SourceConfig, source, f"data.sources[{i}]")
+            source if isinstance(source, SourceConfig) else from_mapping(SourceConfig, source, f"data.sources[{i}]")
             for i, source in enumerate(values["sources"])
         ]
     if "tokenizer" in values and not isinstance(values["tokenizer"], TokenizerConfig):
-        values["tokenizer"] = _build(TokenizerConfig, values["tokenizer"] or {}, "data.tokenizer")
-    return _build(DataConfig, values, "data")
+        values["tokenizer"] = from_mapping(TokenizerConfig, values["tokenizer"] or {}, "data.tokenizer")
+    return from_mapping(DataConfig, values, "data")

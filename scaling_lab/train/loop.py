@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def train(
         return loss, lr
 
     bar = tqdm(total=plan.n_tokens, initial=progress.step * plan.tokens_per_step, unit="tok", unit_scale=True,
-               disable=not config.debug.progress, dynamic_ncols=True)  # fmt: skip
+               disable=not config.debug.progress, dynamic_ncols=True, mininterval=progress_interval())  # fmt: skip
     with torch.autograd.set_detect_anomaly(config.debug.detect_anomaly):
         for step in range(progress.step, plan.steps):
             if step in branches and not _cooldown_branch(branches[step], model, optimizer, step_once, progress, plan,
@@ -79,6 +80,11 @@ def train(
                 raise RuntimeError(f"debug.crash_at_step={done}: stopping on purpose")
     bar.close()
     return progress
+
+
+def progress_interval() -> float:
+    """Seconds between progress-bar refreshes: live on a terminal, every 30 s into a log file (SLURM, launchers)."""
+    return 0.5 if sys.stderr.isatty() else 30.0
 
 
 def _cooldown_branch(cooldown, model, optimizer, step_once, progress, plan, evaluate_now) -> bool:

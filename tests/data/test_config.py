@@ -34,7 +34,10 @@ def config(**changes):
         ({"sources": [{"name": "a", "kind": "files"}]}, r"data.sources\[a\].paths is empty"),
         ({"sources": [{"name": "a", "kind": "hub"}]}, r"data.sources\[a\].dataset is required"),
         ({"sources": [{"name": "a", "kind": "hub", "dataset": "x", "streaming": True}]}, r"max_documents is required"),
-        ({"sources": [{"name": "a", "kind": "files", "paths": ["x"], "colour": 1}]}, r"unknown keys \['colour'\]"),
+        (
+            {"sources": [{"name": "a", "kind": "files", "paths": ["x"], "colour": 1}]},
+            r"data.sources\[0\].colour is not a setting",
+        ),
         ({"sources": []}, r"data.sources is empty"),
         (
             {"sources": [{"name": "a", "kind": "embedded", "domain": "prose"}] * 2},
