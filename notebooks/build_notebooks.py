@@ -83,14 +83,24 @@ data = load_input(EXAMPLES / "tiny_isoflop.parquet", TableConfig(store_n_params=
 outcome = fit_input(data, FitConfig(bootstrap=BootstrapConfig(n_resamples=BOOTSTRAP, seed=0, n_jobs=N_JOBS)))
 results = outcome.results
 sorted(results)"""),
-        ("code", "figures.isoflop_figure(data.points, results)"),
-        ("code", "figures.frontier_figure(data.points, results)"),
-        ("code", "figures.contour_figure(data.points, results[\"approach3\"].law)"),
-        ("code", "figures.residuals_figure(data.points, results[\"approach3\"].law)"),
-        ("code", "figures.envelope_figure(data.curves, data.points, results)"),
-        ("md", "All of them as PNG and SVG, as `sl-fit` writes them:"),
         ("code", """\
-written = figures.all_figures(data.points, data.curves, results, OUT / "02_figures")
+drawn = {"isoflop": figures.isoflop_figure(data.points, results)}
+drawn["isoflop"]"""),
+        ("code", """\
+drawn["frontier"] = figures.frontier_figure(data.points, results)
+drawn["frontier"]"""),
+        ("code", """\
+drawn["contours"] = figures.contour_figure(data.points, results["approach3"].law)
+drawn["contours"]"""),
+        ("code", """\
+drawn["residuals"] = figures.residuals_figure(data.points, results["approach3"].law)
+drawn["residuals"]"""),
+        ("code", """\
+drawn["envelope"] = figures.envelope_figure(data.curves, data.points, results)
+drawn["envelope"]"""),
+        ("md", "Saved as PNG and SVG, the files `sl-fit` writes (`figures.all_figures` draws and saves all at once):"),
+        ("code", """\
+written = {name: figures.save(figure, OUT / "02_figures", name) for name, figure in drawn.items()}
 {name: [p.name for p in paths] for name, paths in written.items()}"""),
     ],
     "03_data_mix_comparison.ipynb": [
@@ -150,7 +160,9 @@ model = {f"{N_MODEL / 1e9:g}B at {TOKENS_PER_PARAM} tok/param": (N_MODEL, TOKENS
 pd.concat({name: reference_models_table(loaded.law, model) for name, loaded in laws.items()})"""),
         ("md", "The compute-optimal model for the same training FLOPs (C = 6 N D), per law:"),
         ("code", """\
-flops = 6 * N_MODEL * TOKENS_PER_PARAM * N_MODEL  # C = 6 N D (Kaplan et al. 2020, §2.1)
+from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN  # C = 6 N D (Kaplan et al. 2020, §2.1)
+
+flops = FLOPS_PER_PARAM_PER_TOKEN * N_MODEL * (TOKENS_PER_PARAM * N_MODEL)
 for loaded in laws.values():
     print(plan_budget(loaded, BudgetQuery(flops=flops)).report(), end="\\n\\n")"""),
         ("md", """\

@@ -1,6 +1,6 @@
 """Make the small stored results under data/examples/ that the notebooks and their tests read.
 
-1. ``tiny_isoflop``: a REAL sweep, trained here with ``sl-train`` (3 sizes × 3 FLOP budgets, byte-level, the
+1. ``tiny_isoflop``: a REAL sweep, trained here with ``sl-train`` (5 sizes × 3 FLOP budgets, byte-level, the
    embedded corpus, CPU), then gathered with ``sl-collect`` into ``tiny_isoflop.parquet/.csv`` (final points) and
    ``tiny_isoflop_curves.parquet/.csv`` (eval-loss curves). The run records themselves stay in a scratch
    results directory (not committed).
@@ -10,7 +10,7 @@
 3. ``docs/dashboard/loss_vs_flops_envelope.png/.svg``: the sweep's eval curves against FLOPs with approach 1's
    envelope, drawn by :func:`scaling_lab.plotting.figures.envelope_figure` (the dashboard guide's figure).
 
-    python scripts/make_example_results.py                    # ~3 minutes on 2 cores (2 jobs × 1 thread)
+    python scripts/make_example_results.py                    # ~15 minutes on 2 shared cores (2 jobs × 1 thread)
     python scripts/make_example_results.py --skip-sweep       # reuse the stored sweep table: synthetic + figure
 
 No library logic here: the script only calls the CLIs and the library.
@@ -36,9 +36,9 @@ from scaling_lab.sweep.collect import write_table_atomically
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = "tiny_isoflop"
-SIZES = "n1k,n3k,n7k"
-# Budgets (exact FLOPs, Chinchilla Appendix F) an order below the quickstart's 1e11–1e12 (configs/experiment/
-# quickstart.yaml): its pilot found the 1e11 optimum at n3k, so n1k/n3k/n7k bracket the minimum around 1e11.
+SIZES = "n1k,n3k,n7k,n12k,n25k"  # 5 sizes per budget: approach 2 fits a parabola to ≥ 5 (fitting/approach2.py)
+# Budgets (exact FLOPs, Chinchilla Appendix F) at and below the quickstart's 1e11–1e12 (configs/experiment/
+# quickstart.yaml): its pilot found the 1e11 optimum at n3k, so n1k…n25k bracket the minimum of every slice.
 BUDGETS = "3e10,1e11,3e11"
 # Held-out tokens per final loss: 256 sequences of 128 (the library default is 2**19; small here to keep the
 # example to minutes). The eval set is the same for every run of the sweep (data.seed is fixed).
@@ -92,7 +92,7 @@ def dashboard_figure(table: Path, docs_dir: Path) -> list[Path]:
     config = FitConfig(approaches=("approach1",), extrapolation=ExtrapolationConfig(holdout_budgets=0))
     outcome = fit_input(data, config)
     figure = envelope_figure(data.curves, data.points, outcome.results)
-    figure.axes[0].set_title(f"Loss against compute: {table.stem} (eval curves by size; approach 1 envelope)")
+    figure.axes[0].set_title(f"Loss vs FLOPs, sweep {table.stem}: eval curves, envelope")
     return save(figure, docs_dir, "loss_vs_flops_envelope")
 
 
