@@ -60,7 +60,7 @@ The same files `sl-fit` writes: `fit.json` (stable schema, read by the planner: 
 fit_path, report_path = write_outputs(outcome, OUT / "01_tiny_isoflop")
 print(fit_path, report_path, sep="\\n")"""),
         ("md", """\
-**Reading it.** With 9 points on 3 budgets the intervals are wide: this is a demonstration of the workflow,
+**Reading it.** With 15 points on 3 budgets the intervals are wide: this is a demonstration of the workflow,
 not a measurement of an exponent. `sl-plan experiment=quickstart` and the larger sweeps are where numbers
 come from."""),
     ],
