@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 EXAMPLES = REPO / "data" / "examples"
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
-TEST_BOOTSTRAP = 8  # resamples per interval in the test runs (the notebooks default to 200)
+TEST_BOOTSTRAP = 4  # resamples per interval in the test runs (the notebooks default to 200): enough for percentiles
 CELL_TIMEOUT_S = 120
 
 
