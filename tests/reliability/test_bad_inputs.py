@@ -1,0 +1,249 @@
+"""Bad inputs through the real console entry points: one ``error: `` line naming the file or field, exit 2.
+
+One table of malformed configs (sl-train overrides), sweep files (sl-plan), result tables (sl-fit input=...) and
+run records (a planted run.json that a relaunched sl-train reads before training). Every case runs the real CLI in
+a subprocess; two run at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.config.schema import register_configs, run_config_from_dict
+from scaling_lab.results import RunRecord, SkippedRecordsWarning, load_records, record_path, write_record
+
+from .conftest import run_cli
+
+
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    """One malformed input: which CLI, its arguments, the file it needs, and what the error line must name."""
+
+    name: str
+    """Test id."""
+    cli: str
+    """Module under scaling_lab.cli: train, plan or fit."""
+    args: tuple[str, ...]
+    """Command-line arguments; ``{tmp}`` is the case's folder."""
+    names: tuple[str, ...]
+    """Substrings the error line must contain (the field and/or the file); ``{tmp}`` as above."""
+    files: dict[str, str] | None = None
+    """Files to write under the case folder before running: relative path -> text."""
+    record: Callable[[dict[str, Any]], str] | None = None
+    """sl-train record cases: the text of the planted run.json, from a valid record's dict."""
+
+
+TINY_TRAIN = ("model=n1k", "budget.value=2048", "data=local_files", "data.sources.0.paths=[{tmp}/text.txt]",
+              "data.sequence_length=16", "data.eval_tokens=256", "optim.batch_tokens=128", "logger=none",
+              "threads=1", "device=cpu", "debug.progress=false", "sweep=bad", "paths.results_dir={tmp}/results",
+              "paths.cache_dir={tmp}/cache")  # fmt: skip
+TEXT = {"text.txt": "A small text to train on. " * 400}
+GOOD_CSV = "n_params,n_tokens,loss\n1000,10000,3.2\n2000,20000,3.0\n4000,40000,2.8\n"
+
+
+def _edit(**changes: Any) -> Callable[[dict[str, Any]], str]:
+    def text(data: dict[str, Any]) -> str:
+        for dotted, value in changes.items():
+            node = data
+            *parents, last = dotted.split("__")
+            for part in parents:
+                node = node[int(part)] if part.isdigit() else node[part]
+            node[last] = value
+        return json.dumps(data, allow_nan=True)
+
+    return text
+
+
+def _truncated(data: dict[str, Any]) -> str:
+    text = json.dumps(data)
+    return text[: len(text) // 2]
+
+
+CASES = [
+    # configs: sl-train overrides
+    Case(name="negative-budget", cli="train", args=(*TINY_TRAIN, "budget.value=-5"), names=("budget.value",)),
+    Case(name="zero-sequence-length", cli="train", args=(*TINY_TRAIN, "data.sequence_length=0"),
+         names=("data.sequence_length",)),
+    Case(name="negative-lr", cli="train", args=(*TINY_TRAIN, "optim.lr=-1"), names=("optim.lr",)),
+    Case(name="seed-not-a-number", cli="train", args=(*TINY_TRAIN, "seed=abc"), names=("seed",)),
+    Case(name="unknown-model-preset", cli="train", args=(*TINY_TRAIN, "model.preset=n5q"), names=("model.preset",)),
+    Case(name="unknown-schedule", cli="train", args=(*TINY_TRAIN, "schedule.kind=zigzag"), names=("schedule.kind",)),
+    Case(name="missing-text-file", cli="train",
+         args=(*TINY_TRAIN[:3], "data.sources.0.paths=[{tmp}/nowhere.txt]", *TINY_TRAIN[4:]),
+         names=("nowhere.txt",)),
+    Case(name="sweep-escapes-results", cli="train", args=(*TINY_TRAIN, "sweep=../../evil"), names=("sweep",)),
+    # sweep files: sl-plan
+    Case(name="unknown-experiment", cli="plan", args=("--no-probe", "experiment=no_such_grid"),
+         names=("no_such_grid",)),
+    Case(name="sweep-file-bad-model", cli="plan", files={"conf/experiment/bad_grid.yaml": (
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      model: n1k,n5q\n")},
+         args=("--no-probe", "hydra.searchpath=[file://{tmp}/conf]", "experiment=bad_grid"), names=("n5q",)),
+    Case(name="sweep-file-negative-budget", cli="plan", files={"conf/experiment/neg_grid.yaml": (
+        "# @package _global_\nmodel:\n  preset: n1k\nbudget:\n  value: -1.0e6\n")},
+         args=("--no-probe", "hydra.searchpath=[file://{tmp}/conf]", "experiment=neg_grid"),
+         names=("budget.value",)),
+    Case(name="plan-zero-batch", cli="plan", args=("--no-probe", "model=n1k", "optim.batch_tokens=0"),
+         names=("optim.batch_tokens",)),
+    # result tables: sl-fit input=...
+    Case(name="table-missing", cli="fit", args=("input={tmp}/absent.csv", "out={tmp}/fit"), names=("absent.csv",)),
+    Case(name="table-empty-file", cli="fit", files={"t.csv": ""}, args=("input={tmp}/t.csv", "out={tmp}/fit"),
+         names=("t.csv",)),
+    Case(name="table-header-only", cli="fit", files={"t.csv": "n_params,n_tokens,loss\n"},
+         args=("input={tmp}/t.csv", "out={tmp}/fit"), names=("t.csv",)),
+    Case(name="table-unknown-suffix", cli="fit", files={"t.txt": GOOD_CSV},
+         args=("input={tmp}/t.txt", "out={tmp}/fit"), names=("t.txt",)),
+    Case(name="table-missing-loss-column", cli="fit", files={"t.csv": GOOD_CSV.replace("loss", "los")},
+         args=("input={tmp}/t.csv", "out={tmp}/fit"), names=("t.csv", "loss")),
+    Case(name="table-text-loss", cli="fit", files={"t.csv": GOOD_CSV.replace("2.8", "high")},
+         args=("input={tmp}/t.csv", "out={tmp}/fit"), names=("t.csv", "loss")),
+    Case(name="table-nan-loss", cli="fit", files={"t.csv": GOOD_CSV.replace("2.8", "nan")},
+         args=("input={tmp}/t.csv", "out={tmp}/fit"), names=("t.csv", "loss")),
+    Case(name="table-negative-n-params", cli="fit", files={"t.csv": GOOD_CSV.replace("4000,", "-4000,")},
+         args=("input={tmp}/t.csv", "out={tmp}/fit"), names=("t.csv", "n_params")),
+    Case(name="fit-bootstrap-not-a-number", cli="fit", files={"t.csv": GOOD_CSV},
+         args=("input={tmp}/t.csv", "out={tmp}/fit", "bootstrap=many"), names=("bootstrap",)),
+    # records: a relaunched sl-train reads the planted run.json of its own grid point
+    Case(name="record-truncated-json", cli="train", args=TINY_TRAIN, names=("run.json",), record=_truncated),
+    Case(name="record-empty-file", cli="train", args=TINY_TRAIN, names=("run.json",), record=lambda data: ""),
+    Case(name="record-not-an-object", cli="train", args=TINY_TRAIN, names=("run.json", "record"),
+         record=lambda data: json.dumps([data])),
+    Case(name="record-wrong-type", cli="train", args=TINY_TRAIN, names=("run.json", "n_tokens"),
+         record=_edit(n_tokens="ten thousand")),
+    Case(name="record-unknown-field", cli="train", args=TINY_TRAIN, names=("run.json", "colour"),
+         record=_edit(colour="blue")),
+    Case(name="record-newer-schema", cli="train", args=TINY_TRAIN, names=("run.json", "schema_version"),
+         record=_edit(schema_version=99)),
+    Case(name="record-nan-loss", cli="train", args=TINY_TRAIN, names=("run.json", "loss"),
+         record=_edit(points__0__loss=math.nan)),
+    Case(name="record-negative-size", cli="train", args=TINY_TRAIN, names=("run.json", "n_params_total"),
+         record=_edit(n_params_total=-5)),
+    Case(name="record-missing-field", cli="train", args=TINY_TRAIN, names=("run.json", "config_hash"),
+         record=lambda data: json.dumps({k: v for k, v in data.items() if k != "config_hash"})),
+]  # fmt: skip
+
+
+def _fill(text: str, tmp: Path) -> str:
+    return text.replace("{tmp}", str(tmp))
+
+
+def _train_record_path(tmp: Path) -> Path:
+    """Where sl-train with TINY_TRAIN keeps its record: the real config's run_id under the case's results."""
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
+        cfg = compose("sl_train", overrides=[_fill(arg, tmp) for arg in TINY_TRAIN])
+    config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
+    return record_path(config.paths.results_dir, config.sweep, config.run_id())
+
+
+def _prepare(case: Case, tmp: Path, records: ModuleType) -> None:
+    tmp.mkdir(parents=True)
+    for relative, text in {**TEXT, **(case.files or {})}.items():
+        (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / relative).write_text(text)
+    if case.record is not None:
+        path = _train_record_path(tmp)
+        path.parent.mkdir(parents=True)
+        run_id, sweep = path.parent.name, path.parent.parent.name
+        path.write_text(case.record(RunRecord(**records.record_fields(run_id=run_id, sweep=sweep)).to_dict()))
+
+
+KNOWN_BUGS = {
+    # Hydra's own override errors (type conversion, unknown key) escape exit_on_user_error: Hydra prints several
+    # lines and exits 1 before sl-train's task function runs. Remove the entry when sl-train reports them.
+    "seed-not-a-number": "Error merging override",
+}
+"""Cases that fail today, with a piece of their current stderr; the test fails when one is fixed (drop it here)."""
+
+
+def _problems(cases: list[Case], tmp_path: Path, records: ModuleType) -> dict[str, str]:
+    """Run every case's CLI (two at a time); the cases whose stderr/exit status is not one named error line."""
+    for case in cases:
+        _prepare(case, tmp_path / case.name, records)
+
+    def run(case: Case) -> tuple[Case, Any]:
+        tmp = tmp_path / case.name
+        return case, run_cli(case.cli, *(_fill(arg, tmp) for arg in case.args), cwd=tmp)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, cases))
+    problems = {}
+    for case, done in results:
+        lines = done.stderr.strip().splitlines()
+        names = [_fill(name, tmp_path / case.name) for name in case.names]
+        if done.returncode != 2 or len(lines) != 1 or not lines[0].startswith("error: "):
+            problems[case.name] = f"exit {done.returncode}, stderr {done.stderr.strip()[-600:]!r}"
+        elif missing := [name for name in names if name not in lines[0]]:
+            problems[case.name] = f"{lines[0]!r} does not name {missing}"
+    return problems
+
+
+def _check(problems: dict[str, str], cases: list[Case]) -> None:
+    expected = {name for name in KNOWN_BUGS if name in {case.name for case in cases}}
+    unexpected = {name: text for name, text in problems.items() if name not in KNOWN_BUGS}
+    assert not unexpected, "\n".join(f"{name}: {text}" for name, text in unexpected.items())
+    fixed = expected - set(problems)
+    assert not fixed, f"{sorted(fixed)} now pass: remove them from KNOWN_BUGS"
+    for name in expected:
+        assert KNOWN_BUGS[name] in problems[name]
+
+
+def test_table_has_at_least_20_distinct_cases_across_the_four_kinds() -> None:
+    assert len(CASES) >= 20 and len({case.name for case in CASES}) == len(CASES)
+    kinds = {"config": [c for c in CASES if c.cli == "train" and c.record is None],
+             "sweep": [c for c in CASES if c.cli == "plan"], "table": [c for c in CASES if c.cli == "fit"],
+             "record": [c for c in CASES if c.record is not None]}  # fmt: skip
+    assert all(len(cases) >= 4 for cases in kinds.values()), {kind: len(cases) for kind, cases in kinds.items()}
+
+
+def test_a_sample_of_malformed_inputs_ends_in_one_error_line_naming_it_and_exit_2(
+    tmp_path: Path, records: ModuleType
+) -> None:
+    quick = {"negative-budget", "sweep-file-bad-model", "table-nan-loss", "record-truncated-json"}
+    sample = [case for case in CASES if case.name in quick]  # one per kind; the whole table is marked slow
+    _check(_problems(sample, tmp_path, records), sample)
+
+
+@pytest.mark.slow
+def test_every_malformed_input_ends_in_one_error_line_naming_it_and_exit_2(
+    tmp_path: Path, records: ModuleType
+) -> None:
+    _check(_problems(CASES, tmp_path, records), CASES)
+
+
+def test_a_store_with_bad_files_loads_the_good_ones_and_lists_the_skipped(
+    tmp_path: Path, records: ModuleType
+) -> None:
+    root = tmp_path / "results"
+    good = [RunRecord(**records.record_fields(run_id=f"good{i}")) for i in range(3)]
+    for record in good:
+        write_record(record, root)
+    bad = {"truncated": '{"run_id": "trunc', "empty": "", "array": "[]", "newer": None}
+    for run_id, text in bad.items():
+        path = record_path(root, "tiny", run_id)
+        path.parent.mkdir(parents=True)
+        if text is None:
+            text = json.dumps({**records.record_fields(run_id=run_id), "schema_version": 99}, default=vars)
+        path.write_text(text)
+    with pytest.warns(SkippedRecordsWarning) as caught:
+        loaded = load_records(root)
+    assert sorted(record.run_id for record in loaded) == ["good0", "good1", "good2"]
+    (warning,) = caught
+    message = str(warning.message)
+    assert message.startswith("skipped 4 unreadable run record(s)")
+    assert all(str(record_path(root, "tiny", run_id)) in message for run_id in bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_records([record_path(root, "tiny", "good0")])) == 1
