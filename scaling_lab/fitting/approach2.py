@@ -120,8 +120,8 @@ class Approach2Result:
         out = {k: getattr(self, k) for k in keys}
         if self.ci95 is not None:
             out["ci95"] = self.ci95
-            out["n_bootstrap_failed"] = self.n_bootstrap_failed
             out["bootstrap_samples"] = self.bootstrap_samples
+        out["n_bootstrap_failed"] = self.n_bootstrap_failed  # all failed → no ci95, and this says why
         return out
 
     @classmethod
@@ -182,8 +182,12 @@ def _fit(table: pd.DataFrame, config: Approach2Config) -> Approach2Result:
 
 
 def _sample(table: pd.DataFrame, config: Approach2Config) -> dict[str, float] | None:
+    # A resample repeats points, so a slice keeps fewer *distinct* sizes than the design had; it still fixes the
+    # curve when it has as many sizes as the curve has coefficients (3 for a parabola). Requiring the design's
+    # min_sizes here made every resample of a 5-size slice fail.
+    resample_config = replace(config, min_sizes=CURVES[config.curve] + 1)
     try:
-        result = _fit(table, config)
+        result = _fit(table, resample_config)
     except FitError:
         return None
     return {"a": result.a, "b": result.b, "k_n": result.k_n, "k_d": result.k_d}

@@ -253,6 +253,8 @@ def report_text(outcome: FitOutcome) -> str:
                 )
         if few:
             lines.append(f"      {len(few)} budget(s) excluded for too few sizes (< {r2.min_sizes})")
+        if r2.n_bootstrap_failed:
+            lines.append(f"    bootstrap    = {r2.n_bootstrap_failed} resamples failed (a slice lost its bracket)")
     r1 = outcome.results.get("approach1")
     if r1 is not None:
         lines += [

@@ -104,6 +104,7 @@ def write_record(record: RunRecord, root: str | os.PathLike[str], *, overwrite: 
             temp.write(text)
             temp.flush()
             os.fsync(temp.fileno())
+        os.chmod(temp_name, 0o644)  # mkstemp makes 0600; colleagues sharing a results store must read records
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
