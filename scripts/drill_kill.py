@@ -1,0 +1,128 @@
+"""Kill drill: a tiny sweep killed with SIGKILL at random moments, then relaunched to completion (issue 7).
+
+Runs the sweep once uninterrupted (the reference), then launches the same sweep into a second results root and
+kills the whole launch (its process group) with SIGKILL a random delay after it starts training, several times;
+a last relaunch finishes. Every grid point must be recorded exactly once, finished, with the reference's final loss.
+
+    python scripts/drill_kill.py                       # 4 points, 4 kills
+    python scripts/drill_kill.py --kills 8 --budgets 8e3,1.6e4,3.2e4,6.4e4 --seed 1 --out /tmp/drill
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from scaling_lab.results import load_records
+
+TEXT = "A small text for the kill drill, repeated so that the tiny model has something to learn. " * 300
+
+
+def sweep_command(root: Path, work: Path, budgets: str, checkpoint_tokens: int) -> list[str]:
+    """``sl-train -m`` over n1k × budgets on a tiny local text, frequent checkpoints, one thread, no wandb."""
+    return [sys.executable, "-m", "scaling_lab.cli.train", "-m", "model=n1k", f"budget.value={budgets}",
+            "data=local_files", f"data.sources.0.paths=[{work / 'text.txt'}]", "data.sequence_length=16",
+            "data.eval_tokens=512", "optim.batch_tokens=128", f"checkpoint_every_tokens={checkpoint_tokens}",
+            "logger=none", "threads=1", "device=cpu", "debug.progress=false", "sweep=drill",
+            f"paths.results_dir={root}", f"paths.cache_dir={work / 'cache'}"]  # fmt: skip
+
+
+def launch(command: list[str], log: Path) -> subprocess.Popen:
+    """Start the sweep in its own process group (so that SIGKILL reaches every job), output to ``log``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with log.open("a") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def finals(root: Path) -> dict[int, list[tuple[str, str, float | None]]]:
+    """Planned tokens -> the (run_id, status, final loss) of every record of that grid point under ``root``."""
+    points: dict[int, list[tuple[str, str, float | None]]] = {}
+    for record in load_records(root) if root.exists() else []:
+        points.setdefault(record.n_tokens_planned, []).append((record.run_id, record.status, record.final_loss))
+    return points
+
+
+def wait_for_training(root: Path, process: subprocess.Popen, since: float, timeout: float = 120) -> None:
+    """Block until the launch has written a record or checkpoint (a point is training) or has exited."""
+    deadline = time.time() + timeout
+    while process.poll() is None and time.time() < deadline:
+        if root.exists() and any(p.stat().st_mtime > since for p in root.rglob("*") if p.suffix in (".json", ".pt")):
+            return
+        time.sleep(0.1)
+
+
+def drill(*, kills: int, budgets: str, checkpoint_tokens: int, seed: int, out: Path,
+          min_delay: float, max_delay: float) -> dict:  # fmt: skip
+    """Run the drill in ``out``; the figures (kills, points, duplicates, lost, largest loss difference)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "text.txt").write_text(TEXT)
+    log = out / "drill.log"
+    started = time.perf_counter()
+    reference = subprocess.run(sweep_command(out / "reference", out, budgets, checkpoint_tokens),
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)  # fmt: skip
+    if reference.returncode != 0:
+        raise SystemExit(f"the reference sweep failed:\n{reference.stderr[-3000:]}")
+    reference_seconds = time.perf_counter() - started
+    rng, root, kill_times, interrupted = random.Random(seed), out / "drilled", [], []
+    for _ in range(kills):
+        since = time.time()
+        process = launch(sweep_command(root, out, budgets, checkpoint_tokens), log)
+        wait_for_training(root, process, since)  # start-up (imports) is not worth killing: kill while training
+        delay = rng.uniform(min_delay, max_delay)
+        try:
+            process.wait(delay)  # finished before the kill: nothing left to kill
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            kill_times.append(round(delay, 2))
+            running = [run for runs in finals(root).values() for run in runs if run[1] == "running"]
+            interrupted.append(len(running))  # points killed mid-training (their record still says running)
+    final = launch(sweep_command(root, out, budgets, checkpoint_tokens), log)
+    final.wait()
+    expected, got = finals(out / "reference"), finals(root)
+    differences = [abs(got[tokens][0][2] - loss) for tokens, [(_, _, loss)] in expected.items()
+                   if tokens in got and got[tokens][0][2] is not None and loss is not None]  # fmt: skip
+    return {
+        "kills": len(kill_times),
+        "kill_seconds": kill_times,
+        "interrupted_points_per_kill": interrupted,
+        "points": len(expected),
+        "recorded": sum(len(runs) for runs in got.values()),
+        "duplicates": sum(len(runs) - 1 for runs in got.values()),
+        "lost": len(set(expected) - set(got)),
+        "not_finished": sum(status != "finished" for runs in got.values() for _, status, _ in runs),
+        "checkpoints_left": len(list(root.rglob("checkpoint.pt"))),
+        "largest_loss_difference": max(differences) if differences else None,
+        "reference_seconds": round(reference_seconds, 1),
+        "final_exit_status": final.returncode,
+        "log": str(log),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kills", type=int, default=4, help="SIGKILLs before the final relaunch")
+    parser.add_argument("--budgets", default="8e3,1.2e4,1.6e4,2e4", help="token budgets of the n1k grid points")
+    parser.add_argument("--checkpoint-tokens", type=int, default=1024, help="checkpoint_every_tokens")
+    parser.add_argument("--min-delay", type=float, default=0.0, help="shortest seconds from training to kill")
+    parser.add_argument("--max-delay", type=float, default=4.0, help="longest seconds from training to kill")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill delays")
+    parser.add_argument("--out", type=Path, help="working folder (default: a new temporary folder)")
+    args = parser.parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="drill_kill_"))
+    figures = drill(kills=args.kills, budgets=args.budgets, checkpoint_tokens=args.checkpoint_tokens,
+                    seed=args.seed, out=out, min_delay=args.min_delay, max_delay=args.max_delay)  # fmt: skip
+    print(json.dumps(figures, indent=2))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
