@@ -11,6 +11,7 @@ N is parameters, D training tokens, C training FLOPs. All functions accept scala
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -20,8 +21,43 @@ from numpy.typing import ArrayLike
 FLOPS_PER_PARAM_PER_TOKEN = 6.0
 
 
+class PowerLawFrontier(ABC):
+    """The compute-optimal frontier of any law with N_opt(C) = G (C/6)^a and D_opt(C) = G^-1 (C/6)^b."""
+
+    @property
+    @abstractmethod
+    def G(self) -> float: ...
+
+    @property
+    @abstractmethod
+    def a(self) -> float: ...
+
+    @property
+    @abstractmethod
+    def b(self) -> float: ...
+
+    @abstractmethod
+    def loss(self, n_params: ArrayLike, n_tokens: ArrayLike) -> np.ndarray: ...
+
+    def n_opt(self, flops: ArrayLike) -> np.ndarray:
+        """Compute-optimal parameters for a budget of C FLOPs (C = 6 N D)."""
+        return self.G * (np.asarray(flops, dtype=float) / FLOPS_PER_PARAM_PER_TOKEN) ** self.a
+
+    def d_opt(self, flops: ArrayLike) -> np.ndarray:
+        """Compute-optimal tokens for a budget of C FLOPs (C = 6 N D)."""
+        return (np.asarray(flops, dtype=float) / FLOPS_PER_PARAM_PER_TOKEN) ** self.b / self.G
+
+    def tokens_per_param(self, flops: ArrayLike) -> np.ndarray:
+        """D_opt / N_opt at a budget of C FLOPs."""
+        return self.d_opt(flops) / self.n_opt(flops)
+
+    def loss_at_optimum(self, flops: ArrayLike) -> np.ndarray:
+        """Lowest predicted loss reachable with C FLOPs."""
+        return self.loss(self.n_opt(flops), self.d_opt(flops))
+
+
 @dataclass(frozen=True, kw_only=True)
-class ChinchillaLaw:
+class ChinchillaLaw(PowerLawFrontier):
     """L(N, D) = E + A / N**alpha + B / D**beta."""
 
     E: float
@@ -63,22 +99,6 @@ class ChinchillaLaw:
     def G(self) -> float:
         """Scale of the frontier: N_opt(C) = G (C/6)^a."""
         return (self.alpha * self.A / (self.beta * self.B)) ** (1.0 / (self.alpha + self.beta))
-
-    def n_opt(self, flops: ArrayLike) -> np.ndarray:
-        """Compute-optimal parameters for a budget of C FLOPs (C = 6 N D)."""
-        return self.G * (np.asarray(flops, dtype=float) / FLOPS_PER_PARAM_PER_TOKEN) ** self.a
-
-    def d_opt(self, flops: ArrayLike) -> np.ndarray:
-        """Compute-optimal tokens for a budget of C FLOPs (C = 6 N D)."""
-        return (np.asarray(flops, dtype=float) / FLOPS_PER_PARAM_PER_TOKEN) ** self.b / self.G
-
-    def tokens_per_param(self, flops: ArrayLike) -> np.ndarray:
-        """D_opt / N_opt at a budget of C FLOPs."""
-        return self.d_opt(flops) / self.n_opt(flops)
-
-    def loss_at_optimum(self, flops: ArrayLike) -> np.ndarray:
-        """Lowest predicted loss reachable with C FLOPs."""
-        return self.loss(self.n_opt(flops), self.d_opt(flops))
 
     def to_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}

@@ -19,8 +19,8 @@ from scaling_lab.errors import ConfigError, TableError
 from scaling_lab.fitting.laws import (
     BESIROGLU_2024,
     CHINCHILLA_APPROACH3,
-    FLOPS_PER_PARAM_PER_TOKEN,
     ChinchillaLaw,
+    PowerLawFrontier,
 )
 
 
@@ -40,7 +40,7 @@ class LossLaw(Protocol):
 
 
 @dataclass(frozen=True, kw_only=True)
-class KaplanLaw:
+class KaplanLaw(PowerLawFrontier):
     """L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Kaplan et al. 2020, eq. 1.5; N excludes embeddings).
 
     Minimizing L subject to C = 6 N D: with r = alpha_N/alpha_D, setting d/dN [(N_c/N)^r + 6 N D_c / C] = 0 gives
@@ -87,22 +87,6 @@ class KaplanLaw:
     def G(self) -> float:
         """Scale of the frontier: N_opt(C) = G (C/6)^a."""
         return (self._ratio * self.N_c**self._ratio / self.D_c) ** self.a
-
-    def n_opt(self, flops: ArrayLike) -> np.ndarray:
-        """Compute-optimal non-embedding parameters for C FLOPs."""
-        return self.G * (np.asarray(flops, dtype=float) / FLOPS_PER_PARAM_PER_TOKEN) ** self.a
-
-    def d_opt(self, flops: ArrayLike) -> np.ndarray:
-        """Compute-optimal tokens for C FLOPs."""
-        return (np.asarray(flops, dtype=float) / FLOPS_PER_PARAM_PER_TOKEN) ** self.b / self.G
-
-    def tokens_per_param(self, flops: ArrayLike) -> np.ndarray:
-        """D_opt / N_opt at C FLOPs."""
-        return self.d_opt(flops) / self.n_opt(flops)
-
-    def loss_at_optimum(self, flops: ArrayLike) -> np.ndarray:
-        """Lowest predicted loss reachable with C FLOPs."""
-        return self.loss(self.n_opt(flops), self.d_opt(flops))
 
 
 KAPLAN_2020 = KaplanLaw()
