@@ -98,6 +98,8 @@ def drill(*, kills: int, budgets: str, checkpoint_tokens: int, seed: int, out: P
         "recorded": sum(len(runs) for runs in got.values()),
         "duplicates": sum(len(runs) - 1 for runs in got.values()),
         "lost": len(set(expected) - set(got)),
+        # a point's status must match the uninterrupted run's (finished, or diverged at the same step there too)
+        "status_differences": sum(runs[0][1] != got[t][0][1] for t, runs in expected.items() if t in got),
         "not_finished": sum(status != "finished" for runs in got.values() for _, status, _ in runs),
         "checkpoints_left": len(list(root.rglob("checkpoint.pt"))),
         "largest_loss_difference": max(differences) if differences else None,
