@@ -50,5 +50,15 @@ def _run(cfg: DictConfig) -> None:
     run_point(config)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry: compose and validate every grid point first, so that a bad override, sweep file or sweep
+    name ends with one line and exit 2 *before* Hydra creates output directories or any point trains."""
+    from scaling_lab.sweep.plan import expand_grid
+
+    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    exit_on_user_error(expand_grid)(overrides)
     main()
+
+
+if __name__ == "__main__":
+    cli()

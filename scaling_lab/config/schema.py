@@ -22,6 +22,7 @@ from scaling_lab.budget import BudgetConfig
 from scaling_lab.data.config import MISSING, DataConfig, data_config_from_dict
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.shapes import ModelConfig
+from scaling_lab.results.record import check_directory_name
 from scaling_lab.tracking import LoggerConfig
 from scaling_lab.train.optim import OptimConfig
 from scaling_lab.train.schedule import ScheduleConfig
@@ -129,6 +130,7 @@ class RunConfig:
             raise ConfigError(f"threads={self.threads} must be ≥ 1 or null (all cores / parallel jobs)")
         if self.eval_every_tokens is not None and not self.eval_every_tokens > 0:
             raise ConfigError(f"eval_every_tokens={self.eval_every_tokens} must be > 0 or null")
+        check_directory_name("sweep", self.sweep)  # results/<sweep>/ must stay inside the results root
         if self.jobs_per_device < 1:
             raise ConfigError(f"jobs_per_device={self.jobs_per_device} must be ≥ 1")
         if self.curve_eval_tokens is not None and not self.curve_eval_tokens > 0:

@@ -122,8 +122,6 @@ def test_run_id_or_sweep_with_path_separators_is_refused_by_the_store(tmp_path: 
     assert list(tmp_path.rglob("*")) == []
 
 
-@pytest.mark.xfail(strict=True, reason="hydra.run.dir is ${paths.results_dir}/${sweep}/_hydra/...: Hydra creates it "
-                   "(and writes .hydra/*.yaml, train.log) outside the results root before sweep is validated")
 def test_a_sweep_name_escaping_the_results_root_writes_nothing_outside_it(tmp_path: Path) -> None:
     case = tmp_path / "case"
     case.mkdir()
