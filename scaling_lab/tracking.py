@@ -28,7 +28,7 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from scaling_lab.errors import ConfigError
-from scaling_lab.results.redact import scrub_argv, scrub_secrets
+from scaling_lab.results.redact import looks_secret, scrub_argv, scrub_secrets
 
 BACKENDS = ("wandb", "none")
 MODES = ("online", "offline", "disabled")
@@ -201,7 +201,7 @@ def open_tracker(
                 name=name,
                 group=group,
                 job_type=job_type,
-                tags=sorted({*config.tags, *tags}),
+                tags=sorted({*config.tags, *tags} - {tag for tag in (*config.tags, *tags) if looks_secret(tag)}),
                 config=scrub_secrets(run_config),
                 dir=config.dir,
                 mode=mode,
