@@ -107,7 +107,7 @@ def test_a_token_in_a_config_override_never_reaches_the_run_record(planted_run: 
 
 
 @pytest.mark.xfail(strict=True, reason="the override reaches Hydra's .hydra/config.yaml and hydra.yaml (dumped "
-                   "before sl-train runs) and the wandb run's tags unredacted (see the issue 7 report)")
+                   "before sl-train runs) unredacted (see the issue 7 note)")
 def test_a_token_in_a_config_override_reaches_no_file_and_no_output(planted_run: tuple[Path, str]) -> None:
     results, printed = planted_run
     assert FAKE_CONFIG_TOKEN not in printed
