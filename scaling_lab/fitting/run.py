@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling_lab.atomic import write_text_atomically
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting.approach1 import Approach1Config, fit_approach1
 from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets, fit_approach2
@@ -179,21 +178,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write text so that a reader sees the old file or the whole new one, never a part (temp + fsync + replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def fit_json(outcome: FitOutcome) -> str:
     """fit.json's text."""
     return json.dumps(_finite(outcome.to_dict()), indent=2, allow_nan=False) + "\n"
@@ -292,6 +276,6 @@ def write_outputs(outcome: FitOutcome, out_dir: Path) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     fit_path, report_path = out_dir / "fit.json", out_dir / "report.txt"
     text = fit_json(outcome)  # serialise fully before touching the directory
-    write_atomic(report_path, report_text(outcome))
-    write_atomic(fit_path, text)
+    write_text_atomically(report_path, report_text(outcome))
+    write_text_atomically(fit_path, text)
     return fit_path, report_path

@@ -6,10 +6,8 @@ wandb only mirrors them. This module never imports torch: the fitter imports it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from scaling_lab.atomic import write_text_atomically
 from scaling_lab.errors import TableError
 from scaling_lab.results.record import STATUSES, RunRecord, check_directory_name
 
@@ -96,20 +95,7 @@ def write_record(record: RunRecord, root: str | os.PathLike[str], *, overwrite: 
     path = record_path(root, record.sweep, record.run_id)
     if not overwrite and _stored_status(path) == "finished":
         raise TableError(f"{path}: holds a finished record; delete it or pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(record.to_dict(), indent=2, allow_nan=True) + "\n"
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{RECORD_FILENAME}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as temp:
-            temp.write(text)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes 0600; colleagues sharing a results store must read records
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
+    write_text_atomically(path, json.dumps(record.to_dict(), indent=2, allow_nan=True) + "\n")
     _fsync_directory(path.parent)
     return path
 

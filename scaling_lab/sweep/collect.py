@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from scaling_lab.atomic import atomic_path
 from scaling_lab.errors import ConfigError
 from scaling_lab.results.store import load_curves, load_table
 
 
 def write_table_atomically(table: pd.DataFrame, path: Path) -> None:
     """Write a table as Parquet or CSV (by suffix) through a temporary file, so no reader sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    if path.suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"out={path}: the table suffix must be .parquet or .csv")
+    with atomic_path(path) as temp:
         if path.suffix == ".parquet":
-            table.to_parquet(temp_name, index=False)
-        elif path.suffix == ".csv":
-            table.to_csv(temp_name, index=False)
+            table.to_parquet(temp, index=False)
         else:
-            raise ConfigError(f"out={path}: the table suffix must be .parquet or .csv")
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
+            table.to_csv(temp, index=False)
 
 
 def collect(stores: list[Path], out_stem: Path, statuses: tuple[str, ...] = ("finished",)) -> dict[str, Path]:
