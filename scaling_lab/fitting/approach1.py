@@ -16,6 +16,7 @@ import pandas as pd
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.laws import FittedFrontier
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +38,7 @@ class Approach1Config:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Approach1Result:
+class Approach1Result(FittedFrontier):
     """N_opt(C) = k_n C^a and D_opt(C) = k_d C^b from the loss-vs-compute envelope."""
 
     a: float
@@ -62,12 +63,6 @@ class Approach1Result:
     """Resamples whose fit failed."""
     bootstrap_samples: list[dict[str, float]] | None = None
     """Per resample {a, b, k_n, k_d} (for bands in figures); None without a bootstrap."""
-
-    def n_opt(self, flops: Any) -> np.ndarray:
-        return self.k_n * np.asarray(flops, dtype=float) ** self.a
-
-    def d_opt(self, flops: Any) -> np.ndarray:
-        return self.k_d * np.asarray(flops, dtype=float) ** self.b
 
     def to_dict(self) -> dict[str, Any]:
         """fit.json's ``approach1`` object."""

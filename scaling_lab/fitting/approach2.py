@@ -17,6 +17,7 @@ import pandas as pd
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.laws import FittedFrontier
 
 CURVES = {"parabola": 2, "cubic": 3}
 """Profile models (polynomial degree in log N)."""
@@ -80,7 +81,7 @@ def profile_minimum(log_x: np.ndarray, loss: np.ndarray, degree: int) -> tuple[f
 
 
 @dataclass(frozen=True, kw_only=True)
-class Approach2Result:
+class Approach2Result(FittedFrontier):
     """N_opt(C) = k_n C^a and D_opt(C) = k_d C^b from per-budget minima."""
 
     a: float
@@ -107,12 +108,6 @@ class Approach2Result:
     """Resamples whose fit failed."""
     bootstrap_samples: list[dict[str, float]] | None = None
     """Per resample {a, b, k_n, k_d} (for bands in figures); None without a bootstrap."""
-
-    def n_opt(self, flops: Any) -> np.ndarray:
-        return self.k_n * np.asarray(flops, dtype=float) ** self.a
-
-    def d_opt(self, flops: Any) -> np.ndarray:
-        return self.k_d * np.asarray(flops, dtype=float) ** self.b
 
     def to_dict(self) -> dict[str, Any]:
         """fit.json's ``approach2`` object (issue 4, item 10)."""

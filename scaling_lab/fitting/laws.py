@@ -56,6 +56,23 @@ class PowerLawFrontier(ABC):
         return self.loss(self.n_opt(flops), self.d_opt(flops))
 
 
+class FittedFrontier:
+    """N_opt(C) = k_n C^a and D_opt(C) = k_d C^b fitted directly (approaches 1 and 2); subclasses hold the numbers."""
+
+    k_n: float
+    k_d: float
+    a: float
+    b: float
+
+    def n_opt(self, flops: ArrayLike) -> np.ndarray:
+        """Compute-optimal parameters for C FLOPs."""
+        return self.k_n * np.asarray(flops, dtype=float) ** self.a
+
+    def d_opt(self, flops: ArrayLike) -> np.ndarray:
+        """Compute-optimal tokens for C FLOPs."""
+        return self.k_d * np.asarray(flops, dtype=float) ** self.b
+
+
 @dataclass(frozen=True, kw_only=True)
 class ChinchillaLaw(PowerLawFrontier):
     """L(N, D) = E + A / N**alpha + B / D**beta."""
