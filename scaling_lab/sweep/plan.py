@@ -108,8 +108,6 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
     for index, point in enumerate(expand_grid(overrides)):
         config = point.config
         plan = make_plan(config, vocab_size=_vocab_size(config))
-        cooldown_steps = sum(c.end - c.start for c in plan.cooldowns[:-1]) if plan.cooldowns else 0
-        steps_run = plan.steps + cooldown_steps
         eval_sequences = max(1, config.data.eval_tokens // plan.sequence_length)
         curve_tokens = config.curve_eval_tokens or config.data.eval_tokens
         curve_sequences = min(eval_sequences, max(1, curve_tokens // plan.sequence_length))
@@ -125,6 +123,7 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
             "n_tokens": plan.n_tokens,
             "flops_6nd": 6.0 * plan.n_params_total * plan.n_tokens,
             "flops_exact": plan.flops_per_token_exact * plan.n_tokens,
+            "flops_spent": plan.flops_spent_exact,
             "steps": plan.steps,
             "batch_tokens": plan.tokens_per_step,
             "lr": plan.lr,
@@ -140,7 +139,7 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
             flags.append(f"only {plan.steps} steps (< {MIN_STEPS})")
         if plan.batch_sequences < MIN_BATCH_SEQUENCES:
             flags.append(f"batch of {plan.batch_sequences} sequences (< {MIN_BATCH_SEQUENCES})")
-        epochs = _epochs(config, plan.n_tokens + cooldown_steps * plan.tokens_per_step)
+        epochs = _epochs(config, plan.steps_trained * plan.tokens_per_step)
         row["max_epochs"] = max(epochs.values()) if epochs else math.nan
         flags += [f"{name} repeated {e:.1f} epochs (> {MAX_EPOCHS:g})" for name, e in epochs.items() if e > MAX_EPOCHS]
         if probe:
@@ -150,7 +149,7 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
             step_seconds = probes[probe_key]
             # An eval forward costs about a third of a training step per sequence (backward = 2 × forward).
             eval_seconds = eval_forwards / plan.batch_sequences * step_seconds / 3
-            row["est_seconds"] = steps_run * step_seconds + eval_seconds
+            row["est_seconds"] = plan.steps_trained * step_seconds + eval_seconds
         row["flags"] = "; ".join(flags)
         rows.append(row)
     if not rows:
@@ -170,12 +169,15 @@ def _epochs(config: RunConfig, n_tokens: int) -> dict[str, float]:
 def format_plan(table: pd.DataFrame) -> str:
     """A fixed-width table and totals, for the terminal."""
     shown = table.drop(columns=["overrides"]).copy()
-    for column in ("n_tokens", "flops_6nd", "flops_exact", "lr"):
+    for column in ("n_tokens", "flops_6nd", "flops_exact", "flops_spent", "lr"):
         shown[column] = shown[column].map(lambda v: f"{v:.3g}")
     if "est_seconds" in shown:
         shown["est_seconds"] = shown["est_seconds"].map(lambda v: f"{v:.1f}")
     lines = [shown.to_string(index=False)]
-    total = f"{len(table)} points, {table.flops_6nd.sum():.3g} FLOPs (6ND), {table.flops_exact.sum():.3g} FLOPs (exact)"
+    total = (
+        f"{len(table)} points, {table.flops_6nd.sum():.3g} FLOPs (6ND), {table.flops_exact.sum():.3g} FLOPs (exact);"
+        f" {table.flops_spent.sum():.3g} FLOPs spent (exact, WSD cooldown branches included)"
+    )
     if "est_seconds" in table:
         total += f", estimated {table.est_seconds.sum() / 60:.1f} min run one after another on this machine"
     flagged = int((table["flags"] != "").sum())

@@ -6,7 +6,7 @@ Pure (no data, no model): ``sl-train`` and a dry-run planner print the same numb
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scaling_lab.budget import steps_for_tokens, tokens_for_budget
 from scaling_lab.config.schema import RunConfig
@@ -65,6 +65,16 @@ class TrainPlan:
     def n_tokens(self) -> int:
         """Realized D of the main run."""
         return self.steps * self.tokens_per_step
+
+    @property
+    def steps_trained(self) -> int:
+        """Optimizer steps actually run: the main run plus every WSD cooldown branched off it."""
+        return self.steps + sum(c.end - c.start for c in self.cooldowns[:-1])
+
+    @property
+    def flops_spent_exact(self) -> float:
+        """Exact FLOPs the run costs (steps_trained tokens): what a WSD run saves against separate runs."""
+        return self.flops_per_token_exact * self.steps_trained * self.tokens_per_step
 
     @property
     def accumulation_steps(self) -> int:
@@ -137,12 +147,15 @@ def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
     cooldowns: tuple[Cooldown, ...] = ()
     if config.schedule.kind == "wsd":
         ends = []
-        for tokens in config.schedule.cooldown_tokens:
-            if tokens > step_plan.n_tokens:
+        for value in config.schedule.cooldown_budgets:
+            if value > config.budget.value:
                 raise ConfigError(
-                    f"schedule.cooldown_tokens has {tokens:g}, beyond the budget of {step_plan.n_tokens} tokens:"
-                    " drop it or raise the budget"
+                    f"schedule.cooldown_budgets has {value:g} ({config.budget.kind}), beyond budget.value="
+                    f"{config.budget.value:g}: drop it or raise the budget"
                 )
+            tokens = tokens_for_budget(
+                replace(config.budget, value=value), n_params=budget_n, flops_per_token_exact=exact
+            )
             ends.append(max(1, round(tokens / tokens_per_step)))
         cooldowns = tuple(
             wsd_cooldowns([*ends, steps], fraction=config.schedule.cooldown_fraction, warmup_steps=warmup_steps)

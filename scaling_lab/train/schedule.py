@@ -30,8 +30,10 @@ class ScheduleConfig:
     """WSD cooldown length as a fraction of each cooldown's D: Hägele et al. 2024 §3 (20 % matches cosine)."""
     cooldown_shape: str = "1-sqrt"
     """WSD cooldown shape: 1-sqrt (Hägele et al. 2024 §3, better than linear) or linear; decays to 0."""
-    cooldown_tokens: list[float] = field(default_factory=list)
-    """Extra D values (tokens, below the budget) at which a WSD run branches a cooldown and records a point."""
+    cooldown_budgets: list[float] = field(default_factory=list)
+    """Extra budgets below ``budget.value``, in its unit (tokens, FLOPs or tokens per parameter, as
+    ``budget.kind`` says), at which a WSD run branches a cooldown and records a point: with a FLOP budget one run
+    per size gives a point on every isoFLOP slice."""
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULE_KINDS:
@@ -44,10 +46,10 @@ class ScheduleConfig:
             raise ConfigError(f"schedule.cooldown_fraction={self.cooldown_fraction} must lie in (0, 1]")
         if self.cooldown_shape not in COOLDOWN_SHAPES:
             raise ConfigError(f"schedule.cooldown_shape={self.cooldown_shape!r}: choose one of {COOLDOWN_SHAPES}")
-        if any(not t > 0 for t in self.cooldown_tokens):
-            raise ConfigError(f"schedule.cooldown_tokens={list(self.cooldown_tokens)} must all be > 0")
-        if self.cooldown_tokens and self.kind != "wsd":
-            raise ConfigError("schedule.cooldown_tokens is set but schedule.kind is not wsd: set schedule=wsd")
+        if any(not t > 0 for t in self.cooldown_budgets):
+            raise ConfigError(f"schedule.cooldown_budgets={list(self.cooldown_budgets)} must all be > 0")
+        if self.cooldown_budgets and self.kind != "wsd":
+            raise ConfigError("schedule.cooldown_budgets is set but schedule.kind is not wsd: set schedule=wsd")
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
@@ -99,7 +101,7 @@ def wsd_cooldowns(end_steps: list[int], *, fraction: float, warmup_steps: int) -
         start = end - length
         if start < warmup_steps:
             raise ConfigError(
-                f"schedule.cooldown_tokens: the cooldown ending at step {end} would start at step {start},"
+                f"schedule.cooldown_budgets: the cooldown ending at step {end} would start at step {start},"
                 f" inside the {warmup_steps}-step warmup: drop that point or shorten schedule.warmup_tokens"
             )
         cooldowns.append(Cooldown(start=start, end=end))

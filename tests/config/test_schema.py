@@ -64,6 +64,26 @@ def test_batch_larger_than_the_budget_names_the_batch() -> None:
         make_plan(config, vocab_size=256)
 
 
+def test_a_wsd_cooldown_beyond_the_budget_names_both_fields() -> None:
+    config = config_with(schedule={"kind": "wsd", "cooldown_budgets": [2e11]}, budget={"kind": "flops_exact",
+                                                                                      "value": 1e11})
+    with pytest.raises(ConfigError, match=r"schedule\.cooldown_budgets has 2e\+11 \(flops_exact\), beyond budget"
+                                          r"\.value=1e\+11"):
+        make_plan(config, vocab_size=256)
+
+
+def test_wsd_cooldowns_in_flops_land_on_their_budgets() -> None:
+    config = config_with(schedule={"kind": "wsd", "cooldown_budgets": [2.5e10, 5e10]}, budget={"kind": "flops_exact",
+                                                                                              "value": 1e11})
+    plan = make_plan(config, vocab_size=256)
+    step_flops = plan.flops_per_token_exact * plan.tokens_per_step
+    point_flops = [steps * step_flops for steps in plan.point_steps]
+    assert point_flops == pytest.approx([2.5e10, 5e10, 1e11], abs=step_flops)
+    branched = sum(c.end - c.start for c in plan.cooldowns[:-1])
+    assert plan.flops_spent_exact == pytest.approx((plan.steps + branched) * step_flops)
+    assert plan.flops_spent_exact == pytest.approx(1e11 + 0.2 * 7.5e10, rel=0.02)  # C_max + 20 % of each branch
+
+
 def test_batch_must_be_whole_sequences() -> None:
     with pytest.raises(ConfigError, match=r"optim\.batch_tokens=1000 is not a multiple .* use 1024"):
         make_plan(config_with(optim__batch_tokens=1000), vocab_size=256)

@@ -8,6 +8,7 @@ import pytest
 
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.sweep.plan import expand_grid, plan_sweep
+from scaling_lab.train.plan import make_plan
 
 SWEEP_FILES = sorted(p.stem for p in (Path(CONFIGS_DIR) / "experiment").glob("*.yaml"))
 
@@ -78,3 +79,17 @@ def test_bad_sweep_fails_in_one_line_before_training(overrides, message, small_c
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr[-2000:]
+
+
+def test_wsd_isoflop_puts_every_width_on_every_cosine_slice_for_under_half_the_flops(small_corpus):
+    cosine = plan_sweep(["experiment=isoflop_cosine", *small_corpus], probe=False)
+    wsd = plan_sweep(["experiment=isoflop_wsd", *small_corpus], probe=False)
+    assert (cosine.flops_spent == cosine.flops_exact).all()  # one point per cosine run, nothing branched
+    assert wsd.flops_spent.sum() / cosine.flops_spent.sum() < 0.5
+    budgets = sorted(cosine.overrides.str.extract(r"budget.value=(\S+)")[0].astype(float).unique())
+    for point in expand_grid(["experiment=isoflop_wsd", *small_corpus]):
+        plan = make_plan(point.config, vocab_size=256)
+        point_flops = [plan.flops_per_token_exact * steps * plan.tokens_per_step for steps in plan.point_steps]
+        # each cooldown lands on its slice to within one optimizer step of tokens
+        step_flops = plan.flops_per_token_exact * plan.tokens_per_step
+        assert point_flops == pytest.approx(budgets, abs=step_flops)

@@ -82,7 +82,7 @@ def test_divergence_stops_the_run_and_records_the_step(tiny_config) -> None:
 
 
 def test_wsd_run_gives_one_point_per_cooldown(tiny_config, tmp_path) -> None:
-    config = tiny_config(schedule={"kind": "wsd", "cooldown_tokens": [5120.0]})
+    config = tiny_config(schedule={"kind": "wsd", "cooldown_budgets": [5120.0]})
     record = run_point(config).record
     assert record.status == "finished"
     assert [p.n_tokens for p in record.points] == [5120, 10_240]
@@ -95,7 +95,7 @@ def test_wsd_run_gives_one_point_per_cooldown(tiny_config, tmp_path) -> None:
 
 
 def test_wsd_run_resumes_after_its_branch_with_the_same_points(tiny_config, tmp_path) -> None:
-    wsd = {"kind": "wsd", "cooldown_tokens": [5120.0]}
+    wsd = {"kind": "wsd", "cooldown_budgets": [5120.0]}
     straight = run_point(tiny_config(results=tmp_path / "a", schedule=wsd)).record
     crashing = tiny_config(results=tmp_path / "b", schedule=wsd, debug={"crash_at_step": 30, "progress": False})
     assert run_point(crashing).record.status == "failed"

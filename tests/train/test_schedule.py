@@ -62,8 +62,8 @@ def test_lr_at_dispatches_on_kind() -> None:
 def test_schedule_config_errors_name_the_field() -> None:
     with pytest.raises(ConfigError, match=r"schedule\.kind='step' is unknown"):
         ScheduleConfig(kind="step")
-    with pytest.raises(ConfigError, match=r"schedule\.cooldown_tokens is set but schedule\.kind is not wsd"):
-        ScheduleConfig(kind="cosine", cooldown_tokens=[1000.0])
+    with pytest.raises(ConfigError, match=r"schedule\.cooldown_budgets is set but schedule\.kind is not wsd"):
+        ScheduleConfig(kind="cosine", cooldown_budgets=[1000.0])
 
 
 def test_rules_at_1e12_flops_suit_a_tiny_byte_model() -> None:
