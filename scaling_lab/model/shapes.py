@@ -74,7 +74,9 @@ class ModelConfig:
             )
         if self.target_n is not None and not self.target_n > 0:
             raise ConfigError(f"model.target_n={self.target_n} must be > 0 (e.g. model.target_n=1e6)")
-        if not any(chosen):
+        if any(chosen):
+            self._check_no_explicit_shape()
+        else:
             for name in ("n_layers", "width", "n_heads"):
                 value = getattr(self, name)
                 if value is None:
@@ -89,6 +91,25 @@ class ModelConfig:
             raise ConfigError(f"model.ffn_size={self.ffn_size} must be ≥ 1 (or null for 8/3 · width)")
         if not self.init_std > 0:
             raise ConfigError(f"model.init_std={self.init_std} must be > 0 (0.02 is usual)")
+
+    def _check_no_explicit_shape(self) -> None:
+        """A preset or target_n fixes n_layers/width/n_heads, so a value given beside it would be ignored: refuse.
+
+        None means "not given": it is the field default, and the preset files (configs/model/n*.yaml) and
+        target.yaml set only ``preset`` or ``target_n`` (a file or override setting a field to null leaves it None
+        too). A value here therefore came from the user: an override (``model.n_heads=3``) or an explicit-shape
+        group (``model=custom``) combined with ``model.preset=...``. ffn_size is not refused: it applies to presets.
+        """
+        given = [f"model.{name}={getattr(self, name)}" for name in ("n_layers", "width", "n_heads")
+                 if getattr(self, name) is not None]  # fmt: skip
+        if not given:
+            return
+        chosen = f"model.preset={self.preset}" if self.preset is not None else f"model.target_n={self.target_n:g}"
+        raise ConfigError(
+            f"{chosen} fixes the shape, so {', '.join(given)} would be ignored: drop"
+            f" {'it' if len(given) == 1 else 'them'}, or set {chosen.split('=')[0]}=null and give all of"
+            " model.n_layers/width/n_heads (as model=custom does)"
+        )
 
     def shape(self) -> Shape:
         """The concrete shape this config asks for."""

@@ -100,6 +100,29 @@ def test_bad_model_config_names_the_field(kwargs: dict, field: str) -> None:
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"preset": "n1k", "n_heads": 3}, ("model.preset=n1k", "model.n_heads=3", "model.preset=null")),
+        ({"preset": "n1k", "n_layers": 2, "width": 64, "n_heads": 2},  # model=custom model.preset=n1k
+         ("model.n_layers=2, model.width=64, model.n_heads=2", "drop them")),
+        ({"target_n": 1e5, "width": 48}, ("model.target_n=100000", "model.width=48", "model.target_n=null")),
+    ],
+)  # fmt: skip
+def test_a_shape_field_beside_a_preset_or_target_n_is_refused_not_ignored(kwargs: dict, names: tuple) -> None:
+    with pytest.raises(ConfigError) as error:
+        ModelConfig(**kwargs)
+    message = str(error.value)
+    assert "would be ignored" in message and "\n" not in message
+    assert all(name in message for name in names), message
+
+
+def test_fields_left_null_beside_a_preset_are_not_user_settings() -> None:
+    # preset files set only `preset`; a null (a yaml `n_heads: null`, an override model.n_heads=null) is "not given"
+    assert ModelConfig(preset="n1k", n_layers=None, width=None, n_heads=None).shape() == PRESETS["n1k"]
+    assert ModelConfig(preset="n1k", ffn_size=32).shape().ffn_size == 32  # ffn_size does apply to a preset
+
+
 def test_heads_error_lists_valid_choices() -> None:
     with pytest.raises(ConfigError, match=r"choose n_heads among 1, 2, 4, 8"):
         Shape(n_layers=1, width=64, n_heads=3)
