@@ -214,15 +214,20 @@ def _store_frame(frame: pd.DataFrame, config: TableConfig) -> pd.DataFrame:
 
 def _from_store(root: Path, config: TableConfig) -> FitInput:
     try:
-        from scaling_lab.results.store import load_curves, load_table
+        from scaling_lab.results.store import curves_of, scan_records, table_of, warn_skipped
     except ImportError as error:
         raise TableError(
             f"input={root} is a directory but scaling_lab.results.store is not available ({error}): "
             "give a CSV/Parquet table instead"
         ) from error
-    raw = load_table(root, statuses=config.statuses)
+    records, skipped = scan_records(root)  # read once: the table and the curves come from the same records
+    warn_skipped(skipped)
+    raw = table_of(records, statuses=config.statuses)
     if raw.empty:
-        raise TableError(f"input={root}: the results store has no runs with status {', '.join(config.statuses)}")
+        unreadable = f" ({len(skipped)} unreadable run.json skipped, listed in the warning above)" if skipped else ""
+        raise TableError(
+            f"input={root}: the results store has no runs with status {', '.join(config.statuses)}{unreadable}"
+        )
     store_config = TableConfig(
         n_params_column="n_params",
         flops_column="flops",
@@ -235,7 +240,7 @@ def _from_store(root: Path, config: TableConfig) -> FitInput:
     points = prepare(_store_frame(raw, config), store_config, str(root))
     points.attrs["n_params_column"] = STORE_N_PARAMS[config.store_n_params]
     points.attrs["flops_column"] = STORE_FLOPS[config.store_flops]
-    curves_raw = load_curves(root, statuses=config.statuses)
+    curves_raw = curves_of(records, statuses=config.statuses)
     curves = None
     if not curves_raw.empty:
         curves_raw = curves_raw[curves_raw["run_id"].isin(set(raw["run_id"]))]

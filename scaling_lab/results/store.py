@@ -134,7 +134,8 @@ def read_record(path: str | os.PathLike[str]) -> RunRecord:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise TableError(
-            f"{path}: not valid JSON ({error.msg} at line {error.lineno}): delete it or rerun the run"
+            f"{path}: not valid JSON ({error.msg.removesuffix(' at')} at line {error.lineno}):"  # "...character at"
+            " delete it or rerun the run"
         ) from None
     return RunRecord.from_dict(data, source=str(path))
 
@@ -154,24 +155,39 @@ def _record_files(roots: Roots) -> list[Path]:
     return [unique[key] for key in dict.fromkeys(path.resolve() for path in files)]
 
 
-def load_records(roots: Roots) -> list[RunRecord]:
-    """Every readable record under one or several roots (searched recursively for run.json; each file once).
+def scan_records(roots: Roots) -> tuple[list[RunRecord], list[str]]:
+    """Every readable record under one or several roots (searched recursively for run.json; each file once), and
+    one entry per file that could not be read or validated: its path and error (a TableError's message).
 
-    Files that cannot be read or validated are skipped, with one :class:`SkippedRecordsWarning` listing each
-    file and its error. A root that does not exist raises TableError.
+    A root that does not exist raises TableError. :func:`load_records` is this with the skipped files as a warning.
     """
     records, skipped = [], []
     for path in _record_files(roots):
         try:
             records.append(read_record(path))
         except TableError as error:
-            skipped.append(str(error))
+            skipped.append(" ".join(str(error).split()))  # one line each: the warning lists them on one line
+    return records, skipped
+
+
+def warn_skipped(skipped: list[str]) -> None:
+    """One :class:`SkippedRecordsWarning` listing every skipped file and why (nothing when none was skipped)."""
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} unreadable run record(s): " + "; ".join(skipped),
             SkippedRecordsWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+
+
+def load_records(roots: Roots) -> list[RunRecord]:
+    """Every readable record under one or several roots (searched recursively for run.json; each file once).
+
+    Files that cannot be read or validated are skipped, with one :class:`SkippedRecordsWarning` listing each
+    file and its error. A root that does not exist raises TableError.
+    """
+    records, skipped = scan_records(roots)
+    warn_skipped(skipped)
     return records
 
 
@@ -209,9 +225,14 @@ def load_table(roots: Roots, statuses: Iterable[str] = ("finished",)) -> pd.Data
     Columns are TABLE_COLUMNS; ``group`` is the data mix. learning_rate, batch_size (tokens per optimizer step)
     and schedule come from the record's config (CONFIG_COLUMNS) and are missing values where it has none.
     """
+    return table_of(load_records(roots), statuses)
+
+
+def table_of(records: Iterable[RunRecord], statuses: Iterable[str] = ("finished",)) -> pd.DataFrame:
+    """:func:`load_table` of records already read (one read of the store feeds both the table and the curves)."""
     wanted = _check_statuses(statuses)
     rows = []
-    for record in load_records(roots):
+    for record in records:
         if record.status not in wanted:
             continue
         from_config = {column: _config_value(record.config, path) for column, path in CONFIG_COLUMNS.items()}
@@ -239,6 +260,11 @@ def load_curves(roots: Roots, statuses: Iterable[str] = ("finished",)) -> pd.Dat
 
     Columns are CURVE_COLUMNS: the loss curves Chinchilla approach 1 takes the lower envelope of.
     """
+    return curves_of(load_records(roots), statuses)
+
+
+def curves_of(records: Iterable[RunRecord], statuses: Iterable[str] = ("finished",)) -> pd.DataFrame:
+    """:func:`load_curves` of records already read."""
     wanted = _check_statuses(statuses)
     rows = [
         {
@@ -248,7 +274,7 @@ def load_curves(roots: Roots, statuses: Iterable[str] = ("finished",)) -> pd.Dat
             "flops_exact": point.flops_exact,
             "loss": point.loss,
         }
-        for record in load_records(roots)
+        for record in records
         if record.status in wanted
         for point in record.curve
     ]
