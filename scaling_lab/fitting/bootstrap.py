@@ -1,7 +1,7 @@
-"""Bootstrap resampling shared by every approach: seeded, by point or by group of points, parallel over cores.
+"""Bootstrap resampling shared by every approach: seeded, by point, by group of points or by residual, parallel.
 
-Percentile intervals (Efron & Tibshirani 1993, §13.3). The resample indices are drawn once in the parent
-from one seed, so the samples do not depend on how many processes compute them.
+Percentile intervals (Efron & Tibshirani 1993, §13.3). The resamples are drawn once in the parent from one seed,
+so the samples do not depend on how many processes compute them.
 """
 
 from __future__ import annotations
@@ -61,6 +61,23 @@ def resample_indices(table: pd.DataFrame, config: BootstrapConfig) -> list[np.nd
     return out
 
 
+def residual_resamples(
+    table: pd.DataFrame, fitted: np.ndarray, residuals: np.ndarray, config: BootstrapConfig
+) -> list[pd.DataFrame]:
+    """Fixed-design bootstrap: every row keeps its N and D; its loss becomes its fitted value plus a residual
+    drawn with replacement from ``residuals`` (Davison & Hinkley 1997, §6.2.3: pass leverage-adjusted residuals).
+
+    For a designed experiment (an isoFLOP grid chooses its sizes) this resamples only the measurement noise;
+    resampling rows would also redraw the design and drop sizes from the slices.
+    """
+    rng = np.random.default_rng(config.seed)
+    centred = np.asarray(residuals, dtype=float) - np.mean(residuals)
+    return [
+        table.assign(loss=fitted + rng.choice(centred, size=len(table), replace=True))
+        for _ in range(config.n_resamples)
+    ]
+
+
 def _unit_masks(table: pd.DataFrame, by: str) -> list[np.ndarray]:
     keys = table[by].to_numpy()
     return [keys == key for key in pd.unique(keys)]
@@ -83,11 +100,11 @@ def intervals(samples: Sequence[dict[str, float]], names: Sequence[str], level: 
 
 
 def _run_chunk(
-    fn: Callable[..., dict[str, float] | None], table: pd.DataFrame, chunk: list[np.ndarray], kwargs: dict[str, Any]
+    fn: Callable[..., dict[str, float] | None], chunk: list[pd.DataFrame], kwargs: dict[str, Any]
 ) -> list[dict[str, float] | None]:
     # Keep each worker single-threaded: the parallelism is across resamples (2 cores shared, see README).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return [fn(table.iloc[idx].reset_index(drop=True), **kwargs) for idx in chunk]
+    return [fn(resample, **kwargs) for resample in chunk]
 
 
 def run(
@@ -95,22 +112,26 @@ def run(
     table: pd.DataFrame,
     config: BootstrapConfig,
     kwargs: dict[str, Any],
+    *,
+    resamples: list[pd.DataFrame] | None = None,
 ) -> list[dict[str, float] | None]:
     """Apply ``fn(resampled_table, **kwargs)`` to every resample, in parallel; a failed fit is None.
 
+    The resamples are rows of ``table`` drawn as ``config.by`` says, unless given (see residual_resamples).
     ``fn`` must be a module-level function (it is pickled to the workers).
     """
-    indices = resample_indices(table, config)
-    if not indices:
+    if resamples is None:
+        resamples = [table.iloc[idx].reset_index(drop=True) for idx in resample_indices(table, config)]
+    if not resamples:
         return []
     n_jobs = (os.cpu_count() or 1) if config.n_jobs < 0 else config.n_jobs
-    n_jobs = max(1, min(n_jobs, len(indices)))
+    n_jobs = max(1, min(n_jobs, len(resamples)))
     if n_jobs == 1:
-        return _run_chunk(fn, table, indices, kwargs)
-    chunks = [indices[i::n_jobs] for i in range(n_jobs)]
-    parts = Parallel(n_jobs=n_jobs, backend="loky")(delayed(_run_chunk)(fn, table, c, kwargs) for c in chunks)
+        return _run_chunk(fn, resamples, kwargs)
+    chunks = [resamples[i::n_jobs] for i in range(n_jobs)]
+    parts = Parallel(n_jobs=n_jobs, backend="loky")(delayed(_run_chunk)(fn, c, kwargs) for c in chunks)
     # Undo the round-robin split so sample i is resample i.
-    out: list[dict[str, float] | None] = [None] * len(indices)
+    out: list[dict[str, float] | None] = [None] * len(resamples)
     for j, part in enumerate(parts):
         out[j::n_jobs] = part
     return out

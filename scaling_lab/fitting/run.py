@@ -228,6 +228,8 @@ def report_text(outcome: FitOutcome) -> str:
             f"    a            = {r2.a:.6g}{_interval(r2.ci95, 'a')}",
             f"    b            = {r2.b:.6g}{_interval(r2.ci95, 'b')}",
         ]
+        if r2.ci95 is not None:
+            lines.append("    bootstrap    = profile residuals resampled, sizes kept (fixed design)")
         few = [budget for budget in r2.budgets if "n_opt" not in budget]
         for budget in r2.budgets:
             if "n_opt" in budget:

@@ -28,6 +28,23 @@ def chinchilla_table() -> Callable[..., pd.DataFrame]:
     return make
 
 
+@pytest.fixture
+def parabolic_table() -> Callable[..., pd.DataFrame]:
+    def make(seed: int, *, a: float = 0.5, noise: float = 0.01) -> pd.DataFrame:
+        """The quickstart's design (3 budgets a half-decade apart, 5 sizes per slice spanning ±0.6 decades) on
+        profiles that ARE parabolas in log N with minimum at N_opt = 0.05·C^a, so approach 2 has no model bias."""
+        rng = np.random.default_rng(seed)
+        rows = []
+        for flops in np.geomspace(1e11, 1e12, 3):
+            n_opt = 0.05 * flops**a
+            for n in n_opt * np.geomspace(10**-0.6, 10**0.6, 5):
+                loss = 3.0 * (flops / 1e11) ** -0.1 + 0.2 * np.log(n / n_opt) ** 2 + rng.normal(0.0, noise)
+                rows.append({"n_params": n, "n_tokens": flops / (6 * n), "flops": flops, "loss": loss})
+        return pd.DataFrame(rows)
+
+    return make
+
+
 def write_store(root: Path, table: pd.DataFrame, *, sweep: str = "syn", data_mix: str = "bytes") -> Path:
     """Write one real finished RunRecord per row of a fit table into a results store under root."""
     from scaling_lab.results import CurvePoint, RunPoint, RunRecord, config_hash, library_versions, utc_now

@@ -9,6 +9,7 @@ from scaling_lab.fitting.approach2 import (
     assign_budgets,
     fit_approach2,
     profile_minimum,
+    profile_residuals,
 )
 from scaling_lab.fitting.approach3 import fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
@@ -73,6 +74,17 @@ def test_approach2_bootstrap_intervals(chinchilla_table):
     )
     low, high = result.ci95["a"]
     assert low < result.a < high and len(result.bootstrap_samples) + result.n_bootstrap_failed == 30
+
+
+def test_approach2_bootstrap_keeps_every_slice_bracketed_on_a_five_size_design(parabolic_table):
+    table = parabolic_table(seed=0)
+    result = fit_approach2(table, bootstrap_config=BootstrapConfig(n_resamples=50, n_jobs=1))
+    assert result.n_bootstrap_failed == 0 and len(result.bootstrap_samples) == 50
+    low, high = result.ci95["a"]
+    assert low < result.a < high and high - low < 0.15
+    # resamples keep the design: the sizes of every slice are the original ones, only the losses move
+    fitted, residuals = profile_residuals(table, Approach2Config())
+    assert len(residuals) == len(table) and np.abs(fitted - table["loss"]).max() < 0.05
 
 
 def test_envelope_picks_the_lowest_curve_at_each_compute():
