@@ -100,8 +100,9 @@ class RunConfig:
     """auto (cuda if present, else cpu), cpu, cuda, cuda:N, or mps."""
     threads: Optional[int] = None  # noqa: UP045
     """torch CPU threads; null → all cores divided by the jobs a parallel launcher runs at once."""
-    jobs_per_device: int = 1
-    """GPU jobs sharing one device under the local parallel launcher (launcher=local); 1 → never two on one GPU."""
+    jobs_per_device: Any = 1  # int ≥ 1 or "auto"; Any because OmegaConf 2.3 structured configs have no Union
+    """GPU jobs sharing one device under the local parallel launcher (launcher=local); 1 → never two on one GPU;
+    ``auto`` → as many copies of each run as fit its device (scaling_lab/sweep/placement.py ``jobs_that_fit``)."""
     compile: bool = False
     """torch.compile the model (CUDA; same numbers, faster after warm-up)."""
     eval_every_tokens: Optional[float] = None  # noqa: UP045
@@ -131,8 +132,12 @@ class RunConfig:
         if self.eval_every_tokens is not None and not self.eval_every_tokens > 0:
             raise ConfigError(f"eval_every_tokens={self.eval_every_tokens} must be > 0 or null")
         check_directory_name("sweep", self.sweep)  # results/<sweep>/ must stay inside the results root
-        if self.jobs_per_device < 1:
-            raise ConfigError(f"jobs_per_device={self.jobs_per_device} must be ≥ 1")
+        if self.jobs_per_device != "auto" and not (
+            isinstance(self.jobs_per_device, int) and not isinstance(self.jobs_per_device, bool)
+            and self.jobs_per_device >= 1
+        ):  # fmt: skip
+            raise ConfigError(f"jobs_per_device={self.jobs_per_device!r} must be an integer ≥ 1 or auto"
+                              " (as many runs per GPU as fit)")  # fmt: skip
         if self.curve_eval_tokens is not None and not self.curve_eval_tokens > 0:
             raise ConfigError(f"curve_eval_tokens={self.curve_eval_tokens} must be > 0 or null (the whole eval set)")
         if self.checkpoint_every_tokens is not None and self.checkpoint_every_tokens < 0:

@@ -1,10 +1,12 @@
-"""Peak dense bf16 FLOP/s of accelerators and model-FLOPs utilisation (MFU).
+"""Peak dense bf16 FLOP/s of accelerators, model-FLOPs utilisation (MFU), and a training run's device memory.
 
 MFU follows Chowdhery et al. 2022 (PaLM, Appendix B): achieved model FLOP/s ÷ the device's peak. We count model
 FLOPs with the exact Chinchilla Appendix F formula (``shapes.flops_per_token_exact``), so attention is included.
 """
 
 from __future__ import annotations
+
+from scaling_lab.model.shapes import Shape
 
 # Dense (no 2:4 sparsity) BF16 tensor-core peaks, FLOP/s, from the vendor datasheets:
 #   NVIDIA H100 Tensor Core GPU datasheet (2023): SXM 989 TFLOPS, PCIe 756 TFLOPS (the sheet lists 2× with sparsity)
@@ -41,3 +43,62 @@ def mfu(flops_per_second: float, device_name: str) -> float | None:
     """Achieved FLOP/s as a fraction of the device's peak; None when the peak is unknown."""
     peak = peak_flops(device_name)
     return None if peak is None else flops_per_second / peak
+
+
+# ---- Device memory of one training run (what decides how many small runs share one GPU) ----------------------------
+
+# fp32 weights (4) + fp32 gradients (4) + AdamW's two fp32 moments (8) = 16 bytes per parameter, the count of
+# Rajbhandari et al. 2020 (ZeRO, §3.1: "16Ψ bytes" for mixed-precision Adam), plus the bf16 copy of every weight
+# that CUDA autocast caches for the forward pass (2): the training step keeps fp32 weights under bf16 autocast.
+TRAINING_BYTES_PER_PARAM = 18
+# One process's fixed cost on a GPU: the CUDA context (~300 MB with CUDA ≥ 11.7 lazy module loading, >1 GB before;
+# pytorch/pytorch#107667, #28394), cuBLAS workspaces and caching-allocator slack. Rounded up to 1 GiB: packing
+# several processes on one GPU pays it once per process.
+PROCESS_OVERHEAD_BYTES = 1 << 30
+# Activations are counted as fp32 (4 bytes) although most are bf16 under autocast on CUDA: RMSNorm upcasts to fp32
+# and the residual stream stays fp32, and an upper bound is what a fit test needs.
+ACTIVATION_BYTES = 4
+# The loss's transient peak per token, beyond the saved log-probabilities: the bf16 logits (2 bytes), their fp32
+# copy (4) and the fp32 gradient of the log-softmax (4) are alive together during the backward pass.
+LOGIT_TRANSIENT_BYTES = 10
+
+
+def saved_activations_per_token(shape: Shape, vocab_size: int) -> int:
+    """Activation elements one token keeps for the backward pass of the training step (no recomputation).
+
+    Counted as Korthikanti et al. 2022 (§4.1) count GPT's, but for our Llama block, by reading the tensors autograd
+    saves (``torch.autograd.graph.saved_tensors_hooks``, unique storages, weights excluded) for several shapes:
+    ≈ 7.8·d + 4.8·ffn per layer (RMSNorm inputs/outputs, q, k, v before and after rotary, attention output,
+    SwiGLU's gate, up, SiLU and product), rounded up to 8·d + 5·ffn. No S² term: SDPA's fused kernels (flash /
+    memory-efficient, CPU and CUDA) keep one log-sum-exp per head, not the scores. Plus ≈ 3.3·d (final norm, head
+    input; rounded up to 4·d) and the fp32 log-probabilities over the vocabulary (V).
+    ``tests/model/test_hardware.py`` checks this against the saved tensors (never below, at most 15 % above).
+    """
+    return shape.n_layers * (8 * shape.width + 5 * shape.ffn_size) + 4 * shape.width + vocab_size
+
+
+def training_memory_bytes(shape: Shape, *, vocab_size: int, n_params: int, micro_batch_tokens: int) -> int:
+    """Peak device memory of one training process: parameter state, one micro-batch's activations, the loss's
+    transient and the per-process overhead. An estimate for packing decisions, not an allocator trace."""
+    per_token = ACTIVATION_BYTES * saved_activations_per_token(shape, vocab_size) + LOGIT_TRANSIENT_BYTES * vocab_size
+    return TRAINING_BYTES_PER_PARAM * n_params + per_token * micro_batch_tokens + PROCESS_OVERHEAD_BYTES
+
+
+def micro_batch_that_fits(
+    shape: Shape,
+    *,
+    vocab_size: int,
+    n_params: int,
+    sequence_length: int,
+    batch_sequences: int,
+    device_memory_bytes: int,
+    memory_fraction: float = 0.9,
+) -> int:
+    """The largest divisor of ``batch_sequences`` whose :func:`training_memory_bytes` fits in ``memory_fraction``
+    of the device (1 when even one sequence does not: the caller's OOM will say so)."""
+    budget = memory_fraction * device_memory_bytes
+    for micro in sorted((m for m in range(1, batch_sequences + 1) if batch_sequences % m == 0), reverse=True):
+        tokens = micro * sequence_length
+        if training_memory_bytes(shape, vocab_size=vocab_size, n_params=n_params, micro_batch_tokens=tokens) <= budget:
+            return micro
+    return 1

@@ -1,27 +1,57 @@
-"""Where one grid point runs when several run side by side: its accelerator and its CPU threads.
+"""Where one grid point runs when several run side by side: its accelerator, its share of it, and its CPU threads.
 
 The local-parallel launcher (hydra-joblib-launcher, `configs/launcher/local.yaml`) runs ``n_jobs`` grid points at
 once in worker processes. Each job then
 
-* claims one GPU *slot* with a file lock, so a box with G GPUs runs one job per GPU and never two on one GPU
-  unless ``jobs_per_device > 1`` is asked for (``submitit_local`` would hand every job GPU 0: shared/DESIGN.md);
+* claims a *share* of one GPU with file locks: ``jobs_per_device=k`` makes every job a 1/k share (k jobs per GPU,
+  1 → never two on one GPU; ``submitit_local`` would hand every job GPU 0: shared/DESIGN.md), and
+  ``jobs_per_device=auto`` makes a job's share 1/k for the k copies of *this* run that fit the device
+  (:func:`jobs_that_fit`). A device takes jobs while the sum of their shares stays ≤ 1, so a sweep of mixed sizes
+  needs no agreement between its jobs: eight 1M runs fill an 80 GB GPU, a 300M run holds one alone, and four 1M
+  runs can sit beside two runs that fit only twice.
 * takes ``cpu_count // n_jobs`` CPU threads, because several torch processes on few cores oversubscribe threads
   (one run was measured 10× slower on 2 cores with two jobs at default thread counts).
 
+Several processes per GPU, one run per process, so a packed run computes exactly what it would alone. Under NVIDIA
+MPS (``nvidia-cuda-mps-control -d``) their kernels overlap on the GPU; without it the GPU time-slices between
+processes, which still fills the gaps a small model leaves while its process launches kernels.
+
 Locks live in a directory shared by every launch on the host, so two sweeps launched at once on one box still
-never put two jobs on one GPU. A crashed job releases its lock with its process (``flock`` semantics).
+respect each other's shares. A crashed job releases its lock with its process (``flock`` semantics). A large job
+waits while small ones hold parts of every device; it gets a device once they finish (jobs are never preempted).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
+
+from scaling_lab.model.hardware import training_memory_bytes
+
+# The most runs that share one GPU under jobs_per_device=auto. Issue 8 asks for ≥ 4× aggregate throughput from
+# packing ≤ 10M-parameter models and measures k = 1, 2, 4, 8 (scripts/bench_gpu.py); past 8 processes the host's
+# cores and the per-process CUDA context (hardware.PROCESS_OVERHEAD_BYTES) cost more than the GPU gives back.
+MAX_JOBS_PER_DEVICE = 8
+# Runs above this many parameters (total N) get a GPU to themselves under auto: issue 8 packs models of ≤ 10M
+# parameters; 12M admits the n10m preset (10.6M non-embedding, 10.8M total at the byte vocabulary). Larger models
+# keep a GPU busy on their own; scripts/bench_gpu.py measures where packing stops paying on a given GPU.
+PACK_MAX_PARAMS = 12_000_000
+# Share of device memory that packed runs may plan to use: 10 % stays free for allocator fragmentation and for
+# what the estimate leaves out (torch.compile's workspaces, eval batches).
+DEVICE_MEMORY_FRACTION = 0.9
+# Default pipe directory of the MPS control daemon (NVIDIA Multi-Process Service docs, CUDA_MPS_PIPE_DIRECTORY).
+MPS_DEFAULT_PIPE_DIRECTORY = "/tmp/nvidia-mps"
 
 
 def cpu_threads_per_job(jobs_at_once: int, cpu_count: int | None = None) -> int:
@@ -46,47 +76,164 @@ def jobs_at_once_from_hydra() -> int:
     return os.cpu_count() or 1 if n_jobs == -1 else max(1, n_jobs)  # joblib: -1 means one job per core
 
 
+# ---- The auto rule: how many copies of one run fit a device (pure) ---------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Footprint:
+    """What the packing rule needs to know about one run, all known before it starts."""
+
+    n_params: int
+    """Total parameters (N)."""
+    memory_bytes: int
+    """Estimated peak device memory of the run's process (``hardware.training_memory_bytes``)."""
+
+
+def footprint_of(plan: Any) -> Footprint:
+    """The footprint of a ``train.plan.TrainPlan`` (its shape, vocabulary, N and micro-batch)."""
+    tokens = plan.micro_batch_sequences * plan.sequence_length
+    memory = training_memory_bytes(plan.shape, vocab_size=plan.vocab_size, n_params=plan.n_params_total,
+                                   micro_batch_tokens=tokens)  # fmt: skip
+    return Footprint(n_params=plan.n_params_total, memory_bytes=memory)
+
+
+def jobs_that_fit(footprint: Footprint, *, device_memory_bytes: int, cpu_cores_per_device: int) -> int:
+    """How many copies of a run share one device under ``jobs_per_device=auto``.
+
+    1 above :data:`PACK_MAX_PARAMS`; otherwise as many as fit in :data:`DEVICE_MEMORY_FRACTION` of the device's
+    memory, at most one per CPU core of the device's share of the host (each process needs a core to launch its
+    kernels) and at most :data:`MAX_JOBS_PER_DEVICE`; never below 1.
+    """
+    if footprint.n_params > PACK_MAX_PARAMS:
+        return 1
+    by_memory = int(DEVICE_MEMORY_FRACTION * device_memory_bytes // footprint.memory_bytes)
+    return max(1, min(by_memory, cpu_cores_per_device, MAX_JOBS_PER_DEVICE))
+
+
+def pick_device(loads: Sequence[Fraction], shares: Sequence[Fraction]) -> int | None:
+    """The device for a job whose share is ``shares[d]`` on device d, given each device's held ``loads``: the
+    least-loaded device it fits on (ties → lowest index, so jobs spread over devices before doubling up), or None
+    when it fits nowhere yet."""
+    fitting = [(load, device) for device, (load, share) in enumerate(zip(loads, shares, strict=True))
+               if load + share <= 1]  # fmt: skip
+    return min(fitting)[1] if fitting else None
+
+
+def free_slot(of: int, held: set[int]) -> int:
+    """The lowest slot number in range(``of``) not in ``held`` (a device with room for a 1/of share has one)."""
+    return min(set(range(of)) - held)
+
+
+# ---- Claiming a share with file locks ------------------------------------------------------------------------------
+
+# device{d}.of{k}.slot{s}.lock held = a 1/k share of device d. Lock files are never deleted (waiters must share one
+# inode); an unheld file is simply free.
+SLOT_FILE = re.compile(r"device(\d+)\.of(\d+)\.slot(\d+)\.lock")
+GUARD_NAME = "claims.lock"  # serialises claims: reading the loads and taking a slot happen as one step
+
+
+def held_slots(lock_dir: Path) -> list[tuple[int, int, int]]:
+    """(device, of, slot) of every slot file some process holds now (probed with a non-blocking acquire)."""
+    held = []
+    for path in sorted(lock_dir.glob("device*.of*.slot*.lock")):
+        match = SLOT_FILE.fullmatch(path.name)
+        if match is None:
+            continue
+        probe = FileLock(str(path))
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            held.append(tuple(int(group) for group in match.groups()))
+        else:
+            probe.release()
+    return held
+
+
+def device_loads(held: Sequence[tuple[int, int, int]], n_devices: int) -> list[Fraction]:
+    """Sum of the held shares (1/of) per device."""
+    loads = [Fraction(0)] * n_devices
+    for device, of, _ in held:
+        if device < n_devices:
+            loads[device] += Fraction(1, of)
+    return loads
+
+
 @contextmanager
 def claim_device_slot(
-    lock_dir: Path, n_devices: int, *, jobs_per_device: int = 1, poll_seconds: float = 0.5
+    lock_dir: Path, n_devices: int, *, jobs_per_device: int | Sequence[int] = 1, poll_seconds: float = 0.5
 ) -> Iterator[int]:
-    """Hold one of ``n_devices × jobs_per_device`` slots; yield the device index it belongs to.
+    """Hold a 1/k share of one of ``n_devices`` devices; yield that device's index.
 
-    Blocks (polling) until a slot is free. Slots fill device by device in round-robin order of the slot number,
-    so with ``jobs_per_device=2`` on 4 devices the first four jobs land on four different devices.
+    ``jobs_per_device`` is k, the same on every device or one per device (``auto``: how many copies of this run fit
+    each). Blocks (polling) until some device has room; among those, takes the least loaded.
     """
-    if n_devices < 1 or jobs_per_device < 1:
-        raise ValueError(f"need n_devices ≥ 1 and jobs_per_device ≥ 1, got {n_devices}, {jobs_per_device}")
+    per_device = [jobs_per_device] * n_devices if isinstance(jobs_per_device, int) else list(jobs_per_device)
+    if n_devices < 1 or len(per_device) != n_devices or min(per_device) < 1:
+        raise ValueError(f"need n_devices ≥ 1 and jobs_per_device ≥ 1 for each, got {n_devices}, {jobs_per_device}")
     lock_dir.mkdir(parents=True, exist_ok=True)
-    slots = [(slot // n_devices, slot % n_devices) for slot in range(n_devices * jobs_per_device)]
+    shares = [Fraction(1, k) for k in per_device]
     while True:
-        for share, device in slots:
-            lock = FileLock(str(lock_dir / f"device{device}.slot{share}.lock"))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                continue
-            try:
-                yield device
-            finally:
-                lock.release()
-            return
+        with FileLock(str(lock_dir / GUARD_NAME)):
+            held = held_slots(lock_dir)
+            device = pick_device(device_loads(held, n_devices), shares)
+            if device is not None:
+                of = per_device[device]
+                taken = {slot for d, k, slot in held if d == device and k == of}
+                lock = FileLock(str(lock_dir / f"device{device}.of{of}.slot{free_slot(of, taken)}.lock"))
+                lock.acquire(timeout=0)  # free: every claim holds the guard, and it was just probed unheld
+        if device is not None:
+            break
         time.sleep(poll_seconds)
+    try:
+        yield device
+    finally:
+        lock.release()
 
 
 # Host-local on purpose: a results directory on a shared file system would make jobs on different nodes share slots.
 DEVICE_SLOT_DIR = Path(tempfile.gettempdir()) / "scaling_lab_device_slots"
 
 
+def mps_active(environ: dict[str, str] | None = None) -> bool:
+    """Whether an NVIDIA MPS control daemon serves this host: its ``control`` pipe exists in the pipe directory
+    (``CUDA_MPS_PIPE_DIRECTORY``, else the default). Packed runs' kernels then overlap instead of time-slicing."""
+    environ = os.environ if environ is None else environ
+    return (Path(environ.get("CUDA_MPS_PIPE_DIRECTORY") or MPS_DEFAULT_PIPE_DIRECTORY) / "control").exists()
+
+
+def jobs_per_cuda_device(jobs_per_device: int | str, footprint: Footprint | None) -> list[int]:
+    """k for each visible CUDA device: ``jobs_per_device`` itself, or for ``auto`` :func:`jobs_that_fit` of the
+    run's footprint against each device's memory and its share of the host's cores."""
+    import torch
+
+    n_devices = torch.cuda.device_count()
+    if jobs_per_device != "auto":
+        return [int(jobs_per_device)] * n_devices
+    if footprint is None:
+        warnings.warn("jobs_per_device=auto without the run's footprint: placing one run per GPU", stacklevel=3)
+        return [1] * n_devices
+    cores = max(1, (os.cpu_count() or 1) // n_devices)
+    return [jobs_that_fit(footprint, device_memory_bytes=torch.cuda.get_device_properties(i).total_memory,
+                          cpu_cores_per_device=cores) for i in range(n_devices)]  # fmt: skip
+
+
 @contextmanager
-def placed_device(requested: str, *, jobs_per_device: int = 1) -> Iterator[object]:
-    """The torch device this job trains on: a claimed GPU slot when a parallel launcher runs several jobs on a
-    multi-GPU host and ``requested`` names no index; otherwise exactly what was requested (auto → cuda or cpu)."""
+def placed_device(
+    requested: str, *, jobs_per_device: int | str = 1, footprint: Footprint | None = None
+) -> Iterator[object]:
+    """The torch device this job trains on: a claimed GPU share when a parallel launcher runs several jobs on a
+    CUDA host and ``requested`` names no index; otherwise exactly what was requested (auto → cuda or cpu).
+
+    ``footprint`` (from :func:`footprint_of`) is what ``jobs_per_device=auto`` sizes the share by."""
     import torch
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else requested)
     if device.type != "cuda" or device.index is not None or jobs_at_once_from_hydra() == 1:
         yield device
         return
-    with claim_device_slot(DEVICE_SLOT_DIR, torch.cuda.device_count(), jobs_per_device=jobs_per_device) as index:
+    per_device = jobs_per_cuda_device(jobs_per_device, footprint)
+    with claim_device_slot(DEVICE_SLOT_DIR, len(per_device), jobs_per_device=per_device) as index:
+        if per_device[index] > 1:
+            overlap = "MPS on: kernels overlap" if mps_active() else "no MPS: the GPU time-slices between them"
+            print(f"placement: cuda:{index} shared by up to {per_device[index]} runs like this one ({overlap})")
         yield torch.device("cuda", index)
