@@ -8,6 +8,7 @@ a password in a URL, or when it contains the value of a secret-named environment
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -51,11 +52,19 @@ def is_secret_name(name: str) -> bool:
     return any(word in SECRET_WORDS for word in words)
 
 
+# Environment variables whose names contain a credential word but hold none: POSIX shells set PWD and OLDPWD to the
+# working directory ("pwd" = print working directory, not password). Taken as secrets they redacted every path
+# under the working directory in records (data files, results folders) and changed config hashes with the cwd.
+NOT_SECRET_ENVIRONMENT = frozenset({"PWD", "OLDPWD"})
+
+
 def environment_secrets(environ: Mapping[str, str] | None = None) -> frozenset[str]:
     """Values of secret-named environment variables (WANDB_API_KEY, HF_TOKEN, ...), to be redacted wherever seen."""
     environ = os.environ if environ is None else environ
     return frozenset(
-        value for name, value in environ.items() if is_secret_name(name) and len(value) >= _MIN_SECRET_LENGTH
+        value
+        for name, value in environ.items()
+        if is_secret_name(name) and name not in NOT_SECRET_ENVIRONMENT and len(value) >= _MIN_SECRET_LENGTH
     )
 
 
@@ -105,3 +114,27 @@ def scrub_argv(argv: list[str], known_secrets: frozenset[str] | None = None) -> 
         else:
             scrubbed.append(argument)
     return scrubbed
+
+
+def scrub_text(text: str, known_secrets: frozenset[str] | None = None) -> str:
+    """Free text (a log line) with credentials redacted: its whitespace-separated words go through
+    :func:`scrub_argv` (``key=value`` overrides, ``--flag value`` pairs, secret-looking words); spacing is kept."""
+    parts = re.split(r"(\s+)", text)  # words at even positions, the whitespace between them at odd ones
+    parts[0::2] = scrub_argv(parts[0::2], known_secrets)
+    return "".join(parts)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts credentials in each message (:func:`scrub_text`); it never drops a record.
+
+    Attached to Hydra's log handlers in configs/hydra/default.yaml: Hydra's launchers log every job's overrides
+    ("#0 : model=n1k logger.tags=[...]") and a credential given as an override would otherwise be printed and
+    written to the job log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = scrub_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True

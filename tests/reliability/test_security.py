@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 import scaling_lab
+from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.config.schema import register_configs
 from scaling_lab.errors import TableError
 from scaling_lab.results import RunRecord, write_record
+from scaling_lab.results.redact import RedactingFilter, scrub_secrets, scrub_text
 from scaling_lab.train.checkpoint import load_checkpoint, save_checkpoint
 
 from .conftest import run_cli
@@ -77,20 +83,44 @@ def _files_with(root: Path, secrets: tuple[str, ...]) -> list[str]:
     return hits
 
 
+def _planted_args(tmp: Path) -> list[str]:
+    (tmp / "text.txt").write_text(TEXT["text.txt"])
+    args = [arg.replace("{tmp}", str(tmp)) for arg in TINY_TRAIN if arg != "logger=none"]
+    return [*args, "logger=wandb", f"logger.tags=[{FAKE_CONFIG_TOKEN}]"]
+
+
+PLANTED_ENV = {"WANDB_API_KEY": FAKE_ENV_KEY, "HF_TOKEN": FAKE_HF_TOKEN}
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    return {**PLANTED_ENV, "HOME": str(tmp), "WANDB_CONFIG_DIR": str(tmp / "wandb_config")}
+
+
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A real tiny sl-train run (offline wandb) with secrets planted in its environment and in a config override;
     its folder and everything it printed."""
     tmp = tmp_path_factory.mktemp("planted")
-    (tmp / "text.txt").write_text(TEXT["text.txt"])
-    args = [arg.replace("{tmp}", str(tmp)) for arg in TINY_TRAIN if arg != "logger=none"]
-    done = run_cli("train", *args, "logger=wandb", f"logger.tags=[{FAKE_CONFIG_TOKEN}]", cwd=tmp,
-                   env={"WANDB_API_KEY": FAKE_ENV_KEY, "HF_TOKEN": FAKE_HF_TOKEN, "HOME": str(tmp),
-                        "WANDB_CONFIG_DIR": str(tmp / "wandb_config")})  # fmt: skip
+    done = run_cli("train", *_planted_args(tmp), cwd=tmp, env=_env(tmp))
     assert done.returncode == 0, done.stderr[-2000:]
     assert list((tmp / "results").rglob("run.json")) and list((tmp / "results").rglob("*.wandb"))
     assert list((tmp / "results").rglob(".hydra/config.yaml")) and list((tmp / "results").rglob("train.log"))
     return tmp / "results", done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module", params=["sequential", pytest.param("local", marks=pytest.mark.slow)])  # local: ~60 s
+def planted_sweep(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The same planted secrets in a two-point sweep (``-m``) through the basic launcher and the joblib one (jobs
+    in worker processes, two at once): Hydra also writes the sweep's multirun.yaml and logs each job's overrides."""
+    tmp = tmp_path_factory.mktemp(f"sweep_{request.param}")
+    args = [arg for arg in _planted_args(tmp) if not arg.startswith("budget.value=")]
+    done = run_cli("train", "-m", *args, "budget.value=2048,3072", f"launcher={request.param}", cwd=tmp, env=_env(tmp))
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = tmp / "results"
+    assert len(list(results.rglob("run.json"))) == 2 and len(list(results.rglob(".hydra/config.yaml"))) == 2
+    assert list(results.rglob("multirun.yaml")) and len(list(results.rglob("train.log"))) == 2
+    assert "#1 : " in done.stdout  # the launcher logged the jobs' overrides (redacted)
+    return results, done.stdout + done.stderr
 
 
 def test_no_environment_secret_reaches_records_dumped_configs_logs_or_output(planted_run: tuple[Path, str]) -> None:
@@ -106,12 +136,59 @@ def test_a_token_in_a_config_override_never_reaches_the_run_record(planted_run: 
     assert FAKE_CONFIG_TOKEN not in record.read_text() and "<redacted>" in record.read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="the override reaches Hydra's .hydra/config.yaml and hydra.yaml (dumped "
-                   "before sl-train runs) unredacted (see the issue 7 note)")
 def test_a_token_in_a_config_override_reaches_no_file_and_no_output(planted_run: tuple[Path, str]) -> None:
     results, printed = planted_run
     assert FAKE_CONFIG_TOKEN not in printed
     assert not _files_with(results, (FAKE_CONFIG_TOKEN,))
+
+
+def test_in_a_sweep_no_planted_secret_reaches_multirun_yaml_job_dumps_logs_or_output(
+    planted_sweep: tuple[Path, str],
+) -> None:
+    results, printed = planted_sweep
+    secrets = (FAKE_CONFIG_TOKEN, FAKE_ENV_KEY, FAKE_HF_TOKEN)
+    assert not [secret[:12] for secret in secrets if secret in printed]
+    assert not _files_with(results, secrets)
+    (multirun,) = results.rglob("multirun.yaml")
+    overrides = OmegaConf.load(multirun).hydra.overrides.task
+    assert "logger.tags=<redacted>" in overrides and "budget.value=2048,3072" in overrides
+
+
+def test_the_redacted_dumps_hold_the_whole_config_but_the_credential(planted_run: tuple[Path, str]) -> None:
+    results, _ = planted_run
+    (dumps,) = results.rglob(".hydra")
+    tmp = results.parent
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
+        composed = compose("sl_train", overrides=_planted_args(tmp))
+    expected = OmegaConf.to_container(composed, resolve=False, enum_to_str=True)
+    expected["logger"]["tags"] = ["<redacted>"]
+    assert OmegaConf.to_container(OmegaConf.load(dumps / "config.yaml"), resolve=False) == expected
+    overrides = OmegaConf.to_container(OmegaConf.load(dumps / "overrides.yaml"))
+    assert overrides == [*_planted_args(tmp)[:-1], "logger.tags=<redacted>"]
+    hydra = OmegaConf.load(dumps / "hydra.yaml").hydra
+    assert hydra.overrides.task == overrides and hydra.runtime.output_dir == str(dumps.parent)
+    assert str(tmp) in (dumps / "config.yaml").read_text()  # paths under the working directory are kept
+
+
+def test_the_working_directory_is_no_credential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # POSIX shells set PWD/OLDPWD; "pwd" is a credential word (DB_PWD), but these hold the working directory, and
+    # taking them for secrets redacted every path under it (records lost their data paths; hashes moved with cwd)
+    monkeypatch.setenv("PWD", str(tmp_path))
+    monkeypatch.setenv("OLDPWD", str(tmp_path))
+    monkeypatch.setenv("DB_PWD", "hunter2hunter2")
+    config = {"data": {"paths": [f"{tmp_path}/text.txt"]}, "note": "hunter2hunter2"}
+    assert scrub_secrets(config) == {"data": {"paths": [f"{tmp_path}/text.txt"]}, "note": "<redacted>"}
+
+
+def test_log_lines_are_redacted_word_by_word() -> None:
+    words = f"model=n1k logger.tags=[{FAKE_CONFIG_TOKEN}] --password pw123456  data.api_key=abc seed=1"
+    record = logging.LogRecord("hydra", logging.INFO, __file__, 1, "\t#%d : %s", (0, words), None)
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == (
+        "\t#0 : model=n1k logger.tags=<redacted> --password <redacted>  data.api_key=<redacted> seed=1"
+    )
+    assert scrub_text("nothing secret here") == "nothing secret here"
 
 
 def test_run_id_or_sweep_with_path_separators_is_refused_by_the_store(tmp_path: Path, records: ModuleType) -> None:
