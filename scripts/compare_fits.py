@@ -1,0 +1,58 @@
+"""Compare sweeps side by side: FLOPs spent (from the dry-run plan) and the fitted exponent a with its interval.
+
+    python scripts/compare_fits.py isoflop_cosine isoflop_wsd            # after sweeping and fitting both:
+    #   sl-train -m experiment=NAME launcher=local
+    #   sl-fit input=results/NAME out=fits/NAME bootstrap=200 fit.table.store_flops=exact
+
+Reads ``fits/NAME/fit.json`` for each sweep file NAME and plans ``experiment=NAME`` (no training) for the FLOPs
+the sweep spends, WSD cooldown branches included. Prints a Markdown table (the README's "WSD against cosine").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from scaling_lab.errors import TableError, exit_on_user_error
+from scaling_lab.sweep.plan import plan_sweep
+
+
+def _a(fit: dict, approach: str) -> str:
+    result = fit.get(approach)
+    if not result:
+        return "not fitted"
+    low, high = (result.get("ci95") or {}).get("a", (float("nan"), float("nan")))
+    return f"{result['a']:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def row(name: str, fits_dir: Path, reference_flops: float | None) -> tuple[str, float]:
+    path = fits_dir / name / "fit.json"
+    if not path.is_file():
+        raise TableError(f"{path} is missing: run sl-fit input=results/{name} out={fits_dir / name} first")
+    fit = json.loads(path.read_text())
+    plan = plan_sweep([f"experiment={name}"], probe=False)
+    spent = float(plan.flops_spent.sum())
+    share = f"{spent / reference_flops:.0%}" if reference_flops else "100%"
+    runs, points = len(plan), int(plan.points.sum())
+    line = f"| `{name}` | {runs} | {points} | {spent:.3g} ({share}) | {_a(fit, 'approach2')} | {_a(fit, 'approach3')} |"
+    return line, spent
+
+
+@exit_on_user_error
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweeps", nargs="+", help="sweep files in configs/experiment/; the first is the reference")
+    parser.add_argument("--fits-dir", type=Path, default=Path("fits"))
+    args = parser.parse_args()
+    print("| sweep | runs | points | FLOPs spent (exact) | a, approach 2 [95 %] | a, approach 3 [95 %] |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    reference = None
+    for name in args.sweeps:
+        line, spent = row(name, args.fits_dir, reference)
+        reference = reference or spent
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
