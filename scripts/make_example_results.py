@@ -37,8 +37,8 @@ from scaling_lab.sweep.collect import write_table_atomically
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = "tiny_isoflop"
 SIZES = "n1k,n3k,n7k,n12k,n25k"  # 5 sizes per budget: approach 2 fits a parabola to ≥ 5 (fitting/approach2.py)
-# Budgets (exact FLOPs, Chinchilla Appendix F) at and below the quickstart's 1e11–1e12 (configs/experiment/
-# quickstart.yaml): its pilot found the 1e11 optimum at n3k, so n1k…n25k bracket the minimum of every slice.
+# Budgets (exact FLOPs, Chinchilla Appendix F) from 3e10 to 3e11: a pilot with these presets found the 1e11
+# optimum at n3k, so n1k…n25k bracket the minimum of every slice.
 BUDGETS = "3e10,1e11,3e11"
 # Held-out tokens per final loss: 256 sequences of 128 (the library default is 2**19; small here to keep the
 # example to minutes). The eval set is the same for every run of the sweep (data.seed is fixed).

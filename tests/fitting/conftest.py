@@ -31,7 +31,7 @@ def chinchilla_table() -> Callable[..., pd.DataFrame]:
 @pytest.fixture
 def parabolic_table() -> Callable[..., pd.DataFrame]:
     def make(seed: int, *, a: float = 0.5, noise: float = 0.01) -> pd.DataFrame:
-        """The quickstart's design (3 budgets a half-decade apart, 5 sizes per slice spanning ±0.6 decades) on
+        """A small isoFLOP design (3 budgets a half-decade apart, 5 sizes per slice spanning ±0.6 decades) on
         profiles that ARE parabolas in log N with minimum at N_opt = 0.05·C^a, so approach 2 has no model bias."""
         rng = np.random.default_rng(seed)
         rows = []
