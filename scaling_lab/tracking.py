@@ -68,6 +68,20 @@ class LoggerConfig:
             raise ConfigError("logger.dir is empty: give the directory wandb writes under")
 
 
+def quantity_tags(**quantities: float) -> list[str]:
+    """wandb tags such as ``N=1.49e4`` for filtering a sweep's runs by exact tag: 3 significant figures, the
+    exponent without "+" or leading zeros (``quantity_tags(C=1e11)`` → ``["C=1.00e11"]``).
+
+    Fixed precision (trailing zeros kept) gives every run of one budget the same string; wandb tags are short strings
+    (at most 64 characters). They carry no credential shape, so :func:`open_tracker` keeps them.
+    """
+    tags = []
+    for name, value in quantities.items():
+        mantissa, exponent = f"{value:.2e}".split("e")
+        tags.append(f"{name}={mantissa}e{int(exponent)}")
+    return tags
+
+
 class Tracker:
     """The null tracker: every method accepts its arguments and does nothing. Base of :class:`WandbTracker`."""
 

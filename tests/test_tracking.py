@@ -14,8 +14,8 @@ import pytest
 
 from scaling_lab.errors import ConfigError
 from scaling_lab.results import RunRecord, write_record
-from scaling_lab.results.redact import scrub_argv
-from scaling_lab.tracking import LoggerConfig, Tracker, WandbTracker, open_tracker, resolve_mode
+from scaling_lab.results.redact import looks_secret, scrub_argv
+from scaling_lab.tracking import LoggerConfig, Tracker, WandbTracker, open_tracker, quantity_tags, resolve_mode
 
 matplotlib.use("Agg")
 
@@ -271,3 +271,73 @@ def make_record_for_tracking():
         )  # fmt: skip
 
     return make
+
+
+# ---- issue 5 item 7: one group per sweep, tags with N, D and C, the fit run in the same group -----------------
+
+
+def test_quantity_tags_have_three_significant_figures_and_survive_the_secret_filter(tmp_path):
+    tags = quantity_tags(N=14_912, D=2_134_567, C=1e11, small=0.5)
+    assert tags == ["N=1.49e4", "D=2.13e6", "C=1.00e11", "small=5.00e-1"]
+    assert not [tag for tag in tags if looks_secret(tag)]
+
+
+def _tiny_train_config(tmp_path, sweep):
+    """A real tiny sl-train config (1k-parameter model, a local text file) logging to offline wandb."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from scaling_lab.cli import CONFIGS_DIR
+    from scaling_lab.config.schema import register_configs, run_config_from_dict
+
+    (tmp_path / "text.txt").write_text("A small text to train on. " * 400)
+    overrides = ["model=n1k", "budget.value=2048", "data=local_files", f"data.sources.0.paths=[{tmp_path}/text.txt]",
+                 "data.sequence_length=16", "data.eval_tokens=256", "optim.batch_tokens=128", "logger=wandb",
+                 "threads=1", "device=cpu", "debug.progress=false", f"sweep={sweep}",
+                 f"paths.results_dir={tmp_path}/results", f"paths.cache_dir={tmp_path}/cache"]  # fmt: skip
+    register_configs()
+    with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
+        cfg = compose("sl_train", overrides=overrides)
+    return run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
+
+
+def test_a_training_run_is_tagged_with_n_d_c_in_its_sweep_group(tmp_path):
+    from scaling_lab.train.plan import make_plan
+    from scaling_lab.train.run import run_point
+
+    config = _tiny_train_config(tmp_path, sweep="tagged")
+    outcome = run_point(config)
+    assert outcome.record is not None and outcome.record.status == "finished"
+    (run_dir,) = (tmp_path / "results" / "tagged" / config.run_id() / "wandb").glob("offline-run-*")
+    (run,) = records_of(run_dir, "run")
+    assert (run.run_group, run.job_type, run.display_name) == ("tagged", "train", config.run_id())
+    plan = make_plan(config, vocab_size=256)  # byte-level tokenizer of data=local_files
+    n, d = outcome.record.n_params_total, outcome.record.n_tokens_planned
+    assert n == plan.n_params_total and d == 2048
+    expected = quantity_tags(N=n, D=d, C=plan.flops_per_token_exact * d)
+    assert expected[0] == f"N={n / 1e3:.2f}e3" and expected[1] == "D=2.05e3"  # by hand: 3 significant figures
+    assert sorted(run.tags) == sorted([outcome.record.data_mix, *expected])
+
+
+def test_the_fit_run_of_a_sweep_joins_the_sweep_group(tmp_path):
+    import importlib.util
+
+    from hydra import compose, initialize_config_dir
+
+    from scaling_lab.cli.fit import CONFIGS_DIR, run
+    from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3
+    from scaling_lab.fitting.synthetic import isoflop_table
+
+    # tests/fitting/conftest.py's real-store writer, loaded by path rather than copied
+    spec = importlib.util.spec_from_file_location("fitting_conftest", Path(__file__).parent / "fitting" / "conftest.py")
+    fitting = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fitting)
+    table = isoflop_table(CHINCHILLA_APPROACH3, budgets=fitting.BUDGETS[:4], noise=0.0, seed=0)
+    root = fitting.write_store(tmp_path / "results", table, sweep="isoflop_a")
+    overrides = [f"input={root / 'isoflop_a'}", f"out={tmp_path / 'fit'}", "logger=wandb", "approaches=[approach3]",
+                 "figures=false", "fit.extrapolation.holdout_budgets=0"]  # fmt: skip
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIGS_DIR):
+        run(compose(config_name="sl_fit", overrides=overrides))
+    (run_dir,) = (tmp_path / "fit" / "wandb").glob("offline-run-*")
+    (fit_run,) = records_of(run_dir, "run")
+    assert (fit_run.run_group, fit_run.job_type, fit_run.display_name) == ("isoflop_a", "fit", "fit-isoflop_a")

@@ -23,7 +23,7 @@ from scaling_lab.model.hardware import mfu
 from scaling_lab.results import CurvePoint, RunPoint, RunRecord, read_record, record_path, run_dir, write_record
 from scaling_lab.results.provenance import git_commit, library_versions, utc_now
 from scaling_lab.sweep.placement import cpu_threads_per_job, jobs_at_once_from_hydra, placed_device
-from scaling_lab.tracking import open_tracker
+from scaling_lab.tracking import open_tracker, quantity_tags
 from scaling_lab.train import checkpoint
 from scaling_lab.train.loop import train
 from scaling_lab.train.plan import TrainPlan, make_plan
@@ -123,8 +123,15 @@ def _train_locked(config: RunConfig, folder: Path, device: torch.device) -> Outc
                "n_tokens_planned": plan.n_tokens_planned, "steps": plan.steps, "lr": plan.lr,
                "batch_tokens": plan.tokens_per_step}  # fmt: skip
     logger = config.logger if config.logger.dir != "." else dataclasses.replace(config.logger, dir=str(folder))
+    # Tags N, D, C to filter a sweep's runs in wandb: N = total parameters (the N records and fits use by default
+    # at this scale: Pearce & Song 2024); D = the tokens the budget asks for and C = the exact FLOPs (Chinchilla
+    # App. F) at that D. Planned, not realized (whole steps move D by up to ~1 %), so the sizes of one token budget
+    # share a D tag and those of one isoFLOP slice (budget.kind=flops_exact) a C tag; realized D and C are in the
+    # summary and the record.
+    tags = [data.mix_name, *quantity_tags(N=plan.n_params_total, D=plan.n_tokens_planned,
+                                          C=plan.flops_per_token_exact * plan.n_tokens_planned)]  # fmt: skip
     with open_tracker(logger, name=config.run_id(), group=config.sweep, job_type="train",
-                      run_config=resolved_config(config, plan), tags=[data.mix_name]) as tracker:  # fmt: skip
+                      run_config=resolved_config(config, plan), tags=tags) as tracker:  # fmt: skip
         tracker.summary(summary)
         try:
             progress = train(config, plan, data, run_dir=folder, tracker=tracker, device=device)
