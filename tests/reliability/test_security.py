@@ -154,6 +154,12 @@ def test_in_a_sweep_no_planted_secret_reaches_multirun_yaml_job_dumps_logs_or_ou
     assert "logger.tags=<redacted>" in overrides and "budget.value=2048,3072" in overrides
 
 
+def test_an_error_quoting_the_overrides_does_not_print_the_credential(tmp_path: Path) -> None:
+    done = run_cli("train", *_planted_args(tmp_path), "model=no_such_model", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "no_such_model" in done.stderr
+    assert "logger.tags=<redacted>" in done.stderr and FAKE_CONFIG_TOKEN not in done.stdout + done.stderr
+
+
 def test_the_redacted_dumps_hold_the_whole_config_but_the_credential(planted_run: tuple[Path, str]) -> None:
     results, _ = planted_run
     (dumps,) = results.rglob(".hydra")
