@@ -10,6 +10,7 @@
 # task/none, no accounting, munged started first. Everything it writes lives in $STATE_DIR and in
 # /etc/slurm/slurm.conf, which it refuses to overwrite unless this script wrote it.
 set -euo pipefail
+export PATH=$PATH:/usr/sbin:/sbin  # the daemons live in sbin, which a non-login shell may lack
 
 STATE_DIR=${SCALING_LAB_SLURM_DIR:-/var/spool/scaling_lab_slurm}
 CONF=/etc/slurm/slurm.conf
@@ -48,9 +49,12 @@ install_packages() {
   echo "slurm_single_node.sh: apt-get install slurmctld slurmd munge slurm-client"
   export DEBIAN_FRONTEND=noninteractive
   local install=(apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 slurmctld slurmd munge slurm-client)
-  # Stale or absent package lists (a fresh image): update once and retry.
-  "${install[@]}" >/dev/null || { apt-get update -qq >/dev/null && "${install[@]}" >/dev/null; } ||
-    die "apt-get could not install slurmctld slurmd munge slurm-client (see its messages above)"
+  local log=$STATE_DIR/log/apt.log
+  mkdir -p "$STATE_DIR/log"
+  # Stale or absent package lists (a fresh image): update once and retry. The packages' own chatter (services not
+  # started without systemd) goes to the log.
+  "${install[@]}" >"$log" 2>&1 || { apt-get update -qq >>"$log" 2>&1 && "${install[@]}" >>"$log" 2>&1; } ||
+    { tail -n 20 "$log" >&2; die "apt-get could not install slurmctld slurmd munge slurm-client (full log: $log)"; }
 }
 
 write_conf() {
