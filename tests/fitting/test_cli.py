@@ -188,6 +188,7 @@ def test_console_entry_point_end_to_end(tmp_path, chinchilla_table):
     chinchilla_table().drop(columns=["loss"]).to_csv(tmp_path / "t.csv", index=False)
     done = sl_fit_process(f"input={tmp_path / 't.csv'}", f"out={tmp_path / 'fit'}", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "column 'loss'" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no fit.json, and no Hydra fit.log in the cwd
 
 
 def test_a_store_of_only_bad_records_prints_one_warning_line_and_one_error_line(tmp_path):
