@@ -1,17 +1,20 @@
 """GPU placement: threads per job, the auto packing rule, share bookkeeping, and file-lock claims across processes."""
 
 import multiprocessing as mp
+import os
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import torch
 from filelock import FileLock
 
 from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.model import PRESETS, n_params_total
 from scaling_lab.model.hardware import training_memory_bytes
 from scaling_lab.sweep.placement import (
+    MAX_JOBS_PER_DEVICE,
     PACK_MAX_PARAMS,
     Footprint,
     claim_device_slot,
@@ -20,6 +23,7 @@ from scaling_lab.sweep.placement import (
     footprint_of,
     free_slot,
     held_slots,
+    jobs_per_cuda_device,
     jobs_that_fit,
     mps_active,
     pick_device,
@@ -215,3 +219,16 @@ def test_mixed_shares_never_overfill_a_device(tmp_path) -> None:
         assert held <= 1, f"shares {held} held at once: {spans}"
     whole = next(span for span in spans if span[2] == 1)
     assert all(end <= whole[3] or start >= whole[4] for _, _, k, start, end in spans if k != 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_auto_packs_small_runs_on_this_gpu_and_gives_large_ones_a_gpu_each() -> None:
+    n_devices = torch.cuda.device_count()
+    if min(torch.cuda.get_device_properties(i).total_memory for i in range(n_devices)) < 16e9:
+        pytest.skip("eight n1m runs (~1.6 GB each) need a GPU of 16 GB or more")
+    assert jobs_per_cuda_device(3, None) == [3] * n_devices
+    assert jobs_per_cuda_device("auto", _preset_footprint("n300m")) == [1] * n_devices
+    small = jobs_per_cuda_device("auto", _preset_footprint("n1m"))
+    cores = (os.cpu_count() or 1) // n_devices
+    assert all(k == min(MAX_JOBS_PER_DEVICE, cores) for k in small), small  # n1m needs ~1.6 GB: memory never binds
