@@ -33,6 +33,8 @@ def train(
                            weight_decay=config.optim.weight_decay, fused=fused)  # fmt: skip
     path = run_dir / checkpoint.CHECKPOINT_NAME
     progress = Progress(**(checkpoint.restore_run_state(path, model, optimizer, device) or {}))
+    if progress.step:
+        print(f"resume {config.sweep}/{config.run_id()} from step {progress.step} of {plan.steps} ({path})", flush=True)
     net = torch.compile(model) if config.compile else model
     eval_set, B = data.eval_sequences(), plan.batch_sequences
     curve_set = strided_subset(eval_set, config.curve_eval_tokens, sequence_length=plan.sequence_length)

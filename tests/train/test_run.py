@@ -59,13 +59,15 @@ def test_a_locked_point_is_skipped(tiny_config) -> None:
     assert not (folder / "run.json").exists()
 
 
-def test_crash_then_relaunch_resumes_to_the_same_loss(tiny_config, tmp_path) -> None:
+def test_crash_then_relaunch_resumes_to_the_same_loss(tiny_config, tmp_path, capsys) -> None:
     straight = run_point(tiny_config(results=tmp_path / "a")).record
     crashing = tiny_config(results=tmp_path / "b", debug={"crash_at_step": 20, "progress": False})
     failed = run_point(crashing).record
     assert failed.status == "failed" and "debug.crash_at_step=20" in failed.reason
     assert (tmp_path / "b" / "default" / failed.run_id / CHECKPOINT_NAME).exists()  # checkpoint at step 10 and 20
+    capsys.readouterr()
     resumed = run_point(tiny_config(results=tmp_path / "b"))
+    assert f"resume default/{failed.run_id} from step 20 of " in capsys.readouterr().out
     assert resumed.action == "resumed" and resumed.record.status == "finished"
     assert resumed.record.run_id == straight.run_id  # debug switches do not change the run's identity
     assert resumed.record.final_loss == pytest.approx(straight.final_loss, abs=1e-5)
