@@ -22,7 +22,7 @@ from scaling_lab.data import prepare_data
 from scaling_lab.model.hardware import mfu
 from scaling_lab.results import CurvePoint, RunPoint, RunRecord, read_record, record_path, run_dir, write_record
 from scaling_lab.results.provenance import git_commit, library_versions, utc_now
-from scaling_lab.sweep.placement import cpu_threads_per_job, jobs_at_once_from_hydra, placed_device
+from scaling_lab.sweep.placement import cpu_threads_per_job, footprint_of, jobs_at_once_from_hydra, placed_device
 from scaling_lab.tracking import open_tracker, quantity_tags
 from scaling_lab.train import checkpoint
 from scaling_lab.train.loop import train
@@ -98,20 +98,20 @@ def run_point(config: RunConfig) -> Outcome:
         return Outcome(action=f"skipped-{status}", record=None)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with (
-            FileLock(folder / LOCK_NAME, timeout=0),
-            placed_device(config.device, jobs_per_device=config.jobs_per_device) as device,
-        ):
-            return _train_locked(config, folder, device)
+        with FileLock(folder / LOCK_NAME, timeout=0):
+            set_threads(config)
+            data = prepare_data(config.data, config.paths.resolved_cache_dir())
+            plan = make_plan(config, vocab_size=data.vocab_size)
+            # the plan sizes the device share (jobs_per_device=auto packs small runs onto one GPU)
+            footprint = footprint_of(plan)
+            with placed_device(config.device, jobs_per_device=config.jobs_per_device, footprint=footprint) as device:
+                return _train_locked(config, plan, data, folder, device)
     except Timeout:
         print(f"skip {config.sweep}/{run_id}: another launch holds {folder / LOCK_NAME}")
         return Outcome(action="skipped-locked", record=None)
 
 
-def _train_locked(config: RunConfig, folder: Path, device: torch.device) -> Outcome:
-    set_threads(config)
-    data = prepare_data(config.data, config.paths.resolved_cache_dir())
-    plan = make_plan(config, vocab_size=data.vocab_size)
+def _train_locked(config: RunConfig, plan: TrainPlan, data: Any, folder: Path, device: torch.device) -> Outcome:
     data.epochs(plan.n_tokens)  # warns when the budget repeats data more than 4 epochs
     resumed = (folder / checkpoint.CHECKPOINT_NAME).exists()
     created_at, started = utc_now(), time.perf_counter()
