@@ -54,9 +54,17 @@ DEVICE_MEMORY_FRACTION = 0.9
 MPS_DEFAULT_PIPE_DIRECTORY = "/tmp/nvidia-mps"
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity (a SLURM task or a container gets fewer than the host has;
+    ``os.cpu_count`` counts the host's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def cpu_threads_per_job(jobs_at_once: int, cpu_count: int | None = None) -> int:
-    """CPU threads for one of ``jobs_at_once`` jobs sharing this host's cores (at least 1)."""
-    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    """CPU threads for one of ``jobs_at_once`` jobs sharing this process's usable cores (at least 1)."""
+    cores = cpu_count if cpu_count is not None else usable_cores()
     if jobs_at_once < 1:
         raise ValueError(f"jobs_at_once must be ≥ 1, got {jobs_at_once}")
     return max(1, cores // jobs_at_once)
@@ -73,7 +81,7 @@ def jobs_at_once_from_hydra() -> int:
     if n_jobs is None:
         return 1
     n_jobs = int(n_jobs)
-    return os.cpu_count() or 1 if n_jobs == -1 else max(1, n_jobs)  # joblib: -1 means one job per core
+    return usable_cores() if n_jobs == -1 else max(1, n_jobs)  # joblib: -1 means one job per core
 
 
 # ---- The auto rule: how many copies of one run fit a device (pure) ---------------------------------------------------
@@ -212,7 +220,7 @@ def jobs_per_cuda_device(jobs_per_device: int | str, footprint: Footprint | None
     if footprint is None:
         warnings.warn("jobs_per_device=auto without the run's footprint: placing one run per GPU", stacklevel=3)
         return [1] * n_devices
-    cores = max(1, (os.cpu_count() or 1) // n_devices)
+    cores = max(1, usable_cores() // n_devices)
     return [jobs_that_fit(footprint, device_memory_bytes=torch.cuda.get_device_properties(i).total_memory,
                           cpu_cores_per_device=cores) for i in range(n_devices)]  # fmt: skip
 

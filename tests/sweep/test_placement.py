@@ -27,6 +27,7 @@ from scaling_lab.sweep.placement import (
     jobs_that_fit,
     mps_active,
     pick_device,
+    usable_cores,
 )
 from scaling_lab.train.plan import make_plan
 
@@ -232,3 +233,15 @@ def test_auto_packs_small_runs_on_this_gpu_and_gives_large_ones_a_gpu_each() -> 
     small = jobs_per_cuda_device("auto", _preset_footprint("n1m"))
     cores = (os.cpu_count() or 1) // n_devices
     assert all(k == min(MAX_JOBS_PER_DEVICE, cores) for k in small), small  # n1m needs ~1.6 GB: memory never binds
+
+
+def test_usable_cores_follow_this_process_affinity() -> None:
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})  # as a SLURM task with one CPU is pinned
+        assert usable_cores() == 1 and cpu_threads_per_job(1) == 1
+    finally:
+        os.sched_setaffinity(0, before)
+    assert usable_cores() == len(before)
