@@ -1,15 +1,17 @@
 """User-facing errors: one line naming the field or file and what to change.
 
 Every entry point catches :class:`ScalingLabError`, prints its message as a single line on
-stderr and exits with status 2. Anything else is a bug and keeps its traceback.
+stderr and exits with status 2, and shows each warning as one ``warning: ...`` line. Anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,16 +39,28 @@ class FitError(ScalingLabError):
     """A fit cannot be made from the given points (names the approach and the reason)."""
 
 
+def print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:  # fmt: skip
+    """Show a warning as one line ``warning: ...`` on stderr (a ``warnings.showwarning`` replacement).
+
+    Python's default format adds the library file and line that warned and, on a second line, that line's source
+    code: noise to a user, and a second line before the one-line ``error:`` (a store whose records are all bad).
+    """
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+
+
 def exit_on_user_error(fn: Callable[P, R]) -> Callable[P, R]:
-    """Decorate an entry point: a ScalingLabError becomes one stderr line and exit status 2."""
+    """Decorate an entry point: a ScalingLabError becomes one stderr line and exit status 2; warnings one line each."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except ScalingLabError as error:
-            message = " ".join(str(error).split())  # always exactly one line
-            print(f"error: {message}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
+        with warnings.catch_warnings():  # restores the default format on the way out
+            warnings.showwarning = print_warning
+            try:
+                return fn(*args, **kwargs)
+            except ScalingLabError as error:
+                message = " ".join(str(error).split())  # always exactly one line
+                print(f"error: {message}", file=sys.stderr)
+                sys.exit(EXIT_USER_ERROR)
 
     return wrapper

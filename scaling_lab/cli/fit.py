@@ -9,8 +9,6 @@ scaling_lab.fitting and calls the library.
 from __future__ import annotations
 
 import dataclasses
-import sys
-import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -117,22 +115,10 @@ def run(cfg: DictConfig) -> tuple[FitInput, FitOutcome]:
     return data, outcome
 
 
-def print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-                  line: str | None = None) -> None:  # fmt: skip
-    """Show a warning as one line ``warning: ...`` on stderr (a ``warnings.showwarning`` replacement).
-
-    Python's default format adds the library file and line that warned and, on a second line, that line's source
-    code: noise to a user, and a second line before the one-line ``error:`` (a store whose records are all bad).
-    """
-    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
-
-
 @hydra.main(version_base="1.3", config_path=CONFIGS_DIR, config_name="sl_fit")
 @exit_on_user_error
 def main(cfg: DictConfig) -> None:
-    with warnings.catch_warnings():  # restores the default format on the way out
-        warnings.showwarning = print_warning
-        run(cfg)
+    run(cfg)
 
 
 if __name__ == "__main__":
