@@ -7,6 +7,7 @@ from peak/W to peak over the first W updates.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -94,16 +95,26 @@ class Cooldown:
 
 
 def wsd_cooldowns(end_steps: list[int], *, fraction: float, warmup_steps: int) -> list[Cooldown]:
-    """The cooldowns for a WSD run whose points end at ``end_steps`` (each decays over fraction × its length)."""
+    """The cooldowns for a WSD run whose points end at ``end_steps`` (each decays over fraction × its length).
+
+    A branch that would start inside the warmup is skipped with a warning: in an isoFLOP sweep the largest model's
+    smallest budget can be shorter than its warmup, and that one point should not stop the whole sweep. The run's
+    own end (the largest) is never skipped.
+    """
     cooldowns = []
-    for end in sorted(set(end_steps)):
+    ends = sorted(set(end_steps))
+    for end in ends:
         length = max(1, round(fraction * end))
         start = end - length
         if start < warmup_steps:
-            raise ConfigError(
+            problem = (
                 f"schedule.cooldown_budgets: the cooldown ending at step {end} would start at step {start},"
-                f" inside the {warmup_steps}-step warmup: drop that point or shorten schedule.warmup_tokens"
+                f" inside the {warmup_steps}-step warmup"
             )
+            if end == ends[-1]:
+                raise ConfigError(f"{problem}: raise the budget or shorten schedule.warmup_tokens")
+            warnings.warn(f"{problem}: that point is skipped (shorten schedule.warmup_tokens to keep it)", stacklevel=2)
+            continue
         cooldowns.append(Cooldown(start=start, end=end))
     return cooldowns
 

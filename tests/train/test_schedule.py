@@ -47,8 +47,10 @@ def test_wsd_cooldowns_take_twenty_percent_of_each_length() -> None:
         Cooldown(start=80, end=100),
         Cooldown(start=160, end=200),
     ]
-    with pytest.raises(ConfigError, match="inside the 5-step warmup"):
-        wsd_cooldowns([5], fraction=0.2, warmup_steps=5)
+    with pytest.raises(ConfigError, match="inside the 5-step warmup: raise the budget"):
+        wsd_cooldowns([5], fraction=0.2, warmup_steps=5)  # the run's own end: nothing to train
+    with pytest.warns(UserWarning, match=r"ending at step 5 would start at step 4, inside the 5-step warmup: that"):
+        assert wsd_cooldowns([5, 100], fraction=0.2, warmup_steps=5) == [Cooldown(start=80, end=100)]
 
 
 def test_lr_at_dispatches_on_kind() -> None:
