@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README's main command: install, build the embedded corpus, run the CPU quickstart sweep (7 isoFLOP slices from
-# 6 WSD runs, two jobs side by side with one thread each), and fit it. Results: results/quickstart/; fit: fits/quickstart/.
+# 7 WSD runs, two jobs side by side with one thread each), and fit it. Results: results/quickstart/; fit: fits/quickstart/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q "torch==2.13.0"          # the CPU wheel; a plain `torch` would pull a CUDA build
