@@ -31,7 +31,8 @@ from scaling_lab.typed import from_mapping
 # Sections and fields that do not change what a run computes: where it writes and logs, how many CPU threads,
 # whether it compiles (same maths), debug switches, and the device. The run_id derives from the rest, so a
 # relaunch anywhere finds the same run (shared/DESIGN.md "A grid point runs once").
-UNHASHED = ("paths", "logger", "debug", "threads", "jobs_per_device", "compile", "device", "sweep", "grid")
+UNHASHED = ("paths", "logger", "debug", "threads", "jobs_per_device", "compile", "device", "sweep", "grid",
+            "retry_failed")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -103,6 +104,9 @@ class RunConfig:
     jobs_per_device: Any = 1  # int ≥ 1 or "auto"; Any because OmegaConf 2.3 structured configs have no Union
     """GPU jobs sharing one device under the local parallel launcher (launcher=local); 1 → never two on one GPU;
     ``auto`` → as many copies of each run as fit its device (scaling_lab/sweep/placement.py ``jobs_that_fit``)."""
+    retry_failed: bool = False
+    """Relaunching trains a point whose record says failed (an exception) only when true: a failure is usually a
+    bug or a bad setting to fix first. Interrupted points (killed, preempted: still "running") always resume."""
     compile: bool = False
     """torch.compile the model (CUDA; same numbers, faster after warm-up)."""
     eval_every_tokens: Optional[float] = None  # noqa: UP045

@@ -40,7 +40,7 @@ class Outcome:
     """What happened to a grid point."""
 
     action: str
-    """trained, resumed, skipped-finished, skipped-diverged, or skipped-locked."""
+    """trained, resumed, skipped-finished, skipped-diverged, skipped-failed, or skipped-locked."""
     record: RunRecord | None
     """The record written (None when skipped)."""
 
@@ -93,9 +93,13 @@ def run_point(config: RunConfig) -> Outcome:
     """Train one grid point unless it is finished or being trained elsewhere; never raises for a failed run."""
     root, run_id = Path(config.paths.results_dir), config.run_id()
     folder, path = run_dir(root, config.sweep, run_id), record_path(root, config.sweep, run_id)
-    if path.exists() and (status := read_record(path).status) in DONE:
+    status = read_record(path).status if path.exists() else None
+    if status in DONE:
         print(f"skip {config.sweep}/{run_id}: {status} record at {path} (delete it to train again)")
         return Outcome(action=f"skipped-{status}", record=None)
+    if status == "failed" and not config.retry_failed:
+        print(f"skip {config.sweep}/{run_id}: failed record at {path} (retry_failed=true resumes it)")
+        return Outcome(action="skipped-failed", record=None)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(folder / LOCK_NAME, timeout=0):

@@ -65,8 +65,9 @@ def test_crash_then_relaunch_resumes_to_the_same_loss(tiny_config, tmp_path, cap
     failed = run_point(crashing).record
     assert failed.status == "failed" and "debug.crash_at_step=20" in failed.reason
     assert (tmp_path / "b" / "default" / failed.run_id / CHECKPOINT_NAME).exists()  # checkpoint at step 10 and 20
+    assert run_point(tiny_config(results=tmp_path / "b")).action == "skipped-failed"  # not unless asked
     capsys.readouterr()
-    resumed = run_point(tiny_config(results=tmp_path / "b"))
+    resumed = run_point(tiny_config(results=tmp_path / "b", retry_failed=True))
     assert f"resume default/{failed.run_id} from step 20 of " in capsys.readouterr().out
     assert resumed.action == "resumed" and resumed.record.status == "finished"
     assert resumed.record.run_id == straight.run_id  # debug switches do not change the run's identity
@@ -101,6 +102,6 @@ def test_wsd_run_resumes_after_its_branch_with_the_same_points(tiny_config, tmp_
     straight = run_point(tiny_config(results=tmp_path / "a", schedule=wsd)).record
     crashing = tiny_config(results=tmp_path / "b", schedule=wsd, debug={"crash_at_step": 30, "progress": False})
     assert run_point(crashing).record.status == "failed"
-    resumed = run_point(tiny_config(results=tmp_path / "b", schedule=wsd)).record
+    resumed = run_point(tiny_config(results=tmp_path / "b", schedule=wsd, retry_failed=True)).record
     assert [p.n_tokens for p in resumed.points] == [5120, 10_240]
     assert [p.loss for p in resumed.points] == pytest.approx([p.loss for p in straight.points], abs=1e-5)
