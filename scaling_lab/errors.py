@@ -1,8 +1,8 @@
 """User-facing errors: one line naming the field or file and what to change.
 
 Every entry point catches :class:`ScalingLabError`, prints its message as a single line on
-stderr and exits with status 2, and shows each warning as one ``warning: ...`` line. Anything else is a bug and
-keeps its traceback.
+stderr and exits with status 2, and shows each warning as one ``warning: ...`` line; both with credentials
+redacted. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -39,6 +39,14 @@ class FitError(ScalingLabError):
     """A fit cannot be made from the given points (names the approach and the reason)."""
 
 
+def user_line(message: object) -> str:
+    """A message as the one line a user sees: whitespace runs folded, credentials redacted (a message may quote a
+    config value or an override, e.g. ``logger.api_key=...``)."""
+    from scaling_lab.results.redact import scrub_text  # not at import time: results imports this module
+
+    return scrub_text(" ".join(str(message).split()))
+
+
 def print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
                   line: str | None = None) -> None:  # fmt: skip
     """Show a warning as one line ``warning: ...`` on stderr (a ``warnings.showwarning`` replacement).
@@ -46,7 +54,7 @@ def print_warning(message: Warning | str, category: type[Warning], filename: str
     Python's default format adds the library file and line that warned and, on a second line, that line's source
     code: noise to a user, and a second line before the one-line ``error:`` (a store whose records are all bad).
     """
-    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr if file is None else file)
+    print(f"warning: {user_line(message)}", file=sys.stderr if file is None else file)
 
 
 def exit_on_user_error(fn: Callable[P, R]) -> Callable[P, R]:
@@ -59,8 +67,7 @@ def exit_on_user_error(fn: Callable[P, R]) -> Callable[P, R]:
             try:
                 return fn(*args, **kwargs)
             except ScalingLabError as error:
-                message = " ".join(str(error).split())  # always exactly one line
-                print(f"error: {message}", file=sys.stderr)
+                print(f"error: {user_line(error)}", file=sys.stderr)
                 sys.exit(EXIT_USER_ERROR)
 
     return wrapper

@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.config.schema import register_configs, run_config_from_dict
 from scaling_lab.errors import ScalingLabError, exit_on_user_error
-from scaling_lab.results.redact import scrub_text
 from scaling_lab.sweep.grids import register_resolvers
 
 register_configs()
@@ -54,19 +53,11 @@ def _run(cfg: DictConfig) -> None:
 def cli() -> None:
     """Console entry: compose and validate every grid point first, so that a bad override, sweep file or sweep
     name ends with one line and exit 2 *before* Hydra creates output directories or any point trains."""
-    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-    exit_on_user_error(_check_grid)(overrides)
-    main()
-
-
-def _check_grid(overrides: list[str]) -> None:
-    """Compose and validate every grid point; an error quoting the overrides has their credentials redacted."""
     from scaling_lab.sweep.plan import expand_grid
 
-    try:
-        expand_grid(overrides)
-    except ScalingLabError as error:
-        raise type(error)(scrub_text(" ".join(str(error).split()))) from None
+    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    exit_on_user_error(expand_grid)(overrides)
+    main()
 
 
 if __name__ == "__main__":
