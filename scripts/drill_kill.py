@@ -1,8 +1,10 @@
-"""Kill drill: a tiny sweep killed with SIGKILL at random moments, then relaunched to completion (issue 7).
+"""Kill drill: a tiny sweep killed with SIGKILL on observed progress, then relaunched to completion.
 
 Runs the sweep once uninterrupted (the reference) and, beside it, the same sweep into a second results root, and
-kills the whole launch (its process group) with SIGKILL a random delay after it starts training, several times;
-a last relaunch finishes. Every grid point must be recorded exactly once, finished, with the reference's final loss.
+kills the whole launch (its process group) with SIGKILL as soon as it has made a random number (1 to 3) of steps of
+progress (a record or a checkpoint written), several times; a last relaunch finishes. Every grid point must be
+recorded exactly once, finished, with the reference's final loss. Kills follow progress, not the clock, so a faster
+or a loaded machine sees the same drill: each launch is killed mid-sweep, never after the sweep has finished.
 
     python scripts/drill_kill.py                       # 4 points, 4 kills
     python scripts/drill_kill.py --kills 8 --budgets 8e3,1.6e4,3.2e4,6.4e4 --seed 1 --out /tmp/drill
@@ -50,17 +52,29 @@ def finals(root: Path) -> dict[int, list[tuple[str, str, float | None]]]:
     return points
 
 
-def wait_for_training(root: Path, process: subprocess.Popen, since: float, timeout: float = 120) -> None:
-    """Block until the launch has written a record or checkpoint (a point is training) or has exited."""
-    deadline = time.time() + timeout
-    while process.poll() is None and time.time() < deadline:
-        if root.exists() and any(p.stat().st_mtime > since for p in root.rglob("*") if p.suffix in (".json", ".pt")):
-            return
-        time.sleep(0.1)
+def progress_files(root: Path) -> set[tuple[str, int]]:
+    """(path, mtime in ns) of every record and checkpoint under ``root``: a new pair is a step of progress."""
+    found = set()
+    for path in root.rglob("*") if root.exists() else []:
+        if path.name in ("run.json", "checkpoint.pt"):
+            try:
+                found.add((str(path), path.stat().st_mtime_ns))
+            except FileNotFoundError:  # a checkpoint removed as its point finished
+                pass
+    return found
 
 
-def drill(*, kills: int, budgets: str, checkpoint_tokens: int, seed: int, out: Path,
-          min_delay: float, max_delay: float) -> dict:  # fmt: skip
+def wait_for_progress(root: Path, process: subprocess.Popen, steps: int, timeout: float = 600) -> None:
+    """Block until the launch has written ``steps`` new records or checkpoints, or has exited."""
+    seen, made, deadline = progress_files(root), 0, time.monotonic() + timeout
+    while process.poll() is None and made < steps and time.monotonic() < deadline:
+        now = progress_files(root)
+        made += len(now - seen)
+        seen = now
+        time.sleep(0.01)  # a poll interval, not a synchronisation: the kill waits for the files above
+
+
+def drill(*, kills: int, budgets: str, checkpoint_tokens: int, seed: int, out: Path, max_steps: int) -> dict:
     """Run the drill in ``out``; the figures (kills, points, duplicates, lost, largest loss difference)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "text.txt").write_text(TEXT)
@@ -68,18 +82,15 @@ def drill(*, kills: int, budgets: str, checkpoint_tokens: int, seed: int, out: P
     started = time.perf_counter()  # the reference runs beside the drill (its own root and log): saves its time
     reference_command = sweep_command(out / "reference", out, budgets, checkpoint_tokens, "reference_cache")
     reference = launch(reference_command, out / "reference.log")
-    rng, root, kill_times, interrupted = random.Random(seed), out / "drilled", [], []
+    rng, root, kill_steps, interrupted = random.Random(seed), out / "drilled", [], []
     for _ in range(kills):
-        since = time.time()
         process = launch(sweep_command(root, out, budgets, checkpoint_tokens), log)
-        wait_for_training(root, process, since)  # start-up (imports) is not worth killing: kill while training
-        delay = rng.uniform(min_delay, max_delay)
-        try:
-            process.wait(delay)  # finished before the kill: nothing left to kill
-        except subprocess.TimeoutExpired:
+        steps = rng.randint(1, max_steps)
+        wait_for_progress(root, process, steps)
+        if process.poll() is None:  # else it finished first: nothing left to kill, and "kills" says so
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            kill_times.append(round(delay, 2))
+            kill_steps.append(steps)
             running = [run for runs in finals(root).values() for run in runs if run[1] == "running"]
             interrupted.append(len(running))  # points killed mid-training (their record still says running)
     final = launch(sweep_command(root, out, budgets, checkpoint_tokens), log)
@@ -91,8 +102,8 @@ def drill(*, kills: int, budgets: str, checkpoint_tokens: int, seed: int, out: P
     differences = [abs(got[tokens][0][2] - loss) for tokens, [(_, _, loss)] in expected.items()
                    if tokens in got and got[tokens][0][2] is not None and loss is not None]  # fmt: skip
     return {
-        "kills": len(kill_times),
-        "kill_seconds": kill_times,
+        "kills": len(kill_steps),
+        "kill_after_progress_steps": kill_steps,
         "interrupted_points_per_kill": interrupted,
         "points": len(expected),
         "recorded": sum(len(runs) for runs in got.values()),
@@ -114,14 +125,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--kills", type=int, default=4, help="SIGKILLs before the final relaunch")
     parser.add_argument("--budgets", default="8e3,1.2e4,1.6e4,2e4", help="token budgets of the n1k grid points")
     parser.add_argument("--checkpoint-tokens", type=int, default=1024, help="checkpoint_every_tokens")
-    parser.add_argument("--min-delay", type=float, default=0.0, help="shortest seconds from training to kill")
-    parser.add_argument("--max-delay", type=float, default=4.0, help="longest seconds from training to kill")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the kill delays")
+    parser.add_argument("--max-steps", type=int, default=3,
+                        help="each kill comes after 1 to this many records or checkpoints written by the launch")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill points")
     parser.add_argument("--out", type=Path, help="working folder (default: a new temporary folder)")
     args = parser.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="drill_kill_"))
     figures = drill(kills=args.kills, budgets=args.budgets, checkpoint_tokens=args.checkpoint_tokens,
-                    seed=args.seed, out=out, min_delay=args.min_delay, max_delay=args.max_delay)  # fmt: skip
+                    seed=args.seed, out=out, max_steps=args.max_steps)  # fmt: skip
     print(json.dumps(figures, indent=2))
     return figures
 

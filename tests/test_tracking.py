@@ -67,7 +67,7 @@ def read_wandb_log(path: Path) -> list:
     return records
 
 
-def records_of(run_dir: Path, kind: str, timeout_s: float = 30.0) -> list:
+def records_of(run_dir: Path, kind: str, timeout_s: float = 300.0) -> list:
     """Records of one kind from a finished run's log. wandb's service writes the log asynchronously: finish()
     can return before it is flushed (seen with wandb 0.31 offline), so wait until the exit record is there."""
     (log,) = run_dir.glob("run-*.wandb")

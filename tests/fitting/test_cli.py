@@ -143,13 +143,13 @@ def _fit_store_with_wandb(tmp_path, chinchilla_table, capsys, *extra):
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     # the run record carries name fit-<sweep>, group <sweep>, job_type fit; the summary carries the estimates.
-    # wandb's service process writes the .wandb log asynchronously: wait for it (up to 30 s).
-    log = b""
-    for _ in range(60):
+    # wandb's service process writes the .wandb log asynchronously: wait until it holds both (a bound, not a clock)
+    log, deadline = b"", time.monotonic() + 300
+    while time.monotonic() < deadline:
         log = next(runs[0].glob("*.wandb")).read_bytes()
         if b"fit-grid" in log and b"approach3.alpha" in log:
             break
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert b"fit-grid" in log and b"approach3.alpha" in log
     tables = {p.name.split("_")[0] for p in (runs[0] / "files" / "media" / "table").glob("*.table.json")}
     assert tables == {"fit", "points"}

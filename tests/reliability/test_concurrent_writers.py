@@ -25,17 +25,23 @@ def _running(records: ModuleType, run_id: str, wall_time_s: float) -> RunRecord:
     return RunRecord(**fields)
 
 
-def _writer(records: ModuleType, root: Path, index: int, start: multiprocessing.synchronize.Barrier) -> None:
+def _writer(records: ModuleType, root: Path, index: int, start: multiprocessing.synchronize.Barrier,
+            writing: multiprocessing.synchronize.Event,
+            read_thrice: multiprocessing.synchronize.Event) -> None:  # fmt: skip
     start.wait()
     own = f"writer{index:02d}"
     for update in range(UPDATES - 1):
         write_record(_running(records, own, float(update)), root)
         write_record(_running(records, SHARED, float(index)), root)
+        if update == 0:  # the rest waits until the reader has read the store three times since the writes began
+            writing.set()
+            assert read_thrice.wait(300), "the reader never read the store three times"
     write_record(RunRecord(**records.record_fields(run_id=own, wall_time_s=float(UPDATES))), root)
 
 
 def _reader(root: Path, ready: multiprocessing.synchronize.Event, stop: multiprocessing.synchronize.Event,
-            reads: multiprocessing.sharedctypes.Synchronized, errors: multiprocessing.Queue) -> None:  # fmt: skip
+            reads: multiprocessing.sharedctypes.Synchronized, writing: multiprocessing.synchronize.Event,
+            read_thrice: multiprocessing.synchronize.Event, errors: multiprocessing.Queue) -> None:  # fmt: skip
     shared = record_path(root, "tiny", SHARED)
     ready.set()
     try:
@@ -45,7 +51,10 @@ def _reader(root: Path, ready: multiprocessing.synchronize.Event, stop: multipro
             with warnings.catch_warnings():
                 warnings.simplefilter("error", SkippedRecordsWarning)
                 load_records(root)
-            reads.value += 1
+            if writing.is_set():  # only reads that began after a write count
+                reads.value += 1
+            if reads.value >= 3:
+                read_thrice.set()
     except Exception as error:  # reported to the test, which fails on it
         errors.put(f"{type(error).__name__}: {error}")
 
@@ -56,18 +65,20 @@ def test_32_concurrent_writers_lose_nothing_and_a_reader_never_sees_a_partial_re
     root = tmp_path / "results"
     context = multiprocessing.get_context("fork")  # workers inherit the imported modules: fast start
     ready, stop, errors = context.Event(), context.Event(), context.Queue()
+    writing, read_thrice = context.Event(), context.Event()
     reads = context.Value("i", 0)
     write_record(_running(records, SHARED, 0.0), root)
-    reader = context.Process(target=_reader, args=(root, ready, stop, reads, errors))
+    reader = context.Process(target=_reader, args=(root, ready, stop, reads, writing, read_thrice, errors))
     reader.start()
-    assert ready.wait(30)
+    assert ready.wait(300)
     start = context.Barrier(WRITERS)
-    writers = [context.Process(target=_writer, args=(records, root, i, start)) for i in range(WRITERS)]
+    writers = [context.Process(target=_writer, args=(records, root, i, start, writing, read_thrice))
+               for i in range(WRITERS)]  # fmt: skip
     began = time.perf_counter()
     for process in writers:
         process.start()
     for process in writers:
-        process.join(60)
+        process.join(300)
     elapsed = time.perf_counter() - began
     stop.set()
     reader.join(30)

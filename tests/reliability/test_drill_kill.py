@@ -30,7 +30,7 @@ def check(figures: dict, kills: int) -> None:
 def test_a_sweep_killed_three_times_then_relaunched_records_every_point_once_with_the_same_losses(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    figures = drill_module().main(["--kills", "3", "--max-delay", "2", "--out", str(tmp_path)])
+    figures = drill_module().main(["--kills", "3", "--out", str(tmp_path)])
     check(figures, 3)
     assert sum(figures["interrupted_points_per_kill"]) >= 1, figures  # at least one kill landed mid-training
     assert '"duplicates": 0' in capsys.readouterr().out
@@ -38,6 +38,6 @@ def test_a_sweep_killed_three_times_then_relaunched_records_every_point_once_wit
 
 @pytest.mark.slow
 def test_the_longer_drill_six_kills_over_a_wider_window(tmp_path: Path) -> None:
-    figures = drill_module().main(["--kills", "6", "--seed", "1", "--max-delay", "3", "--budgets", "2e4,4e4,6e4,8e4",
+    figures = drill_module().main(["--kills", "6", "--seed", "1", "--max-steps", "6", "--budgets", "2e4,4e4,6e4,8e4",
                                    "--out", str(tmp_path)])
     check(figures, 6)

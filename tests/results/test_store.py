@@ -153,26 +153,33 @@ _READER = textwrap.dedent(
             json.loads(text)
         except ValueError:
             partial += 1
+            stop.with_suffix(".caught").touch()
+        if reads == READS_ENOUGH:
+            stop.with_suffix(".read").touch()
     print(json.dumps({"reads": reads, "partial": partial}))
     """
 )
-RACE_SECONDS = 1.5
+READS_ENOUGH = 200  # reads made while the writer writes, before the atomic writer's race ends
+MAX_WRITES = 100_000  # a bound, far above what either race needs: a race that never ends fails instead
 
 
-def _race(tmp_path: Path, write) -> dict[str, int]:
-    """Run a reader process looping over the record while ``write(i)`` rewrites it for RACE_SECONDS."""
+def _race(tmp_path: Path, write, until: str) -> dict[str, int]:
+    """Run a reader process looping over the record while ``write(i)`` rewrites it, until the reader says
+    ``until``: "read" (it has read the record READS_ENOUGH times) or "caught" (it has read a partial record).
+
+    Both ends are events the reader reports, not a length of time, so a loaded machine runs the same race."""
     path, ready, stop = tmp_path / "tiny" / "w64_d1e4" / "run.json", tmp_path / "ready", tmp_path / "stop"
     write(0)
-    reader = subprocess.Popen([sys.executable, "-c", _READER, str(path), str(ready), str(stop)], stdout=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not ready.exists() and time.monotonic() < deadline:  # the reader loops before the writer starts
+    reader = subprocess.Popen([sys.executable, "-c", f"READS_ENOUGH = {READS_ENOUGH}\n{_READER}", str(path),
+                               str(ready), str(stop)], stdout=subprocess.PIPE)  # fmt: skip
+    while not ready.exists() and reader.poll() is None:  # the reader loops before the writer starts
         time.sleep(0.01)
-    index, end = 1, time.monotonic() + RACE_SECONDS
-    while time.monotonic() < end:
+    index, done = 1, stop.with_suffix(f".{until}")
+    while not done.exists() and index < MAX_WRITES and reader.poll() is None:
         write(index)
         index += 1
     stop.touch()
-    out, _ = reader.communicate(timeout=60)
+    out, _ = reader.communicate(timeout=300)
     return {**json.loads(out), "writes": index}
 
 
@@ -183,8 +190,8 @@ def test_a_reader_in_another_process_never_sees_a_partial_record(tmp_path, make_
     ]  # alternating a large and a small record: a non-atomic writer would be caught mid-write
 
     records = [make_record(status="running", finished_at=None, points=[], n_tokens=0, curve=curve) for curve in curves]
-    counts = _race(tmp_path, lambda index: write_record(records[index % 2], tmp_path))
-    assert counts["reads"] > 0 and counts["writes"] > 2 and counts["partial"] == 0
+    counts = _race(tmp_path, lambda index: write_record(records[index % 2], tmp_path), until="read")
+    assert counts["reads"] >= READS_ENOUGH and counts["writes"] > 2 and counts["partial"] == 0
 
 
 def test_the_race_detects_a_plain_write(tmp_path, make_record):
@@ -201,5 +208,5 @@ def test_the_race_detects_a_plain_write(tmp_path, make_record):
         )
         for length in (4000, 40)
     ]
-    counts = _race(tmp_path, lambda index: path.write_text(texts[index % 2]))
+    counts = _race(tmp_path, lambda index: path.write_text(texts[index % 2]), until="caught")
     assert counts["partial"] > 0

@@ -2,7 +2,6 @@
 
 import multiprocessing as mp
 import os
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -35,43 +34,6 @@ from scaling_lab.train.plan import make_plan
 @pytest.mark.parametrize(("jobs", "cores", "threads"), [(1, 2, 2), (2, 2, 1), (3, 2, 1), (4, 16, 4), (3, 16, 5)])
 def test_threads_are_divided_between_jobs(jobs, cores, threads):
     assert cpu_threads_per_job(jobs, cores) == threads
-
-
-def _hold_slot(job: int, lock_dir: str, n_devices: int, jobs_per_device: int, hold: float, queue) -> None:
-    with claim_device_slot(Path(lock_dir), n_devices, jobs_per_device=jobs_per_device, poll_seconds=0.05) as d:
-        start = time.monotonic()
-        time.sleep(hold)
-        queue.put((job, d, start, time.monotonic()))
-
-
-def _run_jobs(tmp_path, n_jobs, n_devices, jobs_per_device, hold=0.6):
-    """Run n_jobs processes that each hold a slot for `hold` s; return (job, device, start, end) per job."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [
-        ctx.Process(target=_hold_slot, args=(job, str(tmp_path), n_devices, jobs_per_device, hold, queue))
-        for job in range(n_jobs)
-    ]
-    for p in procs:
-        p.start()
-    spans = [queue.get(timeout=60) for _ in range(n_jobs)]
-    for p in procs:
-        p.join(timeout=60)
-    return spans
-
-
-def test_one_job_per_device_never_two(tmp_path):
-    spans = _run_jobs(tmp_path, n_jobs=4, n_devices=2, jobs_per_device=1)
-    assert {device for _, device, _, _ in spans} == {0, 1}
-    for device in (0, 1):
-        held = sorted((start, end) for _, d, start, end in spans if d == device)
-        assert len(held) == 2
-        assert held[0][1] <= held[1][0], f"two jobs held device {device} at the same time: {held}"
-
-
-def test_two_jobs_per_device_when_asked_spread_across_devices_first(tmp_path):
-    spans = _run_jobs(tmp_path, n_jobs=2, n_devices=2, jobs_per_device=2, hold=0.3)
-    assert {device for _, device, _, _ in spans} == {0, 1}
 
 
 def test_placed_device_outside_a_parallel_launcher_is_what_was_asked():
@@ -181,45 +143,69 @@ def test_mps_is_seen_through_its_control_pipe(tmp_path) -> None:
     assert mps_active({"CUDA_MPS_PIPE_DIRECTORY": str(tmp_path)})
 
 
-# ---- shares across real processes --------------------------------------------------------------------------------
+# ---- slots and shares across real processes ----------------------------------------------------------------------
+# No timing: every holder keeps its claim until the test releases it, and the test releases one only when no waiting
+# job could fit beside those holding. So each claim is seen against exactly the claims held at that moment, and a
+# job that fits but never gets in times the test out instead of passing by luck.
 
 
-def _hold_share(job: int, lock_dir: str, k: int, hold: float, meet: int, barrier, queue) -> None:
-    """Claim a 1/k share of one device; when ``meet`` > 0, wait inside the claim until ``meet`` holders meet."""
-    with claim_device_slot(Path(lock_dir), 1, jobs_per_device=k, poll_seconds=0.02) as device:
-        start = time.monotonic()
-        if meet:
-            barrier.wait(timeout=30)  # raises BrokenBarrierError unless `meet` jobs hold shares at once
-        time.sleep(hold)
-        queue.put((job, device, k, start, time.monotonic()))
+def _hold_until_released(job: int, lock_dir: str, n_devices: int, k: int, release, queue) -> None:
+    with claim_device_slot(Path(lock_dir), n_devices, jobs_per_device=k, poll_seconds=0.02) as device:
+        queue.put((job, device))
+        release.wait(timeout=300)
 
 
-def _run_shares(tmp_path, ks: list[int], hold: float, meet: int = 0):
+def _admit_and_release(tmp_path, n_devices: int, ks: list[int]) -> list[tuple[int, int, dict[int, int]]]:
+    """Start one process per share 1/k in ``ks``; for every claim, (job, device, {job: device} held right after it)."""
     ctx = mp.get_context("spawn")
-    queue, barrier = ctx.Queue(), ctx.Barrier(max(meet, 1))
-    procs = [ctx.Process(target=_hold_share, args=(job, str(tmp_path), k, hold, meet, barrier, queue))
+    queue, releases = ctx.Queue(), [ctx.Event() for _ in ks]
+    procs = [ctx.Process(target=_hold_until_released, args=(job, str(tmp_path), n_devices, k, releases[job], queue))
              for job, k in enumerate(ks)]  # fmt: skip
     for p in procs:
         p.start()
-    spans = [queue.get(timeout=120) for _ in ks]
+    waiting, held, claims = set(range(len(ks))), {}, []
+    while waiting or held:
+        loads = device_loads([(device, ks[job], 0) for job, device in held.items()], n_devices)
+        if any(pick_device(loads, [F(1, ks[job])] * n_devices) is not None for job in waiting):
+            job, device = queue.get(timeout=300)  # a job that fits gets in
+            waiting.remove(job)
+            held[job] = device
+            claims.append((job, device, dict(held)))
+        else:
+            oldest = next(iter(held))
+            releases[oldest].set()
+            procs[oldest].join(timeout=60)  # its claim is released before anything else is decided
+            del held[oldest]
     for p in procs:
         p.join(timeout=60)
-    return spans
+    return claims
+
+
+def test_one_job_per_device_never_two(tmp_path):
+    claims = _admit_and_release(tmp_path, n_devices=2, ks=[1, 1, 1, 1])
+    for _, _, held in claims:
+        assert len(set(held.values())) == len(held), f"two jobs held one device at once: {held}"
+    assert claims[1][2].keys() == {claims[0][0], claims[1][0]}  # the second claim came while the first held
+
+
+def test_two_jobs_per_device_when_asked_spread_across_devices_first(tmp_path):
+    claims = _admit_and_release(tmp_path, n_devices=2, ks=[2, 2])
+    assert sorted(claims[-1][2].values()) == [0, 1]  # both held at once, one on each device
 
 
 def test_four_quarter_shares_hold_one_device_at_once(tmp_path) -> None:
-    spans = _run_shares(tmp_path, [4, 4, 4, 4], hold=0.1, meet=4)  # the barrier fails unless all four overlap
-    assert {device for _, device, *_ in spans} == {0}
+    claims = _admit_and_release(tmp_path, n_devices=1, ks=[4, 4, 4, 4])
+    assert len(claims[-1][2]) == 4 and set(claims[-1][2].values()) == {0}
 
 
 def test_mixed_shares_never_overfill_a_device(tmp_path) -> None:
-    # one whole-GPU run, two half runs and four quarter runs on one device: at every moment the held shares sum ≤ 1
-    spans = _run_shares(tmp_path, [1, 2, 2, 4, 4, 4, 4], hold=0.4)
-    for _, _, _, moment, _ in spans:
-        held = sum(F(1, k) for _, _, k, start, end in spans if start <= moment < end)
-        assert held <= 1, f"shares {held} held at once: {spans}"
-    whole = next(span for span in spans if span[2] == 1)
-    assert all(end <= whole[3] or start >= whole[4] for _, _, k, start, end in spans if k != 1)
+    # one whole-GPU run, two half runs and four quarter runs on one device: at every claim the held shares sum ≤ 1
+    ks = [1, 2, 2, 4, 4, 4, 4]
+    claims = _admit_and_release(tmp_path, n_devices=1, ks=ks)
+    assert len(claims) == len(ks)
+    for _, _, held in claims:
+        assert sum(F(1, ks[job]) for job in held) <= 1, f"shares of {held} held at once"
+        assert 0 not in held or len(held) == 1, f"the whole-GPU run shared its device: {held}"
 
 
 @pytest.mark.gpu

@@ -105,7 +105,7 @@ def test_requeued_job_resumes_from_its_checkpoint(tmp_path, tiny_sweep):
             while not list(results.glob("*/checkpoint.pt")):
                 assert sweep.poll() is None, f"sl-train ended before a checkpoint:\n{_tail(tmp_path / 'sl-train.out')}"
                 assert time.monotonic() < deadline, f"no checkpoint after 120 s:\n{_tail(tmp_path / 'sl-train.out')}"
-                time.sleep(0.2)
+                time.sleep(0.05)
             (job,) = _job_ids(multirun)
             subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True, text=True, timeout=20)
             assert sweep.wait(timeout=180) == 0, _tail(tmp_path / "sl-train.out")
