@@ -13,6 +13,7 @@ or a loaded machine sees the same drill: each launch is killed mid-sweep, never 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -57,10 +58,8 @@ def progress_files(root: Path) -> set[tuple[str, int]]:
     found = set()
     for path in root.rglob("*") if root.exists() else []:
         if path.name in ("run.json", "checkpoint.pt"):
-            try:
+            with contextlib.suppress(FileNotFoundError):  # a checkpoint removed as its point finished
                 found.add((str(path), path.stat().st_mtime_ns))
-            except FileNotFoundError:  # a checkpoint removed as its point finished
-                pass
     return found
 
 
