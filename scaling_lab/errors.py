@@ -39,12 +39,13 @@ class FitError(ScalingLabError):
     """A fit cannot be made from the given points (names the approach and the reason)."""
 
 
-def user_line(message: object) -> str:
+def user_line(message: object, secrets: frozenset[str] | None = None) -> str:
     """A message as the one line a user sees: whitespace runs folded, credentials redacted (a message may quote a
-    config value or an override, e.g. ``logger.api_key=...``)."""
+    config value or an override, e.g. ``logger.api_key=...``). ``secrets``: the secret values to redact, default
+    those the process knows of (:func:`scaling_lab.results.redact.known_secrets`)."""
     from scaling_lab.results.redact import scrub_text  # not at import time: results imports this module
 
-    return scrub_text(" ".join(str(message).split()))
+    return scrub_text(" ".join(str(message).split()), secrets)
 
 
 def print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,

@@ -1,4 +1,4 @@
-"""wandb or a null logger, always closed (issue 3, item 7).
+"""wandb or a null logger, always closed, and never handed a credential.
 
 ``open_tracker`` returns a :class:`Tracker` used as a context manager: on leaving the block the wandb run is
 finished (with a non-zero exit code when an exception escapes), so no run is left open. wandb mirrors the
@@ -9,9 +9,13 @@ Mode: ``logger.mode`` when set; else ``WANDB_MODE`` from the environment; else "
 (``WANDB_API_KEY`` or a netrc entry for the wandb host) and "offline" otherwise, with one line saying how to
 ``wandb sync`` the run later.
 
-Credentials: run configs, metrics and summaries pass through
-:func:`~scaling_lab.results.redact.scrub_secrets` before they reach wandb, and the command line wandb records
-is redacted (:func:`~scaling_lab.results.redact.scrub_argv`).
+Credentials: this module is the only door to wandb (training runs and the sl-fit run both open their run here),
+and everything passing it is redacted by :mod:`scaling_lab.results.redact`: the run's name, group, tags and config,
+the command line wandb records, and every metric, summary value, table cell and media name logged. The secret
+values redacted are those of the process (credential-named environment variables and command-line arguments) and
+those under credential-named keys of the run's config, wherever they reappear (a tag, the sweep name, a table).
+wandb's console capture is off: it would hand wandb every line printed during the run, which no redaction here
+could see first (what the run prints still reaches the terminal).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from types import TracebackType
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from scaling_lab.errors import ConfigError
-from scaling_lab.results.redact import looks_secret, scrub_argv, scrub_secrets
+from scaling_lab.errors import ConfigError, user_line
+from scaling_lab.results.redact import config_secrets, known_secrets, scrub_argv, scrub_secrets, scrub_text
 
 BACKENDS = ("wandb", "none")
 MODES = ("online", "offline", "disabled")
@@ -73,7 +77,7 @@ def quantity_tags(**quantities: float) -> list[str]:
     exponent without "+" or leading zeros (``quantity_tags(C=1e11)`` → ``["C=1.00e11"]``).
 
     Fixed precision (trailing zeros kept) gives every run of one budget the same string; wandb tags are short strings
-    (at most 64 characters). They carry no credential shape, so :func:`open_tracker` keeps them.
+    (at most 64 characters). They carry no credential, so :func:`open_tracker`'s redaction keeps them.
     """
     tags = []
     for name, value in quantities.items():
@@ -113,28 +117,36 @@ class Tracker:
 
 
 class WandbTracker(Tracker):
-    """A live wandb run (online or offline); secrets are redacted from whatever is logged."""
+    """A live wandb run (online or offline); every value logged is redacted first (``secrets``: the secret values
+    to redact besides credential keys and shapes, see :func:`open_tracker`)."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any, secrets: frozenset[str]) -> None:
         self._run = run
+        self._secrets = secrets
         self._closed = False
         self.run_dir = Path(run.dir).parent if getattr(run, "dir", None) else None
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
-        self._run.log(scrub_secrets(dict(metrics)), step=step)
+        self._run.log(scrub_secrets(dict(metrics), self._secrets), step=step)
 
     def summary(self, values: dict[str, Any]) -> None:
-        self._run.summary.update(scrub_secrets(dict(values)))
+        self._run.summary.update(scrub_secrets(dict(values), self._secrets))
 
     def log_figure(self, name: str, figure: Any) -> None:
         import wandb
 
-        self._run.log({name: wandb.Image(figure)})
+        self._run.log({scrub_text(name, self._secrets): wandb.Image(figure)})
 
     def log_table(self, name: str, table: Any) -> None:
+        import pandas as pd
         import wandb
 
-        self._run.log({name: wandb.Table(dataframe=table)})
+        # row by row through the config redaction: a credential-named column loses its values, a cell holding a
+        # secret value is redacted (the column names too)
+        rows = scrub_secrets(table.to_dict(orient="records"), self._secrets)
+        redacted = pd.DataFrame.from_records(rows, columns=list(table.columns))
+        redacted.columns = [scrub_text(str(column), self._secrets) for column in table.columns]
+        self._run.log({scrub_text(name, self._secrets): wandb.Table(dataframe=redacted)})
 
     def close(self, exit_code: int = 0) -> None:
         if self._closed:
@@ -172,10 +184,10 @@ def resolve_mode(config: LoggerConfig, environ: dict[str, str] | None = None) ->
 
 
 @contextlib.contextmanager
-def _redacted_argv() -> Iterator[None]:
+def _redacted_argv(secrets: frozenset[str]) -> Iterator[None]:
     """Hide credentials in sys.argv while wandb.init reads it (wandb records the command line in the run)."""
     original = sys.argv
-    sys.argv = original[:1] + scrub_argv(original[1:])
+    sys.argv = original[:1] + scrub_argv(original[1:], secrets)
     try:
         yield
     finally:
@@ -194,7 +206,9 @@ def open_tracker(
     """Open a tracker for one run; use it as ``with open_tracker(...) as tracker:``.
 
     ``name`` is the run (its run_id), ``group`` the sweep or experiment, ``job_type`` "train" or "fit",
-    ``run_config`` the resolved config (redacted before it is sent). Returns the null tracker for
+    ``run_config`` the resolved config. All of them, and all the tracker logs, are redacted (module docstring): the
+    secret values are the process's and those under credential-named keys of ``run_config``. Returns the null
+    tracker for
     ``backend="none"`` or mode "disabled", and when wandb fails to start (one warning line on stderr).
     """
     if job_type not in JOB_TYPES:
@@ -204,28 +218,30 @@ def open_tracker(
     mode = resolve_mode(config)
     if mode == "disabled":
         return Tracker()
+    secrets = known_secrets() | config_secrets(run_config)
     try:
         import wandb
 
         Path(config.dir).mkdir(parents=True, exist_ok=True)
-        with _redacted_argv():
+        with _redacted_argv(secrets):
             run = wandb.init(
                 project=config.project,
                 entity=config.entity,
-                name=name,
-                group=group,
+                name=scrub_text(name, secrets),
+                group=scrub_text(group, secrets),
                 job_type=job_type,
-                tags=sorted({*config.tags, *tags} - {tag for tag in (*config.tags, *tags) if looks_secret(tag)}),
-                config=scrub_secrets(run_config),
+                tags=sorted({scrub_text(tag, secrets) for tag in (*config.tags, *tags)}),
+                config=scrub_secrets(run_config, secrets),
                 dir=config.dir,
                 mode=mode,
                 reinit="create_new",  # several runs in one process (sweeps, tests) must not share one run
+                settings=wandb.Settings(console="off"),  # see the module docstring
             )
     except Exception as error:  # a tracker must never sink a run: any wandb failure → null tracker
-        reason = " ".join(str(error).split()) or type(error).__name__
+        reason = user_line(error, secrets) or type(error).__name__
         print(f"warning: wandb did not start ({reason}); logging to the results store only", file=sys.stderr)
         return Tracker()
-    tracker = WandbTracker(run)
+    tracker = WandbTracker(run, secrets)
     if mode == "offline":
         print(f"wandb: offline run in {tracker.run_dir}; upload it with: wandb sync {tracker.run_dir}")
     return tracker

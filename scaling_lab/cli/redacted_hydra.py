@@ -28,27 +28,31 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.atomic import write_text_atomically
-from scaling_lab.results.redact import scrub_argv, scrub_secrets
+from scaling_lab.results.redact import config_secrets, known_secrets, scrub_argv, scrub_secrets
 
 
-def redacted_config(config: dict[str, Any]) -> dict[str, Any]:
+def redacted_config(config: dict[str, Any], secrets: frozenset[str] | None = None) -> dict[str, Any]:
     """A plain config (Hydra's, with or without its ``hydra`` node) with every credential redacted.
 
     ``hydra.overrides`` lists are command-line overrides, redacted as arguments (``key=<redacted>`` keeps the key
-    visible; a secret-named key loses its value even when the value does not look like a credential).
+    visible; a secret-named key loses its value even when the value does not look like a credential). The secret
+    values redacted are ``secrets`` (default: the process's) and those under credential-named keys of the config
+    (a sweep file's ``grid.api_key`` is redacted in an override that repeats it too).
     """
+    secrets = (known_secrets() if secrets is None else secrets) | config_secrets(config)
     hydra = config.get("hydra")
     if isinstance(hydra, dict) and isinstance(hydra.get("overrides"), dict):
-        overrides = {name: scrub_argv([str(item) for item in items or []])
+        overrides = {name: scrub_argv([str(item) for item in items or []], secrets)
                      for name, items in hydra["overrides"].items()}  # fmt: skip
         config = {**config, "hydra": {**hydra, "overrides": overrides}}
-    return scrub_secrets(config)
+    return scrub_secrets(config, secrets)
 
 
-def _yaml(config: DictConfig | dict[str, Any] | list[Any]) -> str:
+def _yaml(config: DictConfig | dict[str, Any] | list[Any], secrets: frozenset[str] | None = None) -> str:
     """YAML as Hydra writes it (``OmegaConf.save``: interpolations kept unresolved), credentials redacted."""
     plain = OmegaConf.to_container(config, resolve=False, enum_to_str=True) if OmegaConf.is_config(config) else config
-    redacted = redacted_config(plain) if isinstance(plain, dict) else scrub_argv([str(item) for item in plain])
+    redacted = (redacted_config(plain, secrets) if isinstance(plain, dict)
+                else scrub_argv([str(item) for item in plain], secrets))  # fmt: skip
     return OmegaConf.to_yaml(OmegaConf.create(redacted))
 
 
@@ -79,10 +83,11 @@ class RedactedHydraFiles(Callback):
         folder = Path(config.hydra.runtime.output_dir) / (config.hydra.output_subdir or self.subdir)
         task = OmegaConf.to_container(config, resolve=False, enum_to_str=True)
         assert isinstance(task, dict)
+        secrets = known_secrets() | config_secrets(task)  # one set for the three files: each redacts what all know
         hydra = task.pop("hydra")
         for name, part in (("config.yaml", task), ("hydra.yaml", {"hydra": hydra}),
                            ("overrides.yaml", hydra["overrides"]["task"])):  # fmt: skip
-            write_text_atomically(folder / name, _yaml(part))
+            write_text_atomically(folder / name, _yaml(part, secrets))
         if config.hydra.mode == RunMode.MULTIRUN:
             redact_yaml_file(Path(config.hydra.sweep.dir) / "multirun.yaml")
 

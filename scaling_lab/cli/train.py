@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.config.schema import register_configs, run_config_from_dict
-from scaling_lab.errors import ScalingLabError, exit_on_user_error
+from scaling_lab.errors import ScalingLabError, exit_on_user_error, user_line
 from scaling_lab.sweep.grids import register_resolvers
 
 register_configs()
@@ -38,7 +38,7 @@ def main(cfg: DictConfig) -> None:
         try:
             _run(cfg)
         except ScalingLabError as error:
-            print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+            print(f"error: {user_line(error)}", file=sys.stderr)
     else:
         exit_on_user_error(_run)(cfg)
 

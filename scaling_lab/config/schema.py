@@ -23,6 +23,7 @@ from scaling_lab.data.config import MISSING, DataConfig, data_config_from_dict
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.shapes import ModelConfig
 from scaling_lab.results.record import check_directory_name
+from scaling_lab.results.redact import known_secrets, looks_secret
 from scaling_lab.tracking import LoggerConfig
 from scaling_lab.train.optim import OptimConfig
 from scaling_lab.train.schedule import ScheduleConfig
@@ -136,6 +137,10 @@ class RunConfig:
         if self.eval_every_tokens is not None and not self.eval_every_tokens > 0:
             raise ConfigError(f"eval_every_tokens={self.eval_every_tokens} must be > 0 or null")
         check_directory_name("sweep", self.sweep)  # results/<sweep>/ must stay inside the results root
+        if looks_secret(self.sweep, known_secrets()):  # a folder name in every path printed and stored: unredactable
+            raise ConfigError("sweep=<redacted> holds a credential (a token's shape, or the value of a credential-named"
+                              " environment variable or argument); the sweep names folders and the wandb group:"
+                              " choose a plain name")  # fmt: skip
         if self.jobs_per_device != "auto" and not (
             isinstance(self.jobs_per_device, int) and not isinstance(self.jobs_per_device, bool)
             and self.jobs_per_device >= 1

@@ -58,10 +58,14 @@ def git_commit(path: str | Path | None = None) -> str | None:
 def config_hash(config: Mapping[str, Any], *, ignore: Iterable[str] = ()) -> str:
     """SHA-256 (hex, first 16 characters) of the config as canonical JSON, credentials redacted first.
 
+    Redacted by the config alone (credential keys and shapes, the values under credential keys), never by the
+    process's environment or command line: the same config hashes the same in every process (a launcher's worker
+    has another command line) and a rotated token does not rename a run.
+
     ``ignore`` names top-level sections left out of the hash (e.g. ``("logger", "paths")``: where a run logs
     or writes does not change what it computes). Key order does not matter; every value does.
     """
     skipped = set(ignore)
     kept = {key: value for key, value in config.items() if key not in skipped}
-    canonical = json.dumps(scrub_secrets(kept), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    canonical = json.dumps(scrub_secrets(kept, frozenset()), sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""The run record: one frozen, versioned description of one training run (issue 3, item 6).
+"""The run record: one frozen, versioned description of one training run.
 
 A record is what the trainer writes, the store keeps as ``run.json`` and the fitter reads back as table rows.
 It never imports torch. Every field is checked on construction (``__post_init__``): numbers are coerced to
@@ -6,8 +6,9 @@ plain ``int``/``float`` (numpy scalars are accepted), wrong types, negative size
 loss in a finished record raise :class:`~scaling_lab.errors.TableError` naming the field. :meth:`RunRecord.from_dict`
 adds the source file to the message and also rejects unknown fields and records written by a newer schema.
 
-The config is redacted (:func:`~scaling_lab.results.redact.scrub_secrets`) before it is stored, so no
-credential ever reaches a record.
+The config is redacted (:func:`~scaling_lab.results.redact.scrub_secrets`) before it is stored, and so are the
+free-text fields (``reason`` quotes an exception; ``data_mix`` is a name from the config) with the same secret values:
+those the process knows of and those under credential-named keys of the config. No credential reaches a record.
 
 JSON note: non-finite floats (a diverged run's NaN or inf loss) are written as Python's ``json`` writes them
 (``NaN``, ``Infinity``) and read back unchanged.
@@ -28,7 +29,7 @@ from typing import Any, Literal, get_args, get_origin
 import numpy as np
 
 from scaling_lab.errors import TableError
-from scaling_lab.results.redact import scrub_secrets
+from scaling_lab.results.redact import config_secrets, known_secrets, scrub_secrets, scrub_text
 
 SCHEMA_VERSION = 1
 """Bump when a field is added, removed or changes meaning; :meth:`RunRecord.from_dict` refuses newer versions."""
@@ -142,7 +143,10 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
-        object.__setattr__(self, "config", scrub_secrets(self.config))
+        secrets = known_secrets() | config_secrets(self.config)
+        object.__setattr__(self, "config", scrub_secrets(self.config, secrets))
+        for name in ("reason", "data_mix"):  # free text: an exception's message, a name from the config
+            object.__setattr__(self, name, scrub_text(getattr(self, name), secrets))
         _check_record(self)
 
     def to_dict(self) -> dict[str, Any]:

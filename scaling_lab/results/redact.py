@@ -1,26 +1,61 @@
-"""Keep credentials out of records, logs and wandb: redact secret-looking keys and values in a config.
+"""Keep credentials out of records, logs, Hydra's files and wandb: redact credential keys and secret values.
 
-A value is redacted when its key names a credential (a word such as ``key``, ``token``, ``secret`` or
-``password``), when it carries a well-known credential prefix (``hf_``, ``sk-``, ``ghp_``, ...), when it embeds
-a password in a URL, or when it contains the value of a secret-named environment variable (``WANDB_API_KEY``,
-``HF_TOKEN``, ...). Keys are split into words, so ``n_tokens`` or ``tokenizer`` are kept: only the exact words count.
+What counts as a secret value:
+
+* the value of a **credential-named environment variable** (``WANDB_API_KEY``, ``HF_TOKEN``, ...), of a
+  **credential-named command-line argument** (``+grid.hf_token=...``, ``--password ...``) and of a **credential-named
+  key of the config being redacted** (``grid.api_key: ...``): wherever that value appears afterwards (a tag, a run
+  name, a path, an error message), it is redacted too. Values shorter than 8 characters are not matched this way
+  (a ``"1"`` or ``"true"`` is no credential, and redacting every word containing it would blank out whole lines);
+* a **credential shape**: the documented token prefixes of Hugging Face, OpenAI, GitHub, Slack, AWS and wandb
+  (``hf_...``, ``sk-...``, ``ghp_...``), or a password inside a URL (``scheme://user:password@host``).
+
+A string containing a secret value is replaced as a whole by ``<redacted>`` (a config value, a tag, a word of a log
+line); a key naming a credential loses its value (except None and booleans: ``use_auth: true`` reveals nothing).
+
+**Credential names.** A name (a config key or an environment variable) is split into lower-case words at ``_``,
+``-``, ``.``, ``/`` and camelCase boundaries. Its *last* word says what the value is (``hf_token_path`` is a path,
+``secret_name`` a name, ``AWS_ACCESS_KEY_ID`` an identifier) and the name is a credential when that word is
+
+* a credential noun: ``password``, ``passwd``, ``passphrase``, ``pwd``, ``secret(s)``, ``credential(s)``, ``apikey``,
+  ``auth``, ``authorization``, or a word ending in ``password``, ``passwd``, ``passphrase``, ``secret`` or ``apikey``
+  (``PGPASSWORD``);
+* ``token`` or ``key``, unless the word before it gives it another meaning: ``per`` (a rate: ``experts_per_token``),
+  a tokenizer's vocabulary token (``bos_token``, ``pad_token``) or a lookup key (``cache_key``, ``sort_key``).
+
+So ``api_key``, ``WANDB_API_KEY``, ``wandbApiKey``, ``hf_token``, ``HF_TOKEN``, ``access_token``, ``auth_token``,
+``use_auth_token``, ``password``, ``db-password``, ``client_secret``, ``AWS_SECRET_ACCESS_KEY`` and ``DB_PWD`` are
+credentials, and ``experts_per_token``, ``tokens``, ``n_tokens``, ``batch_tokens``, ``eval_tokens``,
+``tokenizer``, ``sort_keys``, ``key_dim``, ``num_key_value_heads``, ``token_budget`` and ``monkey`` are not
+(plurals such as ``tokens`` and ``keys`` are counts and lists). The environment's ``PWD`` and ``OLDPWD`` hold the
+working directory, not a password.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "<redacted>"
 
-# Words that make a key (or an environment variable) name a credential. Matched as whole words of the name,
-# split on "_", "-", "." and camelCase, so `n_tokens`, `tokenizer` or `sort_keys` stay visible.
-SECRET_WORDS = frozenset(
-    {"key", "apikey", "token", "secret", "password", "passwd", "pwd", "credential", "credentials", "auth"}
-)
+# Last words that always name a credential, and word endings that do (PGPASSWORD, MYSECRET, wandbapikey).
+CREDENTIAL_NOUNS = frozenset({"password", "passwd", "passphrase", "pwd", "secret", "secrets", "credential",
+                              "credentials", "apikey", "auth", "authorization"})  # fmt: skip
+CREDENTIAL_ENDINGS = ("password", "passwd", "passphrase", "secret", "apikey")
+# "token" and "key" name a credential unless the word before them means something else: a rate ("per"), a
+# vocabulary entry of a tokenizer (Hugging Face's special tokens: bos_token, pad_token, ...) or a lookup key.
+NOT_CREDENTIAL_QUALIFIERS = {
+    "token": frozenset({"per", "bos", "eos", "pad", "unk", "sep", "cls", "mask", "special", "additional", "start",
+                        "end", "eot", "eod", "image"}),
+    "key": frozenset({"cache", "sort", "primary", "foreign", "hash", "lookup", "dict", "group", "partition",
+                      "index", "column", "field", "text", "label", "input", "output", "target", "metric", "monitor",
+                      "image", "join", "sample", "data", "query"}),
+}  # fmt: skip
 
 # Well-known credential shapes (documented token prefixes of Hugging Face, OpenAI, GitHub, Slack, AWS, wandb)
 # and a password inside a URL (scheme://user:password@host).
@@ -29,57 +64,94 @@ _SECRET_VALUE = re.compile(
     r"|\bxox[baprs]-[A-Za-z0-9-]{10,}|\bAKIA[0-9A-Z]{16}\b|\bwandb_v1_\w{20,}|\blocal-[0-9a-f]{40}\b"
     r"|[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@)"
 )
-# Environment values shorter than this are not treated as secrets (a "1" or "true" is no credential).
+# Known values shorter than this are not treated as secrets (a "1" or "true" is no credential).
 _MIN_SECRET_LENGTH = 8
 
 
 def _words(name: str) -> list[str]:
-    """Split a key into lower-case words: "wandbApiKey" → ["wandb", "api", "key"]; "n_tokens" → ["n", "tokens"]."""
+    """Split a name into lower-case words: "wandbApiKey" → ["wandb", "api", "key"]; "HFToken" → ["hf", "token"]."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", spaced)
     return [word.lower() for word in re.split(r"[\s_.\-/]+", spaced) if word]
 
 
-# Tokenizer special-token keys (bos_token, pad_token, ... in Hugging Face tokenizer configs) name a vocabulary
-# entry, not a credential.
-SPECIAL_TOKEN_WORDS = frozenset({"bos", "eos", "pad", "unk", "sep", "cls", "mask", "special", "additional"})
-
-
+@functools.lru_cache(maxsize=4096)  # names repeat (every record's config, every environment read)
 def is_secret_name(name: str) -> bool:
-    """True when a key or environment variable name contains a credential word (see SECRET_WORDS)."""
+    """True when a key or environment variable name names a credential (the rule is in the module docstring)."""
     words = _words(name)
-    if words and words[-1] == "token" and len(words) > 1 and words[-2] in SPECIAL_TOKEN_WORDS:
+    if not words:
         return False
-    return any(word in SECRET_WORDS for word in words)
+    last, before = words[-1], words[-2] if len(words) > 1 else ""
+    if last in CREDENTIAL_NOUNS or last.endswith(CREDENTIAL_ENDINGS):
+        return True
+    return last in NOT_CREDENTIAL_QUALIFIERS and before not in NOT_CREDENTIAL_QUALIFIERS[last]
 
 
-# Environment variables whose names contain a credential word but hold none: POSIX shells set PWD and OLDPWD to the
+# Environment variables whose names look like credentials but hold none: POSIX shells set PWD and OLDPWD to the
 # working directory ("pwd" = print working directory, not password). Taken as secrets they redacted every path
 # under the working directory in records (data files, results folders) and changed config hashes with the cwd.
 NOT_SECRET_ENVIRONMENT = frozenset({"PWD", "OLDPWD"})
 
 
+def _long_enough(values: Iterable[Any]) -> frozenset[str]:
+    return frozenset(value for value in values if isinstance(value, str) and len(value) >= _MIN_SECRET_LENGTH)
+
+
 def environment_secrets(environ: Mapping[str, str] | None = None) -> frozenset[str]:
-    """Values of secret-named environment variables (WANDB_API_KEY, HF_TOKEN, ...), to be redacted wherever seen."""
+    """Values of credential-named environment variables (WANDB_API_KEY, HF_TOKEN, ...)."""
     environ = os.environ if environ is None else environ
-    return frozenset(
-        value
-        for name, value in environ.items()
-        if is_secret_name(name) and name not in NOT_SECRET_ENVIRONMENT and len(value) >= _MIN_SECRET_LENGTH
-    )
+    return _long_enough(value for name, value in environ.items()
+                        if is_secret_name(name) and name not in NOT_SECRET_ENVIRONMENT)  # fmt: skip
 
 
-def looks_secret(value: str, known_secrets: frozenset[str] = frozenset()) -> bool:
+def argument_secrets(argv: list[str]) -> frozenset[str]:
+    """Values of credential-named arguments: ``key=value`` (Hydra overrides, ``--flag=value``) and ``--flag value``."""
+    values = []
+    for index, argument in enumerate(argv):
+        key, equals, value = argument.partition("=")
+        flag_before = argv[index - 1] if index else ""
+        if equals and is_secret_name(key.lstrip("+~-")):
+            values.append(value.strip("'\""))
+        elif flag_before.startswith("-") and "=" not in flag_before and is_secret_name(flag_before.lstrip("-")):
+            values.append(argument)
+    return _long_enough(values)
+
+
+def config_secrets(config: Any) -> frozenset[str]:
+    """Values under credential-named keys of a plain config (dicts, lists, scalars), at any depth."""
+    values: list[Any] = []
+
+    def collect(node: Any, under_credential: bool) -> None:
+        if isinstance(node, Mapping):
+            for key, item in node.items():
+                collect(item, under_credential or is_secret_name(str(key)))
+        elif isinstance(node, list | tuple):
+            for item in node:
+                collect(item, under_credential)
+        elif under_credential:
+            values.append(node)
+
+    collect(config, False)
+    return _long_enough(values)
+
+
+def known_secrets() -> frozenset[str]:
+    """The secret values this process knows of: its credential-named environment variables and command-line
+    arguments (``sys.argv``). Read at each call, so a redaction always sees the current environment."""
+    return environment_secrets() | argument_secrets(sys.argv[1:])
+
+
+def looks_secret(value: str, known: frozenset[str] = frozenset()) -> bool:
     """True when a string value carries a credential: a known secret, a credential prefix or a URL password."""
-    return any(secret in value for secret in known_secrets) or _SECRET_VALUE.search(value) is not None
+    return any(secret in value for secret in known) or _SECRET_VALUE.search(value) is not None
 
 
-def scrub_secrets(config: Any, known_secrets: frozenset[str] | None = None) -> Any:
-    """A copy of a plain config (dicts, lists, scalars) with every credential-looking key or value redacted.
+def scrub_secrets(config: Any, known: frozenset[str] | None = None) -> Any:
+    """A copy of a plain config (dicts, lists, scalars) with every credential key and secret value redacted.
 
-    ``known_secrets`` defaults to :func:`environment_secrets` of the current process.
+    Secret values are ``known`` (default :func:`known_secrets`) and the config's own (:func:`config_secrets`).
     """
-    secrets = environment_secrets() if known_secrets is None else known_secrets
-    return _scrub(config, secrets)
+    return _scrub(config, (known_secrets() if known is None else known) | config_secrets(config))
 
 
 def _redacts(key: str, item: Any) -> bool:
@@ -97,10 +169,11 @@ def _scrub(value: Any, secrets: frozenset[str]) -> Any:
     return value
 
 
-def scrub_argv(argv: list[str], known_secrets: frozenset[str] | None = None) -> list[str]:
+def scrub_argv(argv: list[str], known: frozenset[str] | None = None) -> list[str]:
     """Command-line arguments with credentials redacted: the value of ``key=value`` (Hydra overrides, ``--flag=``)
-    and of ``--flag value`` when the key names a credential, and any argument that looks secret."""
-    secrets = environment_secrets() if known_secrets is None else known_secrets
+    and of ``--flag value`` when the key names a credential, and any argument holding a secret value (``known``,
+    default :func:`known_secrets`, and those of the arguments' own credential-named keys)."""
+    secrets = (known_secrets() if known is None else known) | argument_secrets(argv)
     scrubbed: list[str] = []
     for index, argument in enumerate(argv):
         key, equals, _ = argument.partition("=")
@@ -116,11 +189,12 @@ def scrub_argv(argv: list[str], known_secrets: frozenset[str] | None = None) -> 
     return scrubbed
 
 
-def scrub_text(text: str, known_secrets: frozenset[str] | None = None) -> str:
-    """Free text (a log line) with credentials redacted: its whitespace-separated words go through
-    :func:`scrub_argv` (``key=value`` overrides, ``--flag value`` pairs, secret-looking words); spacing is kept."""
+def scrub_text(text: str, known: frozenset[str] | None = None) -> str:
+    """Free text (a log line, an error message, a traceback) with credentials redacted: its whitespace-separated
+    words go through :func:`scrub_argv` (``key=value`` overrides, ``--flag value`` pairs, secret-looking words);
+    spacing is kept."""
     parts = re.split(r"(\s+)", text)  # words at even positions, the whitespace between them at odd ones
-    parts[0::2] = scrub_argv(parts[0::2], known_secrets)
+    parts[0::2] = scrub_argv(parts[0::2], known)
     return "".join(parts)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from scaling_lab.data import prepare_data
 from scaling_lab.model.hardware import mfu
 from scaling_lab.results import CurvePoint, RunPoint, RunRecord, read_record, record_path, run_dir, write_record
 from scaling_lab.results.provenance import git_commit, library_versions, utc_now
+from scaling_lab.results.redact import scrub_text
 from scaling_lab.sweep.placement import cpu_threads_per_job, footprint_of, jobs_at_once_from_hydra, placed_device
 from scaling_lab.tracking import open_tracker, quantity_tags
 from scaling_lab.train import checkpoint
@@ -140,7 +142,7 @@ def _train_locked(config: RunConfig, plan: TrainPlan, data: Any, folder: Path, d
         try:
             progress = train(config, plan, data, run_dir=folder, tracker=tracker, device=device)
         except Exception as error:  # one failing grid point never sinks the sweep (STYLE.md 8)
-            traceback.print_exc()
+            print(scrub_text(traceback.format_exc()), end="", file=sys.stderr)  # it may quote a credential
             failed = Progress(reason=f"{type(error).__name__}: {error}")
             record = record_of(failed, "failed")
             write_record(record, config.paths.results_dir)
