@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -11,11 +13,48 @@ from scaling_lab.errors import ConfigError
 T = TypeVar("T")
 
 
-def from_mapping(cls: type[T], values: Any, where: str, *, lists_as_tuples: bool = False) -> T:
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number"}
+
+
+def _fits(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def type_problem(value: Any, annotation: Any) -> str | None:
+    """What ``value`` should be for a field annotated ``annotation``, or None when it fits.
+
+    Checks numbers and booleans, optional ones and tuples of them; any other annotation (text, mappings, nested
+    configs) is left to the config's own checks."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [arg for arg in args if arg is not type(None)]
+        return type_problem(value, inner[0]) if len(inner) == 1 else None
+    if annotation in _KINDS:
+        return None if _fits(value, annotation) else _KINDS[annotation]
+    if origin is tuple and args:
+        kinds = [args[0]] * (len(value) if isinstance(value, tuple | list) else 0) if args[-1] is Ellipsis else args
+        if not all(kind in _KINDS for kind in kinds):
+            return None
+        wanted = f"a list of {len(args)} " if args[-1] is not Ellipsis else "a list of "
+        wanted += "numbers" if float in kinds else ("whole numbers" if int in kinds else "true/false values")
+        ok = isinstance(value, tuple | list) and len(value) == len(kinds)
+        return None if ok and all(_fits(v, k) for v, k in zip(value, kinds, strict=True)) else wanted
+    return None
+
+
+def from_mapping(
+    cls: type[T], values: Any, where: str, *, lists_as_tuples: bool = False, check_types: bool = False
+) -> T:
     """``cls(**values)``; a non-mapping or an unknown key is a ConfigError naming the dotted field under ``where``
     (empty for the top level).
 
-    ``lists_as_tuples`` suits frozen configs whose sequence fields are tuples (hashable, immutable)."""
+    ``lists_as_tuples`` suits frozen configs whose sequence fields are tuples (hashable, immutable).
+    ``check_types``: a value that does not fit its field's annotation (``type_problem``) is a ConfigError naming the
+    field, before the config's own checks compare it with numbers."""
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
@@ -28,4 +67,12 @@ def from_mapping(cls: type[T], values: Any, where: str, *, lists_as_tuples: bool
     values = dict(values)
     if lists_as_tuples:
         values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    if check_types:
+        hints = typing.get_type_hints(cls)
+        for key, value in values.items():
+            wanted = type_problem(value, hints[key])
+            if wanted:
+                field = f"{where}.{key}" if where else key
+                shown = list(value) if isinstance(value, tuple) else value
+                raise ConfigError(f"{field}={shown!r} must be {wanted}")
     return cls(**values)

@@ -4,6 +4,13 @@ Hoffmann et al. 2022, §3.3 and Appendix D.2: log-sum-exp form, Huber loss (δ =
 L-BFGS from a grid of 4,500 starts. Besiroglu et al. 2024 showed the published fit stopped early; we use tight
 tolerances on a rescaled objective (see objectives.py) and report starts and converged starts.
 
+``method="vpnls"`` adds variable projection (Czech et al. 2026) beside the multi-start fit: the law is linear in
+(E, A, B) once (α, β) are fixed, so a 128 × 128 grid of (α, β) ∈ [0.01, 0.99]² (their reference code's grid) is
+searched exhaustively, each point's (E, A, B) solved by non-negative least squares, and the best point polished in
+all five parameters with the same L-BFGS-B as the multi-start fit. Its objective is theirs — least squares on the
+loss itself (``least_squares_loss``) — not the Huber-on-log-loss default, so the two estimates can differ on real
+data (objectives.py says how); on data drawn from the law both recover it.
+
 Python API (the planner calls these)::
 
     result = fit_approach3(table, Approach3Config(), BootstrapConfig(n_resamples=1000, seed=0))
@@ -49,6 +56,14 @@ def chinchilla_start_grid() -> np.ndarray:
 
 START_GRIDS = {"chinchilla": chinchilla_start_grid}
 
+METHODS = ("multistart", "vpnls")
+"""``multistart``: the start grid only; ``vpnls``: variable projection reported beside it."""
+VPNLS_OBJECTIVE = "least_squares_loss"
+"""Variable projection minimizes squared loss residuals (Czech et al. 2026)."""
+VPNLS_EXPONENTS = np.linspace(0.01, 0.99, 128)
+"""The (α, β) grid of each axis (Czech et al. 2026's reference code, vpnls DEFAULT_EXPONENT_GRID)."""
+_SUBSETS = [subset for size in (1, 2, 3) for subset in itertools.combinations(range(3), size)]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Approach3Config:
@@ -66,6 +81,9 @@ class Approach3Config:
     """Per bootstrap resample: the full-data optimum and this many of the best full-data grid starts are polished."""
     min_points: int = MIN_POINTS
     """Skip approach 3 with fewer points than this."""
+    method: str = "multistart"
+    """``multistart`` (the start grid) or ``vpnls``: also fit by variable projection (least squares on the loss,
+    Czech et al. 2026) and report it beside the multi-start fit."""
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -78,6 +96,8 @@ class Approach3Config:
             raise ConfigError(f"approach3.starts={self.starts!r} is unknown: choose one of {', '.join(START_GRIDS)}")
         if self.n_polish < 1 or self.bootstrap_n_polish < 0:
             raise ConfigError("approach3.n_polish must be at least 1 and approach3.bootstrap_n_polish at least 0")
+        if self.method not in METHODS:
+            raise ConfigError(f"approach3.method={self.method!r} is unknown: choose one of {', '.join(METHODS)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +147,10 @@ class Approach3Result:
     bootstrapped, their ci95."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything else worth recording (for example the resampling unit)."""
+    vpnls: dict[str, Any] | None = None
+    """``method="vpnls"``: the variable-projection fit (E, A, B, alpha, beta, a, b, G, objective, objective_value,
+    the grid's best (alpha, beta) and whether it lay on the grid's edge, converged; ci95 when bootstrapped), or
+    {"skipped": reason}."""
 
     @property
     def law(self) -> ChinchillaLaw:
@@ -169,6 +193,8 @@ class Approach3Result:
             out["frontier"] = self.frontier
         if self.extra:
             out["extra"] = self.extra
+        if self.vpnls is not None:
+            out["vpnls"] = self.vpnls
         return out
 
     @classmethod
@@ -231,6 +257,86 @@ def fit_params(table: pd.DataFrame, config: Approach3Config, starts: np.ndarray)
         return None
     params = _theta_to_params(polished.theta)
     return None if _degenerate(params) else params
+
+
+def variable_projection_grid(
+    log_n: np.ndarray, log_d: np.ndarray, loss: np.ndarray, exponents: np.ndarray = VPNLS_EXPONENTS
+) -> tuple[dict[str, float], bool]:
+    """The best (α, β) of exponents² for L = E + A N^-α + B D^-β by squared loss residuals, with (E, A, B) ≥ 0 by
+    non-negative least squares at every grid point (Czech et al. 2026). Returns the parameters and whether α or β
+    lies on the grid's edge.
+
+    Non-negative least squares in three unknowns is solved exactly by enumeration: its solution is the unconstrained
+    solution on its support, so it is the best of the seven supports' solutions that are non-negative. All grid
+    points at once: the Gram matrices of the columns (1, N^-α, D^-β) need only sums over points.
+    """
+    powers_n = np.exp(-exponents[:, None] * log_n)  # (m, points): N^-α for each α
+    powers_d = np.exp(-exponents[:, None] * log_d)  # (m, points): D^-β for each β
+    m = len(exponents)
+    gram = np.empty((m, m, 3, 3))  # [α index, β index, column, column]
+    gram[..., 0, 0] = len(loss)
+    gram[..., 0, 1] = gram[..., 1, 0] = powers_n.sum(axis=1)[:, None]
+    gram[..., 0, 2] = gram[..., 2, 0] = powers_d.sum(axis=1)[None, :]
+    gram[..., 1, 1] = (powers_n**2).sum(axis=1)[:, None]
+    gram[..., 2, 2] = (powers_d**2).sum(axis=1)[None, :]
+    gram[..., 1, 2] = gram[..., 2, 1] = powers_n @ powers_d.T
+    rhs = np.empty((m, m, 3))
+    rhs[..., 0] = loss.sum()
+    rhs[..., 1] = (powers_n @ loss)[:, None]
+    rhs[..., 2] = (powers_d @ loss)[None, :]
+    # Scale the columns to unit norm: N^-α spans many orders of magnitude over the grid.
+    norms = np.sqrt(np.diagonal(gram, axis1=-2, axis2=-1))
+    gram, rhs = gram / (norms[..., :, None] * norms[..., None, :]), rhs / norms
+    best_rss, best_coef = np.full((m, m), np.inf), np.zeros((m, m, 3))
+    for subset in _SUBSETS:
+        cols = list(subset)
+        coef = (np.linalg.pinv(gram[..., cols, :][..., :, cols]) @ rhs[..., cols, None])[..., 0]
+        rss = loss @ loss - (coef * rhs[..., cols]).sum(axis=-1)  # at a least-squares solution, c·G·c = c·r
+        better = np.all(coef >= 0, axis=-1) & (rss < best_rss)
+        best_rss = np.where(better, rss, best_rss)
+        full = np.zeros((m, m, 3))
+        full[..., cols] = coef / norms[..., cols]
+        best_coef = np.where(better[..., None], full, best_coef)
+    i, j = np.unravel_index(np.argmin(best_rss), best_rss.shape)
+    e, a, b = best_coef[i, j]
+    params = {"E": float(e), "A": float(a), "B": float(b), "alpha": float(exponents[i]), "beta": float(exponents[j])}
+    return params, bool({i, j} & {0, m - 1})
+
+
+def fit_vpnls(
+    table: pd.DataFrame, config: Approach3Config, bootstrap_config: BootstrapConfig | None = None
+) -> dict[str, Any]:
+    """Approach 3 by variable projection (Czech et al. 2026): grid search in (α, β) with (E, A, B) by non-negative
+    least squares, then all five polished with L-BFGS-B on the same objective (squared loss residuals). Bootstrap
+    resamples are polished from the full-data optimum, as the multi-start fit's are. fit.json's ``vpnls`` object,
+    or {"skipped": reason} when the fit degenerates."""
+    log_x, log_loss = design(table)
+    grid, at_edge = variable_projection_grid(log_x[0], log_x[1], np.exp(log_loss))
+    start = _params_to_theta({k: max(v, 1e-12) if k in ("E", "A", "B") else v for k, v in grid.items()})
+    vpnls_config = replace(config, objective=VPNLS_OBJECTIVE)
+    polished = _polish(table, vpnls_config, start[None, :], 1)
+    params = _theta_to_params(polished.theta)
+    reason = _degenerate(params)
+    if reason:
+        return {"skipped": f"vpnls: {reason}"}
+    out: dict[str, Any] = {
+        **params,
+        **frontier_of(params),
+        "objective": VPNLS_OBJECTIVE,
+        "objective_value": polished.value,
+        "grid": f"{len(VPNLS_EXPONENTS)} x {len(VPNLS_EXPONENTS)} over [{VPNLS_EXPONENTS[0]}, {VPNLS_EXPONENTS[-1]}]",
+        "grid_alpha": grid["alpha"],
+        "grid_beta": grid["beta"],
+        "at_grid_edge": at_edge,
+        "converged": polished.converged,
+    }
+    if bootstrap_config is not None and bootstrap_config.n_resamples > 0:
+        samples, n_failed = bootstrap_approach3(table, vpnls_config, bootstrap_config, starts=polished.theta[None, :])
+        if samples:
+            full = [{**sample, **frontier_of(sample)} for sample in samples]
+            out["ci95"] = bootstrap.intervals(full, PARAMS + FRONTIER, bootstrap_config.level)
+        out["n_bootstrap_failed"] = n_failed
+    return out
 
 
 FRONTIER_MULTIPLES = (1.0, 10.0, 100.0)
@@ -297,6 +403,8 @@ def fit_approach3(
     )
     budgets = [float(table["flops"].max()) * m for m in FRONTIER_MULTIPLES]
     result = replace(result, frontier=frontier_rows(result.law, budgets, None, 0.95))
+    if config.method == "vpnls":
+        result = replace(result, vpnls=fit_vpnls(table, config, bootstrap_config))
     if bootstrap_config is None or bootstrap_config.n_resamples == 0:
         return result
     starts = np.concatenate([polished.theta[None, :], polished.best_starts[: config.bootstrap_n_polish]])

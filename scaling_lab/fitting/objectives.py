@@ -24,8 +24,11 @@ from scipy.optimize import minimize
 from scaling_lab.errors import FitError
 from scaling_lab.fitting.threads import single_threaded_blas
 
-OBJECTIVES = ("huber", "least_squares")
-"""Objectives on log-loss residuals r = log L_pred - log L_obs: Huber(δ) (Chinchilla) or plain r²."""
+OBJECTIVES = ("huber", "least_squares", "least_squares_loss")
+"""Huber(δ) (Chinchilla) or plain r² on log-loss residuals r = log L_pred - log L_obs; or ``least_squares_loss``,
+plain r² on loss residuals r = L_pred - L_obs (the variable-projection objective of Czech et al. 2026). In log space
+every point counts by its relative error; in loss space by its absolute error, so high-loss points (small models,
+few tokens) weigh more, by their loss squared, and nothing caps an outlier's pull as Huber does."""
 
 # Bounds for L-BFGS-B: exponents stay non-negative (a negative exponent is not a scaling law) and below 10;
 # log-coefficients are kept finite. These are loose enough never to bind on a real fit.
@@ -40,9 +43,17 @@ GTOL = 1e-10
 MAXITER = 5_000
 
 
+def residuals_of(pred: np.ndarray, log_loss: np.ndarray, objective: str) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals r of predicted log losses ``pred`` for ``objective`` and their derivative dr/dpred."""
+    if objective == "least_squares_loss":
+        predicted = np.exp(pred)
+        return predicted - np.exp(log_loss), predicted
+    return pred - log_loss, np.ones_like(pred)
+
+
 def rho(residuals: np.ndarray, objective: str, delta: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-residual loss and its derivative: Huber(δ) = r²/2 inside |r| ≤ δ, δ(|r| - δ/2) outside."""
-    if objective == "least_squares":
+    if objective != "huber":
         return 0.5 * residuals**2, residuals
     absr = np.abs(residuals)
     clipped = np.minimum(absr, delta)  # m(|r| - m/2) is r²/2 inside and δ(|r| - δ/2) outside
@@ -72,7 +83,7 @@ def objective_values(
     out = np.empty(len(thetas))
     for start in range(0, len(thetas), chunk):
         pred, _ = log_prediction(thetas[start : start + chunk], log_x)
-        out[start : start + chunk] = rho(pred - log_loss, objective, delta)[0].sum(axis=-1)
+        out[start : start + chunk] = rho(residuals_of(pred, log_loss, objective)[0], objective, delta)[0].sum(axis=-1)
     return out
 
 
@@ -81,9 +92,10 @@ def objective_and_gradient(
 ) -> tuple[float, np.ndarray]:
     """The objective (sum over points) and its analytic gradient at one parameter vector."""
     pred, weights = log_prediction(theta, log_x)  # (n,), (k+1, n)
-    value, drho = rho(pred - log_loss, objective, delta)
+    residuals, slope = residuals_of(pred, log_loss, objective)
+    value, drho = rho(residuals, objective, delta)
     grad = np.empty_like(theta)
-    weighted = weights * drho  # (k+1, n)
+    weighted = weights * drho * slope  # (k+1, n)
     grad[0] = weighted[0].sum()
     grad[1::2] = weighted[1:].sum(axis=-1)
     grad[2::2] = -(weighted[1:] * log_x).sum(axis=-1)

@@ -220,6 +220,22 @@ def report_text(outcome: FitOutcome) -> str:
                 f"D_opt={row['d_opt']:.4g}{_interval(ci, 'd_opt')}  D/N={row['tokens_per_param']:.3g}"
                 f"{_interval(ci, 'tokens_per_param')}  L={row['loss']:.4g}"
             )
+        vp = r3.vpnls
+        if vp is not None:
+            lines.append("[[Approach 3 by variable projection (Czech et al. 2026), beside the multi-start fit]]")
+            if "skipped" in vp:
+                lines.append(f"    skipped      = {vp['skipped']}")
+            else:
+                lines += [
+                    f"    objective    = {vp['objective']}: squared residuals of the loss itself, so points count by"
+                    " absolute error (the multi-start fit above: by relative error, outliers capped by Huber)",
+                    f"    objective at optimum = {vp['objective_value']:.6g}",
+                    f"    grid         = {vp['grid']}: best alpha={vp['grid_alpha']:.4g}, beta={vp['grid_beta']:.4g}"
+                    + (" (on the grid's edge)" if vp["at_grid_edge"] else "")
+                    + f"; polished, converged={vp['converged']}",
+                ]
+                for name in (*PARAMS, "a", "b", "G"):
+                    lines.append(f"    {name:<12} = {vp[name]:.6g}{_interval(vp.get('ci95'), name)}")
     r2 = outcome.results.get("approach2")
     if r2 is not None:
         lines += [
@@ -228,7 +244,15 @@ def report_text(outcome: FitOutcome) -> str:
             f"    a            = {r2.a:.6g}{_interval(r2.ci95, 'a')}",
             f"    b            = {r2.b:.6g}{_interval(r2.ci95, 'b')}",
         ]
-        if r2.ci95 is not None:
+        if r2.seed_noise is not None:
+            noise = r2.seed_noise
+            lines.append(
+                f"    seed noise   = std {noise['std'][0]:g} at loss {noise['loss'][0]:g} to {noise['std'][1]:g} at "
+                f"{noise['loss'][1]:g}, {noise['resamples']} copies per slice; fits weighted by 1/std(log N*)²"
+            )
+        if r2.ci95 is not None and r2.seed_noise is not None:
+            lines.append("    bootstrap    = seed noise added to the losses, minima found again (Porian et al. 2024)")
+        elif r2.ci95 is not None:
             lines.append("    bootstrap    = profile residuals resampled, sizes kept (fixed design)")
         few = [budget for budget in r2.budgets if "n_opt" not in budget]
         for budget in r2.budgets:

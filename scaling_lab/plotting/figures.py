@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from scaling_lab.fitting.approach2 import CURVES, assign_budgets
+from scaling_lab.fitting.approach2 import assign_budgets, profile_curve
 from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN, ChinchillaLaw
 
@@ -63,8 +63,8 @@ def isoflop_figure(points: pd.DataFrame, results: dict[str, Any], budget_rtol: f
             ax.plot(grid, r3.law.loss(grid, flops / (FLOPS_PER_PARAM_PER_TOKEN * grid)), "--", color=color, lw=1)
         budget = used.get(round(float(flops), -10))
         if r2 is not None and budget is not None:
-            poly = np.polynomial.Polynomial.fit(np.log(rows["n_params"]), rows["loss"], CURVES[r2.curve])
-            ax.plot(grid, poly(np.log(grid)), "-", color=color, lw=1)
+            profile = profile_curve(np.log(rows["n_params"].to_numpy()), rows["loss"].to_numpy(), r2.curve)
+            ax.plot(grid, profile(np.log(grid)), "-", color=color, lw=1)
             marker = "v" if budget["bracketed"] else "x"
             ax.plot([budget["n_opt"]], [budget["loss_opt"]], marker, color="black", ms=7)
     ax.set_xscale("log")

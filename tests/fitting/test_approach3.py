@@ -24,7 +24,7 @@ def test_start_grid_is_chinchillas_4500_points():
     assert sorted(set(grid[:, 2])) == [0.0, 0.5, 1.0, 1.5, 2.0]
 
 
-@pytest.mark.parametrize("objective", ["huber", "least_squares"])
+@pytest.mark.parametrize("objective", ["huber", "least_squares", "least_squares_loss"])
 def test_analytic_gradient_matches_finite_differences(chinchilla_table, objective):
     table = chinchilla_table(noise=0.02, seed=3)
     log_x = np.log(np.stack([table["n_params"], table["n_tokens"]]))
