@@ -183,9 +183,14 @@ def size_profile(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _akima_minima(log_n: np.ndarray, log_d: np.ndarray, log_loss: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(log N*, log D*, log loss at N*, bracketed in both) of one slice's profile(s); D decreases along the slice."""
+    """(log N*, log D*, log loss at N*, bracketed in both) of one slice's profile(s), rows by increasing N. D mostly
+    decreases along a slice, but C within ``budget_rtol`` can reorder it or give two sizes one D (averaged)."""
     n_at, value, n_ok = akima_minimum(log_n, log_loss)
-    d_at, _, d_ok = akima_minimum(log_d[::-1], log_loss[::-1])
+    unique_d, which = np.unique(log_d, return_inverse=True)
+    d_loss = np.zeros((len(unique_d), *log_loss.shape[1:]))
+    np.add.at(d_loss, which, log_loss)
+    d_loss /= np.bincount(which).reshape(-1, *([1] * (log_loss.ndim - 1)))
+    d_at, _, d_ok = akima_minimum(unique_d, d_loss)
     return n_at, d_at, value, n_ok & d_ok
 
 
@@ -303,7 +308,7 @@ def _akima_budget(rows: pd.DataFrame, config: Approach2Config, rng: np.random.Ge
         )
         return {**entry, "used": False, "reason": reason}
     entry["log_n_opt_std"] = _minimum_std(noisy_n, noisy_ok, log_n)
-    entry["log_d_opt_std"] = _minimum_std(noisy_d, noisy_ok, log_d[::-1])
+    entry["log_d_opt_std"] = _minimum_std(noisy_d, noisy_ok, log_d)
     return {**entry, "used": True, "reason": ""}
 
 

@@ -227,8 +227,8 @@ def report_text(outcome: FitOutcome) -> str:
                 lines.append(f"    skipped      = {vp['skipped']}")
             else:
                 lines += [
-                    f"    objective    = {vp['objective']}: squared residuals of the loss itself, so points count by"
-                    " absolute error (the multi-start fit above: by relative error, outliers capped by Huber)",
+                    f"    objective    = {vp['objective']} (squared residuals of the loss itself: points count by"
+                    f" absolute error; the multi-start fit above minimized {r3.objective})",
                     f"    objective at optimum = {vp['objective_value']:.6g}",
                     f"    grid         = {vp['grid']}: best alpha={vp['grid_alpha']:.4g}, beta={vp['grid_beta']:.4g}"
                     + (" (on the grid's edge)" if vp["at_grid_edge"] else "")

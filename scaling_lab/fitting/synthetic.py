@@ -20,16 +20,20 @@ def isoflop_table(
     span_decades: float = 1.0,
     noise: float = 0.0,
     seed: int = 0,
+    offset_decades: float | np.ndarray = 0.0,
 ) -> pd.DataFrame:
     """A fit table: per budget, ``sizes_per_budget`` sizes from N_opt/10^span to N_opt·10^span.
 
-    ``noise`` is the standard deviation of log loss (0.01 ≈ 1 % multiplicative noise).
+    ``noise`` is the standard deviation of log loss (0.01 ≈ 1 % multiplicative noise). ``offset_decades`` (one value,
+    or one per budget) moves a slice's sizes off the optimum, centring them on N_opt·10^offset, as a grid planned
+    from a wrong guess of the optimum is.
     Each row is its own run (run_id ``r<i>``).
     """
     rng = np.random.default_rng(seed)
     rows = []
-    for flops in np.asarray(budgets, dtype=float):
-        centre = np.log10(law.n_opt(flops))
+    budgets = np.asarray(budgets, dtype=float)
+    for flops, offset in zip(budgets, np.broadcast_to(offset_decades, budgets.shape), strict=True):
+        centre = np.log10(law.n_opt(flops)) + offset
         for log_n in np.linspace(centre - span_decades, centre + span_decades, sizes_per_budget):
             n = 10.0**log_n
             rows.append((n, flops / (FLOPS_PER_PARAM_PER_TOKEN * n), flops))
