@@ -131,7 +131,7 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
             "points": len(plan.point_steps),
         }
         flags = []
-        key = (row["shape"], row["n_tokens"], row["batch_tokens"], row["lr"], config.schedule.kind)
+        key = (row["shape"], row["n_tokens"], row["batch_tokens"], row["lr"], config.schedule.kind, config.seed)
         if key in seen:
             flags.append(f"same run as point {seen[key]}")
         seen.setdefault(key, index)

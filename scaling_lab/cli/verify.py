@@ -1,0 +1,170 @@
+"""sl-verify: train a fit's prediction at a larger budget with the sweep's recipe and report the error.
+
+    sl-verify fit_json=fits/quickstart/fit.json store=results/quickstart out=verify/quickstart
+    sl-verify fit_json=fits/quickstart store=results/quickstart out=verify/quickstart --dry-run     # plan only
+    sl-verify ... target_multiple=30 sizes=5 'seeds=[0,1,2]' launcher=local 'train_overrides=[logger=none]'
+
+Orchestrates: the fit's predictions and the recipe (scaling_lab.fitting.verify, scaling_lab.sweep.verify), the
+slice's dry run (sl-plan's), ``sl-train -m`` (which skips finished points: a rerun only trains what is missing),
+the comparison, and writes OUT/verify.json, OUT/report.txt, OUT/verify.png/.svg and the slice's sweep file
+OUT/sweep/experiment/<sweep>.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from scaling_lab.atomic import write_text_atomically
+from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.errors import ConfigError, exit_on_user_error
+from scaling_lab.fitting.run import _finite
+from scaling_lab.fitting.verify import (
+    Prediction,
+    VerifyResult,
+    approach3_profile,
+    compare,
+    fit_accounting,
+    measure,
+    planned_sizes,
+    predict,
+    read_fit,
+)
+from scaling_lab.sweep import verify as slice_
+from scaling_lab.typed import from_mapping
+
+DRY_RUN_FLAG = "--dry-run"
+MIN_CUBIC_SIZES = 5
+"""curve=auto fits a cubic (when the fit's approach 2 did) only through this many sizes or more, as approach 2."""
+
+
+def to_config(cfg: DictConfig) -> slice_.VerifyConfig:
+    """The typed config of a composed ``sl_verify`` config."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(values, dict)
+    return from_mapping(slice_.VerifyConfig, values, "", lists_as_tuples=True)
+
+
+def _launchers() -> list[str]:
+    return sorted(path.stem for path in (Path(CONFIGS_DIR) / "launcher").glob("*.yaml"))
+
+
+def _curve(config: slice_.VerifyConfig, fit: dict[str, Any], n_sizes: int) -> str:
+    if config.curve != "auto":
+        return config.curve
+    cubic = (fit.get("approach2") or {}).get("curve") == "cubic" and n_sizes >= MIN_CUBIC_SIZES
+    return "cubic" if cubic else "parabola"
+
+
+def _profile_sizes(predictions: dict[str, Prediction], sizes: list[float]) -> np.ndarray:
+    ends = [*sizes, *(v for p in predictions.values() for v in (p.n_opt_ci or (p.n_opt,)))]
+    return np.geomspace(min(ends) / 1.5, max(ends) * 1.5, 200)
+
+
+def run(cfg: DictConfig) -> VerifyResult:
+    config = to_config(cfg)
+    if config.launcher not in _launchers():
+        raise ConfigError(f"launcher={config.launcher!r} is unknown: choose one of {', '.join(_launchers())}")
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"out={out} is a file: give a folder for verify.json, report.txt and the figure")
+    fit, fit_path = read_fit(config.fit_json)
+    n_column, flops_column, max_flops = fit_accounting(fit, str(fit_path))
+    target = float(config.flops) if config.flops is not None else config.target_multiple * max_flops
+    store = Path(config.store)
+    recipe = slice_.recipe_of(slice_.sweep_records(store, fit, str(fit_path)), store, n_column, flops_column)
+    low, high = recipe.n_range
+    members = recipe.family.members(low * slice_.FAMILY_SPAN[0], high * slice_.FAMILY_SPAN[1])
+    per_token = recipe.family.per_token(members)
+    predictions, skipped = predict(fit, target, per_token, source=str(fit_path))
+    chosen = slice_.snap(members, planned_sizes(predictions, config.sizes, config.min_ratio))
+    sweep = config.sweep or f"{'+'.join(recipe.sweeps)}_verify"
+    results_dir = Path(config.results_dir) if config.results_dir else recipe.results_dir
+    budget = slice_.budget_of(flops_column, n_column, target)
+    header = (f"Verification slice written by sl-verify: {fit_path} predicted at C = {target:.4g} ({flops_column}),\n"
+              f"trained with the recipe of {store} ({recipe.n_records} runs). Relaunch (finished points are skipped):\n"
+              f"  sl-train -m hydra.searchpath=['file://{(out / 'sweep').resolve()}'] experiment={sweep}")  # fmt: skip
+    text = slice_.sweep_file(recipe, chosen, sweep=sweep, budget=budget, seeds=config.seeds,
+                             results_dir=results_dir, header=header)  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:  # the dry run writes nothing where a reader would look
+        (Path(folder) / "experiment").mkdir()
+        (Path(folder) / "experiment" / f"{sweep}.yaml").write_text(text)
+        overrides = slice_.train_overrides(Path(folder), sweep, config.launcher, config.train_overrides)
+        table = slice_.plan(overrides, probe=config.probe)
+    from scaling_lab.sweep.plan import format_plan
+
+    print(format_plan(table.drop(columns=["seed"])))
+    planned = [{"n_params": m.n_params, "model": m.model, "flops_per_token": m.flops_per_token,
+                "run_ids": [r for r, n in zip(table["run_id"], table[f"{n_column}"], strict=True) if n == m.n_params]}
+               for m in chosen]  # fmt: skip
+    meta = {
+        "fit": str(fit_path), "store": str(store), "n_recipe_runs": recipe.n_records, "n_params_column": n_column,
+        "flops_column": flops_column, "fit_max_flops": max_flops, "target_flops": target,
+        "target_multiple": target / max_flops, "verify_sweep": sweep, "results_dir": str(results_dir),
+        "seeds": list(config.seeds), "budget": budget, "recipe_notes": recipe.notes, "planned": planned,
+        "sweep_file": str(out / "sweep" / "experiment" / f"{sweep}.yaml"),
+    }  # fmt: skip
+    if not config.train:
+        result = VerifyResult(meta=meta, predictions=predictions, skipped=skipped, measured=None)
+        print(result.report(), end="")
+        print("dry run: nothing trained, nothing written (train=true trains the slice)")
+        return result
+    sweep_path = out / "sweep" / "experiment" / f"{sweep}.yaml"
+    write_text_atomically(sweep_path, text)
+    slice_.launch(slice_.train_overrides(out / "sweep", sweep, config.launcher, config.train_overrides))
+    runs, missing = slice_.collect(table, results_dir=results_dir, sweep=sweep, n_column=n_column,
+                                   flops_column=flops_column)  # fmt: skip
+    if missing:
+        warnings.warn(f"{len(missing)} of {len(table)} planned runs have no finished record, left out: "
+                      f"{', '.join(missing)}", stacklevel=1)  # fmt: skip
+    measured = measure(runs, _curve(config, fit, runs["n_params"].nunique()))
+    result = VerifyResult(meta={**meta, "missing_runs": missing, "runs": runs.to_dict(orient="records")},
+                          predictions=predictions, skipped=skipped, measured=measured,
+                          comparison=compare(predictions, measured))  # fmt: skip
+    text_json = json.dumps(_finite(result.to_dict()), indent=2, allow_nan=False) + "\n"
+    if config.figures:
+        from scaling_lab.plotting.figures import save
+        from scaling_lab.plotting.verify import verify_figure
+
+        profile = None
+        if "approach3" in predictions:
+            sizes = _profile_sizes(predictions, [s["n_params"] for s in measured.sizes])
+            profile = (sizes, *approach3_profile(fit, target, per_token, sizes, source=str(fit_path)))
+        save(verify_figure(predictions, measured, runs, flops=target, profile=profile), out, "verify")
+    write_text_atomically(out / "report.txt", result.report())
+    write_text_atomically(out / "verify.json", text_json)
+    print(result.report(), end="")
+    print(f"wrote {out / 'verify.json'} and {out / 'report.txt'}")
+    return result
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """configs/sl_verify.yaml with Hydra overrides, composed with Hydra's compose API: not ``@hydra.main``, because
+    the slice's dry run composes sl_train configs (sl-plan's expand_grid), and one process holds one Hydra."""
+    try:
+        with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
+            return compose("sl_verify", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as error:  # unknown key, bad value, bad override syntax
+        raise ConfigError(f"sl-verify {' '.join(overrides)}: {' '.join(str(error).split())}") from None
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    """Console entry: Hydra overrides; ``--dry-run`` is ``train=false``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    overrides = [arg for arg in args if arg != DRY_RUN_FLAG] + (["train=false"] if DRY_RUN_FLAG in args else [])
+    run(compose_config(overrides))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,466 @@
+"""Is a fit's prediction right at a larger budget? Predicted against measured, on a slice trained there.
+
+A fit (fit.json, written by sl-fit) predicts, at a budget C it has not seen, the compute-optimal size N_opt with an
+interval (approaches 1, 2, 3) and the loss reachable there (approach 3). A *verification slice* trains a few sizes
+at C with the sweep's recipe, several seeds each; this module compares the two, from tables, without torch:
+
+* **Predictions** (:func:`predict`): approach 3's N_opt and loss are the minimum of its isoFLOP profile
+  L(N, D = C / f(N)), with f the FLOPs per token of the slice's own model family in the fit's FLOP accounting
+  (f(N) = 6N for 6ND; the exact count of the family's shapes otherwise), so N_opt is solved along the same C as the
+  fit's (for f = 6N this is the closed form of Hoffmann et al. 2022, eq. 4); intervals are percentiles over the
+  fit's bootstrap samples. Approaches 1 and 2 give N_opt = k_n C^a (intervals from their samples); they have no
+  loss law, so their loss forecast is a power law L ∝ C^-γ through their own per-budget minima (approach 2) or
+  lower envelope (approach 1), extrapolated to C (Kaplan et al. 2020, eq. 1.3, without an irreducible term), with
+  no interval.
+* **Measurement** (:func:`measure`): the seed mean of each size, a parabola (or cubic) in log N through the means
+  (approach 2's profile code); the measured best loss is the profile's minimum when it is bracketed by the sizes,
+  otherwise the lowest mean (the result says which), and N_opt is the profile's minimum when bracketed.
+* **Comparison** (:func:`compare`): relative error of the predicted best loss, and whether the measured N_opt lies
+  inside each approach's interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling_lab.errors import ConfigError, FitError, TableError
+from scaling_lab.fitting.approach2 import CURVES, profile_minimum
+from scaling_lab.fitting.bootstrap import percentile_interval
+from scaling_lab.fitting.laws import ChinchillaLaw
+
+SCHEMA_VERSION = 1
+APPROACHES = ("approach3", "approach2", "approach1")
+"""Approaches whose N_opt a verification checks (Kaplan's laws have no N_opt)."""
+N_COLUMNS = ("n_params_total", "n_params_nonembed")
+"""Which N a verifiable fit used: a store's counts (a plain table's N cannot be mapped onto model shapes)."""
+FLOPS_COLUMNS = ("flops_exact", "flops_6nd", "6ND")
+"""Which C a verifiable fit used: a store's exact or 6ND FLOPs, or 6·N·D computed from the fit's N."""
+PROFILE_SPAN = 1e3
+"""Approach 3's profile minimum is searched over N_opt(6ND) / PROFILE_SPAN .. × PROFILE_SPAN."""
+PROFILE_POINTS = 2001
+"""Log-spaced sizes of that search (0.7 % apart; the minimum is refined by a parabola through 3 grid points)."""
+LOSS_FORECAST = "power law L ∝ C^-γ through the approach's per-budget minima"
+LOSS_FORECAST_ENVELOPE = "power law L ∝ C^-γ through the approach's loss-vs-compute envelope"
+
+PerToken = Callable[[np.ndarray], np.ndarray]
+"""Training FLOPs per token as a function of N (the fit's N), in the fit's FLOP accounting."""
+
+
+def read_fit(path: str | Path) -> tuple[dict[str, Any], Path]:
+    """fit.json (or a folder holding one) as a dict, and its path; TableError naming the file otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "fit.json"
+    if not path.is_file():
+        raise TableError(f"fit_json={path} does not exist: give the fit.json that sl-fit wrote (or its folder)")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TableError(f"fit_json={path} is not a readable fit.json ({error}): rerun sl-fit") from None
+    if not isinstance(payload, dict):
+        raise TableError(f"fit_json={path} holds {type(payload).__name__}, not a fit object: rerun sl-fit")
+    return payload, path
+
+
+def fit_accounting(fit: dict[str, Any], source: str) -> tuple[str, str, float]:
+    """(N column, C column, largest fitted C) of a fit, checked to be ones a slice can be trained in."""
+    n_column, flops_column, max_flops = fit.get("n_params_column"), fit.get("flops_column"), fit.get("max_flops")
+    if n_column not in N_COLUMNS:
+        raise TableError(
+            f"{source}: n_params_column={n_column!r}: a verification trains model shapes, so the fit must use a "
+            f"store's N ({' or '.join(N_COLUMNS)}): fit the results store (sl-fit input=results/<sweep>)"
+        )
+    if flops_column not in FLOPS_COLUMNS:
+        raise TableError(
+            f"{source}: flops_column={flops_column!r} is not one of {', '.join(FLOPS_COLUMNS)}: fit the results "
+            "store (sl-fit input=results/<sweep>, optionally fit.table.store_flops=exact)"
+        )
+    if not (isinstance(max_flops, int | float) and math.isfinite(max_flops) and max_flops > 0):
+        raise TableError(f"{source}: max_flops={max_flops!r} is missing or not positive: rerun sl-fit")
+    return str(n_column), str(flops_column), float(max_flops)
+
+
+def flops_per_token_curve(n_params: np.ndarray, flops_per_token: np.ndarray) -> PerToken:
+    """f(N) through a model family's (N, FLOPs per token) pairs: linear in log-log between them, continued with
+    the end segments' slopes beyond them (a family's FLOPs per token is a smooth power-like function of N)."""
+    order = np.argsort(n_params)
+    log_n, log_f = np.log(np.asarray(n_params, float)[order]), np.log(np.asarray(flops_per_token, float)[order])
+    log_n, unique = np.unique(log_n, return_index=True)
+    log_f = log_f[unique]
+    if len(log_n) < 2:
+        raise ValueError("flops_per_token_curve needs at least two distinct sizes")
+    slope_low = (log_f[1] - log_f[0]) / (log_n[1] - log_n[0])
+    slope_high = (log_f[-1] - log_f[-2]) / (log_n[-1] - log_n[-2])
+
+    def per_token(n: np.ndarray) -> np.ndarray:
+        x = np.log(np.asarray(n, dtype=float))
+        inside = np.interp(x, log_n, log_f)
+        below = log_f[0] + slope_low * (x - log_n[0])
+        above = log_f[-1] + slope_high * (x - log_n[-1])
+        return np.exp(np.where(x < log_n[0], below, np.where(x > log_n[-1], above, inside)))
+
+    return per_token
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prediction:
+    """One approach's forecast at the target budget."""
+
+    approach: str
+    """approach1, approach2 or approach3."""
+    n_opt: float
+    """Predicted compute-optimal N at the target (the fit's N)."""
+    n_opt_ci: tuple[float, float] | None
+    """Bootstrap percentile interval of n_opt; None when fit.json has no samples for this approach."""
+    loss: float | None
+    """Predicted lowest loss at the target; None when the approach cannot forecast it."""
+    loss_ci: tuple[float, float] | None
+    """Bootstrap percentile interval of loss; None without samples (and for forecasts without one)."""
+    loss_method: str
+    """How the loss was predicted."""
+    level: float
+    """Central probability of the intervals."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("n_opt_ci", "loss_ci"):
+            out[key] = None if out[key] is None else list(out[key])
+        return out
+
+
+def _level(fit: dict[str, Any], block: dict[str, Any]) -> float:
+    level = block.get("ci_level") or (fit.get("bootstrap") or {}).get("level") or 0.95
+    return float(level)
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
+    values = np.asarray(values, dtype=float)
+    if not np.isfinite(values).any():
+        return None
+    return percentile_interval(values, level)
+
+
+def _laws(block: dict[str, Any], source: str) -> tuple[ChinchillaLaw, list[ChinchillaLaw]]:
+    try:
+        law = ChinchillaLaw.from_dict(block)
+        samples = [ChinchillaLaw.from_dict(s) for s in block.get("bootstrap_samples") or []]
+    except (KeyError, TypeError, ValueError) as error:
+        raise TableError(f"{source}: approach3 lacks a valid E, A, B, alpha, beta ({error}): rerun sl-fit") from None
+    return law, samples
+
+
+def profile_grid(law: ChinchillaLaw, flops: float) -> np.ndarray:
+    """Sizes over which a law's isoFLOP profile at C is searched: around its 6ND optimum, PROFILE_SPAN each way."""
+    centre = float(law.n_opt(flops))
+    return np.geomspace(centre / PROFILE_SPAN, centre * PROFILE_SPAN, PROFILE_POINTS)
+
+
+def profile_minima(losses: np.ndarray, log_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``losses`` (profiles over ``log_n``): (N at the minimum, loss there), refined by a parabola through
+    the grid minimum and its neighbours; NaN where the minimum is at the grid's edge (no interior minimum)."""
+    losses = np.atleast_2d(losses)
+    index = np.argmin(np.where(np.isfinite(losses), losses, np.inf), axis=1)
+    rows = np.arange(len(losses))
+    interior = (index > 0) & (index < losses.shape[1] - 1)
+    inner = np.clip(index, 1, losses.shape[1] - 2)
+    left, middle, right = losses[rows, inner - 1], losses[rows, inner], losses[rows, inner + 1]
+    step = log_n[1] - log_n[0]
+    curvature = left - 2 * middle + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(curvature > 0, 0.5 * (left - right) / curvature, 0.0)
+    shift = np.clip(shift, -0.5, 0.5)
+    best_log_n = log_n[inner] + shift * step
+    best_loss = middle - 0.25 * (left - right) * shift
+    return np.where(interior, np.exp(best_log_n), np.nan), np.where(interior, best_loss, np.nan)
+
+
+def _approach3(fit: dict[str, Any], flops: float, per_token: PerToken, source: str) -> Prediction:
+    block = fit["approach3"]
+    law, samples = _laws(block, source)
+    grid = profile_grid(law, flops)
+    tokens = flops / per_token(grid)
+    n_opt, loss = profile_minima(law.loss(grid, tokens), np.log(grid))
+    if not np.isfinite(n_opt[0]):
+        raise FitError(f"approach3: its isoFLOP profile at C={flops:.3g} has no interior minimum")
+    level = _level(fit, block)
+    n_ci = loss_ci = None
+    if samples:
+        profiles = np.array([s.loss(grid, tokens) for s in samples])
+        sample_n, sample_loss = profile_minima(profiles, np.log(grid))
+        n_ci, loss_ci = _interval(sample_n, level), _interval(sample_loss, level)
+    method = "minimum of the isoFLOP profile L(N, C / f(N)) of the fitted law"
+    return Prediction(approach="approach3", n_opt=float(n_opt[0]), n_opt_ci=n_ci, loss=float(loss[0]),
+                      loss_ci=loss_ci, loss_method=method, level=level)  # fmt: skip
+
+
+def _power_law_forecast(flops: np.ndarray, loss: np.ndarray, target: float) -> float | None:
+    """log L linear in log C, evaluated at the target; None with fewer than two distinct budgets."""
+    flops, loss = np.asarray(flops, float), np.asarray(loss, float)
+    keep = np.isfinite(flops) & np.isfinite(loss) & (flops > 0) & (loss > 0)
+    if len(np.unique(flops[keep])) < 2:
+        return None
+    slope, intercept = np.polyfit(np.log(flops[keep]), np.log(loss[keep]), 1)
+    return float(np.exp(intercept + slope * np.log(target)))
+
+
+def _frontier_approach(name: str, fit: dict[str, Any], flops: float, source: str) -> Prediction:
+    """Approaches 1 and 2: N_opt = k_n C^a, the loss by a power law through their own minima."""
+    block = fit[name]
+    try:
+        n_opt = float(block["k_n"]) * flops ** float(block["a"])
+        samples = [(float(s["k_n"]), float(s["a"])) for s in block.get("bootstrap_samples") or []]
+    except (KeyError, TypeError, ValueError) as error:
+        raise TableError(f"{source}: {name} lacks a valid k_n and a ({error}): rerun sl-fit") from None
+    if not (math.isfinite(n_opt) and n_opt > 0):
+        raise FitError(f"{name}: N_opt = k_n C^a is not a positive number at C={flops:.3g}")
+    level = _level(fit, block)
+    n_ci = _interval(np.array([k * flops**a for k, a in samples]), level) if samples else None
+    if name == "approach2":
+        used = [b for b in block.get("budgets") or [] if b.get("used") and "loss_opt" in b]
+        points, method = ([b["flops"] for b in used], [b["loss_opt"] for b in used]), LOSS_FORECAST
+    else:
+        envelope = block.get("envelope") or []
+        points, method = ([e["flops"] for e in envelope], [e["loss"] for e in envelope]), LOSS_FORECAST_ENVELOPE
+    loss = _power_law_forecast(*points, flops)
+    method = method if loss is not None else "none (fewer than two budgets)"
+    return Prediction(approach=name, n_opt=n_opt, n_opt_ci=n_ci, loss=loss, loss_ci=None, loss_method=method,
+                      level=level)  # fmt: skip
+
+
+def predict(fit: dict[str, Any], flops: float, per_token: PerToken, *, source: str) -> tuple[
+    dict[str, Prediction], dict[str, str]
+]:  # fmt: skip
+    """Every approach's forecast at C (approaches 3, 2, 1 where fit.json has them), and why others were skipped.
+
+    FitError when no approach of the fit gives an N_opt.
+    """
+    predictions: dict[str, Prediction] = {}
+    skipped: dict[str, str] = {}
+    for name in APPROACHES:
+        if not isinstance(fit.get(name), dict):
+            reason = (fit.get("skipped") or {}).get(name)
+            skipped[name] = f"not in the fit ({reason})" if reason else "not in the fit"
+            continue
+        try:
+            predictions[name] = (_approach3(fit, flops, per_token, source) if name == "approach3"
+                                 else _frontier_approach(name, fit, flops, source))  # fmt: skip
+        except FitError as error:
+            skipped[name] = str(error)
+    if not predictions:
+        reasons = "; ".join(f"{name}: {why}" for name, why in skipped.items())
+        raise FitError(
+            f"{source} has no approach with an N_opt ({reasons}): refit with approaches 1, 2 or 3 (sl-fit "
+            "approaches=[approach3,approach2])"
+        )
+    return predictions, skipped
+
+
+def approach3_profile(fit: dict[str, Any], flops: float, per_token: PerToken, sizes: np.ndarray, *, source: str) -> (
+    tuple[np.ndarray, np.ndarray | None]
+):
+    """Approach 3's predicted isoFLOP profile L(N) at C over ``sizes``, and its bootstrap band (2 × len(sizes),
+    the percentile interval at each size) when fit.json has samples, else None."""
+    law, samples = _laws(fit["approach3"], source)
+    tokens = flops / per_token(sizes)
+    centre = law.loss(sizes, tokens)
+    if not samples:
+        return centre, None
+    level = _level(fit, fit["approach3"])
+    lines = np.array([s.loss(sizes, tokens) for s in samples])
+    return centre, np.array([percentile_interval(column, level) for column in lines.T]).T
+
+
+def planned_sizes(predictions: dict[str, Prediction], n_sizes: int, min_ratio: float) -> np.ndarray:
+    """Sizes spanning the predictions: from the smallest interval low end (or point estimate) to the largest high
+    end, geometrically spaced; a span narrower than ``min_ratio`` between neighbours is widened about its centre
+    (a parabola through sizes closer than the seed noise cannot locate a minimum)."""
+    if n_sizes < 1:
+        raise ConfigError(f"sizes={n_sizes} must be at least 1")
+    ends = [value for p in predictions.values() for value in (p.n_opt_ci or (p.n_opt, p.n_opt))]
+    ends += [p.n_opt for p in predictions.values()]
+    low, high = min(ends), max(ends)
+    if n_sizes == 1:
+        return np.array([math.sqrt(low * high)])
+    wanted = min_ratio ** (n_sizes - 1)
+    if high / low < wanted:
+        centre = math.sqrt(low * high)
+        low, high = centre / math.sqrt(wanted), centre * math.sqrt(wanted)
+    return np.geomspace(low, high, n_sizes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measured:
+    """What the verification slice measured at the target."""
+
+    sizes: list[dict[str, Any]]
+    """Per size: n_params, loss_mean, loss_std (over seeds; 0 with one), n_seeds, losses, seeds, flops_mean."""
+    curve: str | None
+    """Profile fitted through the seed means (parabola or cubic in log N); None with too few sizes."""
+    bracketed: bool
+    """Whether the profile has a minimum strictly inside the sampled sizes."""
+    n_opt: float | None
+    """The profile's minimum when bracketed, else None."""
+    n_opt_side: str
+    """Where the optimum lies when not bracketed: ``below`` the smallest size, ``above`` the largest, or ""."""
+    best_loss: float
+    """The profile's minimum when bracketed, else the lowest seed mean."""
+    best_loss_method: str
+    """Which of the two: ``profile minimum`` or ``lowest mean (...)`` with the reason."""
+    seed_n_opt: dict[str, float | None] = field(default_factory=dict)
+    """Per seed: the N_opt of that seed's profile alone (None when not bracketed): how far seed noise moves it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _profile(log_n: np.ndarray, loss: np.ndarray, degree: int) -> tuple[float, float, bool, str]:
+    """(log N at the minimum, loss there, bracketed, side) of a profile; side says where an edge minimum lies."""
+    best, value, bracketed = profile_minimum(log_n, loss, degree)
+    side = "" if bracketed else ("below" if best <= log_n.min() + 1e-12 else "above")
+    return best, value, bracketed, side
+
+
+def measure(slice_: pd.DataFrame, curve: str = "parabola") -> Measured:
+    """The slice's per-size seed means, their profile and its minimum; ``slice_`` has n_params, loss, seed (and
+    optionally flops) per run."""
+    if curve not in CURVES:
+        raise ConfigError(f"curve={curve!r} is unknown: choose one of {', '.join(CURVES)}")
+    if slice_.empty:
+        raise TableError("the verification slice has no finished runs: train it first (train=true)")
+    sizes = []
+    for n_params, rows in slice_.groupby("n_params", sort=True):
+        losses = rows["loss"].to_numpy(dtype=float)
+        sizes.append({
+            "n_params": float(n_params), "loss_mean": float(losses.mean()),
+            "loss_std": float(losses.std(ddof=1)) if len(losses) > 1 else 0.0, "n_seeds": len(losses),
+            "losses": [float(v) for v in losses], "seeds": [int(s) for s in rows["seed"]],
+            "flops_mean": float(rows["flops"].mean()) if "flops" in rows else None,
+        })  # fmt: skip
+    log_n = np.log([s["n_params"] for s in sizes])
+    means = np.array([s["loss_mean"] for s in sizes])
+    degree = CURVES[curve]
+    if len(sizes) < degree + 1:
+        lowest = int(np.argmin(means))
+        method = f"lowest mean ({len(sizes)} sizes cannot fit a {curve})"
+        return Measured(sizes=sizes, curve=None, bracketed=False, n_opt=None, n_opt_side="",
+                        best_loss=float(means[lowest]), best_loss_method=method)  # fmt: skip
+    best, value, bracketed, side = _profile(log_n, means, degree)
+    seed_n_opt: dict[str, float | None] = {}
+    for seed, rows in slice_.groupby("seed", sort=True):
+        if rows["n_params"].nunique() == len(rows) >= degree + 1:
+            seed_best, _, seed_bracketed, _ = _profile(np.log(rows["n_params"].to_numpy(float)),
+                                                       rows["loss"].to_numpy(float), degree)  # fmt: skip
+            seed_n_opt[str(seed)] = float(np.exp(seed_best)) if seed_bracketed else None
+    if bracketed:
+        return Measured(sizes=sizes, curve=curve, bracketed=True, n_opt=float(np.exp(best)), n_opt_side="",
+                        best_loss=value, best_loss_method="profile minimum", seed_n_opt=seed_n_opt)  # fmt: skip
+    lowest = int(np.argmin(means))
+    return Measured(sizes=sizes, curve=curve, bracketed=False, n_opt=None, n_opt_side=side,
+                    best_loss=float(means[lowest]), seed_n_opt=seed_n_opt,
+                    best_loss_method=f"lowest mean (the {curve}'s minimum lies {side} the sampled sizes)")  # fmt: skip
+
+
+def compare(predictions: dict[str, Prediction], measured: Measured) -> dict[str, dict[str, Any]]:
+    """Per approach: relative error of the predicted best loss, N ratio, and whether the measured N_opt is inside
+    the interval (True/False; None when undecidable: no interval, or an unbracketed optimum the interval reaches)."""
+    sizes = [s["n_params"] for s in measured.sizes]
+    out = {}
+    for name, p in predictions.items():
+        row: dict[str, Any] = {"loss_rel_error": None, "n_opt_ratio": None, "n_opt_inside": None}
+        if p.loss is not None:
+            row["loss_rel_error"] = p.loss / measured.best_loss - 1.0
+        if measured.n_opt is not None:
+            row["n_opt_ratio"] = p.n_opt / measured.n_opt
+            if p.n_opt_ci is not None:
+                row["n_opt_inside"] = bool(p.n_opt_ci[0] <= measured.n_opt <= p.n_opt_ci[1])
+        elif measured.n_opt_side and p.n_opt_ci is not None:
+            # The optimum is known only to lie beyond an end of the slice: outside if the interval lies wholly on
+            # the other side of that end.
+            if measured.n_opt_side == "above" and p.n_opt_ci[1] < max(sizes):
+                row["n_opt_inside"] = False
+            if measured.n_opt_side == "below" and p.n_opt_ci[0] > min(sizes):
+                row["n_opt_inside"] = False
+        out[name] = row
+    return out
+
+
+def _fmt_ci(ci: tuple[float, float] | list[float] | None, spec: str) -> str:
+    return "" if ci is None else f" [{format(ci[0], spec)}, {format(ci[1], spec)}]"
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyResult:
+    """A verification: what was predicted, what was measured, how they compare, and how the slice was trained."""
+
+    meta: dict[str, Any]
+    """fit, store, target budget and accounting, the recipe, the planned points."""
+    predictions: dict[str, Prediction]
+    """Per approach."""
+    skipped: dict[str, str]
+    """Approaches without a prediction, with why."""
+    measured: Measured | None
+    """None for a dry run."""
+    comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per approach (see :func:`compare`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, **self.meta,
+            "predictions": {name: p.to_dict() for name, p in self.predictions.items()},
+            "skipped": dict(self.skipped),
+            "measured": None if self.measured is None else self.measured.to_dict(),
+            "comparison": self.comparison,
+        }  # fmt: skip
+
+    def report(self) -> str:
+        """Plain text: the target, each approach's prediction and verdict, the slice."""
+        meta = self.meta
+        lines = [
+            "[[Verification]]",
+            f"    fit          = {meta['fit']}",
+            f"    store        = {meta['store']} (recipe of {meta['n_recipe_runs']} runs)",
+            f"    target C     = {meta['target_flops']:.4g} ({meta['flops_column']}; {meta['target_multiple']:.3g}× "
+            f"the largest fitted budget {meta['fit_max_flops']:.4g})",
+            f"    N            = {meta['n_params_column']}",
+            f"    slice        = {meta['verify_sweep']}: {len(meta['planned'])} sizes × seeds {meta['seeds']}",
+        ]
+        lines += [f"    recipe       = {note}" for note in meta.get("recipe_notes", [])]
+        lines.append("[[Predictions at the target]]")
+        for name, p in self.predictions.items():
+            lines.append(f"    {name}: N_opt = {p.n_opt:.4g}{_fmt_ci(p.n_opt_ci, '.4g')}  "
+                         f"loss = {_fmt(p.loss, '.4f')}{_fmt_ci(p.loss_ci, '.4f')}  ({p.loss_method})")  # fmt: skip
+        for name, why in self.skipped.items():
+            lines.append(f"    {name}: skipped: {why}")
+        m = self.measured
+        if m is None:
+            lines.append("[[Measured]] not trained (dry run)")
+            return "\n".join(lines) + "\n"
+        lines.append(f"[[Measured: {len(m.sizes)} sizes, seed means]]")
+        for s in m.sizes:
+            lines.append(f"    N = {s['n_params']:.4g}: loss {s['loss_mean']:.4f} ± {s['loss_std']:.4f} (sd over "
+                         f"{s['n_seeds']} seeds)")  # fmt: skip
+        where = f"{m.n_opt:.4g}" if m.n_opt is not None else f"not bracketed ({m.n_opt_side or 'too few sizes'})"
+        lines.append(f"    N_opt        = {where} ({m.curve or 'no'} profile in log N)")
+        if m.seed_n_opt:
+            per_seed = ", ".join(f"seed {k}: {_fmt(v, '.4g')}" for k, v in m.seed_n_opt.items())
+            lines.append(f"    N_opt per seed = {per_seed}")
+        lines.append(f"    best loss    = {m.best_loss:.4f} ({m.best_loss_method})")
+        lines.append("[[Predicted against measured]]")
+        for name, row in self.comparison.items():
+            inside = {True: "inside", False: "OUTSIDE", None: "undecided"}[row["n_opt_inside"]]
+            error = "n/a" if row["loss_rel_error"] is None else f"{row['loss_rel_error']:+.2%}"
+            ratio = f" (predicted/measured N_opt = {row['n_opt_ratio']:.3g})" if row["n_opt_ratio"] else ""
+            lines.append(f"    {name}: loss rel. error {error}; measured N_opt {inside} the interval{ratio}")
+        return "\n".join(lines) + "\n"
