@@ -1,8 +1,8 @@
 """sl-verify: train a fit's prediction at a larger budget with the sweep's recipe and report the error.
 
-    sl-verify fit_json=fits/quickstart/fit.json store=results/quickstart out=verify/quickstart
-    sl-verify fit_json=fits/quickstart store=results/quickstart out=verify/quickstart --dry-run     # plan only
-    sl-verify ... target_multiple=30 sizes=5 'seeds=[0,1,2]' launcher=local 'train_overrides=[logger=none]'
+    sl-verify fit_json=fits/quickstart/fit.json store=results/quickstart out=fits/quickstart/verify
+    sl-verify fit_json=fits/quickstart store=results/quickstart out=fits/quickstart/verify --dry-run     # plan only
+    sl-verify ... target_multiple=30 sizes=5 'seeds=[0,1,2]' -- launcher=local logger=none   # after --: sl-train's
 
 Orchestrates: the fit's predictions and the recipe (scaling_lab.fitting.verify, scaling_lab.sweep.verify), the
 slice's dry run (sl-plan's), ``sl-train -m`` (which skips finished points: a rerun only trains what is missing),
@@ -48,15 +48,11 @@ MIN_CUBIC_SIZES = 5
 """curve=auto fits a cubic (when the fit's approach 2 did) only through this many sizes or more, as approach 2."""
 
 
-def to_config(cfg: DictConfig) -> slice_.VerifyConfig:
-    """The typed config of a composed ``sl_verify`` config."""
+def to_config(cfg: DictConfig, train_overrides: list[str]) -> slice_.VerifyConfig:
+    """The typed config of a composed ``sl_verify`` config and the sl-train overrides given after ``--``."""
     values = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(values, dict)
-    return from_mapping(slice_.VerifyConfig, values, "", lists_as_tuples=True)
-
-
-def _launchers() -> list[str]:
-    return sorted(path.stem for path in (Path(CONFIGS_DIR) / "launcher").glob("*.yaml"))
+    return from_mapping(slice_.VerifyConfig, {**values, "train_overrides": train_overrides}, "", lists_as_tuples=True)
 
 
 def _curve(config: slice_.VerifyConfig, fit: dict[str, Any], n_sizes: int) -> str:
@@ -71,10 +67,8 @@ def _profile_sizes(predictions: dict[str, Prediction], sizes: list[float]) -> np
     return np.geomspace(min(ends) / 1.5, max(ends) * 1.5, 200)
 
 
-def run(cfg: DictConfig) -> VerifyResult:
-    config = to_config(cfg)
-    if config.launcher not in _launchers():
-        raise ConfigError(f"launcher={config.launcher!r} is unknown: choose one of {', '.join(_launchers())}")
+def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
+    config = to_config(cfg, train_overrides)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"out={out} is a file: give a folder for verify.json, report.txt and the figure")
@@ -99,7 +93,7 @@ def run(cfg: DictConfig) -> VerifyResult:
     with tempfile.TemporaryDirectory() as folder:  # the dry run writes nothing where a reader would look
         (Path(folder) / "experiment").mkdir()
         (Path(folder) / "experiment" / f"{sweep}.yaml").write_text(text)
-        overrides = slice_.train_overrides(Path(folder), sweep, config.launcher, config.train_overrides)
+        overrides = slice_.train_overrides(Path(folder), sweep, config.train_overrides)
         table = slice_.plan(overrides, probe=config.probe)
     from scaling_lab.sweep.plan import format_plan
 
@@ -121,7 +115,7 @@ def run(cfg: DictConfig) -> VerifyResult:
         return result
     sweep_path = out / "sweep" / "experiment" / f"{sweep}.yaml"
     write_text_atomically(sweep_path, text)
-    slice_.launch(slice_.train_overrides(out / "sweep", sweep, config.launcher, config.train_overrides))
+    slice_.launch(slice_.train_overrides(out / "sweep", sweep, config.train_overrides))
     runs, missing = slice_.collect(table, results_dir=results_dir, sweep=sweep, n_column=n_column,
                                    flops_column=flops_column)  # fmt: skip
     if missing:
@@ -160,10 +154,11 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    """Console entry: Hydra overrides; ``--dry-run`` is ``train=false``."""
+    """Console entry: sl-verify's Hydra overrides, then ``--`` and sl-train's; ``--dry-run`` is ``train=false``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    overrides = [arg for arg in args if arg != DRY_RUN_FLAG] + (["train=false"] if DRY_RUN_FLAG in args else [])
-    run(compose_config(overrides))
+    own, train = (args[: args.index("--")], args[args.index("--") + 1 :]) if "--" in args else (args, [])
+    overrides = [arg for arg in own if arg != DRY_RUN_FLAG] + (["train=false"] if DRY_RUN_FLAG in own else [])
+    run(compose_config(overrides), train)
 
 
 if __name__ == "__main__":

@@ -89,8 +89,6 @@ class VerifyConfig:
     """Neighbouring sizes at least this far apart in N (before snapping to the shape family)."""
     curve: str = "auto"
     """Measured profile: parabola, cubic, or auto (the fit's approach-2 curve when the slice has ≥ 5 sizes)."""
-    launcher: str = "sequential"
-    """sl-train launcher: a configs/launcher file (sequential, local, slurm)."""
     train: bool = True
     """false: print the planned points and stop (a dry run; ``--dry-run`` says the same)."""
     probe: bool = False
@@ -100,7 +98,9 @@ class VerifyConfig:
     results_dir: str | None = None
     """Results root of the slice; None → the store's results root."""
     train_overrides: tuple[str, ...] = ()
-    """More sl-train overrides, applied last (logger=none, threads=1, hydra.launcher.n_jobs=4, ...)."""
+    """sl-train overrides for the slice, applied after the recipe: where and how it runs (``launcher=local``,
+    ``threads=1``, ``logger=none``, ...). Given after ``--`` on sl-verify's command line, not in the YAML: ``fit``
+    and ``launcher`` name config groups, so sl-verify cannot take them as its own keys."""
     figures: bool = True
     """Write verify.png and verify.svg."""
 
@@ -127,10 +127,7 @@ class VerifyConfig:
         object.__setattr__(self, "seeds", seeds)
         if self.curve not in ("auto", "parabola", "cubic"):
             raise ConfigError(f"curve={self.curve!r} is unknown: choose auto, parabola or cubic")
-        overrides = self.train_overrides
-        if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
-            raise ConfigError(f"train_overrides={overrides!r} must be a list of sl-train overrides, e.g. [logger=none]")
-        object.__setattr__(self, "train_overrides", tuple(overrides))
+        object.__setattr__(self, "train_overrides", tuple(self.train_overrides))
 
 
 # --- the recipe -------------------------------------------------------------------------------------------------
@@ -444,10 +441,9 @@ def sweep_file(recipe: Recipe, members: Sequence[Member], *, sweep: str, budget:
     return "# @package _global_\n" + comment + OmegaConf.to_yaml(OmegaConf.create(config))
 
 
-def train_overrides(config_dir: Path, name: str, launcher: str, extra: Sequence[str]) -> list[str]:
+def train_overrides(config_dir: Path, name: str, extra: Sequence[str]) -> list[str]:
     """The ``sl-train -m`` overrides that launch the sweep file ``config_dir/experiment/<name>.yaml``."""
-    return [f"hydra.searchpath=['file://{config_dir.resolve()}']", f"experiment={name}", f"launcher={launcher}",
-            *extra]  # fmt: skip
+    return [f"hydra.searchpath=['file://{config_dir.resolve()}']", f"experiment={name}", *extra]
 
 
 def plan(overrides: Sequence[str], *, probe: bool) -> pd.DataFrame:
