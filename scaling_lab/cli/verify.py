@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from scaling_lab.atomic import write_text_atomically
 from scaling_lab.cli import CONFIGS_DIR
-from scaling_lab.errors import ConfigError, exit_on_user_error
+from scaling_lab.errors import ConfigError, TableError, exit_on_user_error
 from scaling_lab.fitting.run import _finite
 from scaling_lab.fitting.verify import (
     Prediction,
@@ -99,7 +99,7 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
 
     print(format_plan(table.drop(columns=["seed"])))
     planned = [{"n_params": m.n_params, "model": m.model, "flops_per_token": m.flops_per_token,
-                "run_ids": [r for r, n in zip(table["run_id"], table[f"{n_column}"], strict=True) if n == m.n_params]}
+                "run_ids": [r for r, n in zip(table["run_id"], table[n_column], strict=True) if n == m.n_params]}
                for m in chosen]  # fmt: skip
     meta = {
         "fit": str(fit_path), "store": str(store), "n_recipe_runs": recipe.n_records, "n_params_column": n_column,
@@ -118,6 +118,9 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
     slice_.launch(slice_.train_overrides(out / "sweep", sweep, config.train_overrides))
     runs, missing = slice_.collect(table, results_dir=results_dir, sweep=sweep, n_column=n_column,
                                    flops_column=flops_column)  # fmt: skip
+    if runs.empty:
+        raise TableError(f"none of the {len(table)} planned runs finished ({', '.join(missing)}): see sl-train's "
+                         "output above, fix the cause and rerun sl-verify (finished points are kept)")  # fmt: skip
     if missing:
         warnings.warn(f"{len(missing)} of {len(table)} planned runs have no finished record, left out: "
                       f"{', '.join(missing)}", stacklevel=1)  # fmt: skip

@@ -247,7 +247,7 @@ def predict(fit: dict[str, Any], flops: float, per_token: PerToken, *, source: s
     for name in APPROACHES:
         if not isinstance(fit.get(name), dict):
             reason = (fit.get("skipped") or {}).get(name)
-            skipped[name] = f"not in the fit ({reason})" if reason else "not in the fit"
+            skipped[name] = f"not in the fit: {reason}" if reason else "not in the fit"
             continue
         try:
             predictions[name] = (_approach3(fit, flops, per_token, source) if name == "approach3"
