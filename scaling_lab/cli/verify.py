@@ -28,6 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 from scaling_lab.atomic import write_text_atomically
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.errors import ConfigError, TableError, exit_on_user_error
+from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES
 from scaling_lab.fitting.run import _finite
 from scaling_lab.fitting.verify import (
     Prediction,
@@ -44,8 +45,6 @@ from scaling_lab.sweep import verify as slice_
 from scaling_lab.typed import from_mapping
 
 DRY_RUN_FLAG = "--dry-run"
-MIN_CUBIC_SIZES = 5
-"""curve=auto fits a cubic (when the fit's approach 2 did) only through this many sizes or more, as approach 2."""
 
 
 def to_config(cfg: DictConfig, train_overrides: list[str]) -> slice_.VerifyConfig:
@@ -58,8 +57,8 @@ def to_config(cfg: DictConfig, train_overrides: list[str]) -> slice_.VerifyConfi
 def _curve(config: slice_.VerifyConfig, fit: dict[str, Any], n_sizes: int) -> str:
     if config.curve != "auto":
         return config.curve
-    cubic = (fit.get("approach2") or {}).get("curve") == "cubic" and n_sizes >= MIN_CUBIC_SIZES
-    return "cubic" if cubic else "parabola"
+    curve = (fit.get("approach2") or {}).get("curve")
+    return curve if curve in CURVES and n_sizes >= MIN_SIZES[curve] else "parabola"
 
 
 def _profile_sizes(predictions: dict[str, Prediction], sizes: list[float]) -> np.ndarray:

@@ -12,9 +12,9 @@ at C with the sweep's recipe, several seeds each; this module compares the two, 
   loss law, so their loss forecast is a power law L ∝ C^-γ through their own per-budget minima (approach 2) or
   lower envelope (approach 1), extrapolated to C (Kaplan et al. 2020, eq. 1.3, without an irreducible term), with
   no interval.
-* **Measurement** (:func:`measure`): the seed mean of each size, a parabola (or cubic) in log N through the means
-  (approach 2's profile code); the measured best loss is the profile's minimum when it is bracketed by the sizes,
-  otherwise the lowest mean (the result says which), and N_opt is the profile's minimum when bracketed.
+* **Measurement** (:func:`measure`): the seed mean of each size, a profile in log N through the means (approach 2's
+  code: a parabola, a cubic or an Akima interpolant); the measured best loss is the profile's minimum when the sizes
+  bracket it, otherwise the lowest mean (the result says which), and N_opt is the profile's minimum when bracketed.
 * **Comparison** (:func:`compare`): relative error of the predicted best loss, and whether the measured N_opt lies
   inside each approach's interval.
 """
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from scaling_lab.errors import ConfigError, FitError, TableError
-from scaling_lab.fitting.approach2 import CURVES, profile_minimum
+from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES, POLYNOMIAL_DEGREES, akima_minimum, profile_minimum
 from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.fitting.laws import ChinchillaLaw
 
@@ -321,9 +321,16 @@ class Measured:
         return asdict(self)
 
 
-def _profile(log_n: np.ndarray, loss: np.ndarray, degree: int) -> tuple[float, float, bool, str]:
-    """(log N at the minimum, loss there, bracketed, side) of a profile; side says where an edge minimum lies."""
-    best, value, bracketed = profile_minimum(log_n, loss, degree)
+def _profile(log_n: np.ndarray, loss: np.ndarray, curve: str) -> tuple[float, float, bool, str]:
+    """(log N at the minimum, loss there, bracketed, side) of a profile, by approach 2's code for the curve; side says
+    where an edge minimum lies."""
+    order = np.argsort(log_n)
+    log_n, loss = log_n[order], loss[order]
+    if curve == "akima":  # approach 2 interpolates log loss (Porian et al. 2024)
+        at, log_value, ok = akima_minimum(log_n, np.log(loss))
+        best, value, bracketed = float(at), float(np.exp(log_value)), bool(ok)
+    else:
+        best, value, bracketed = profile_minimum(log_n, loss, POLYNOMIAL_DEGREES[curve])
     side = "" if bracketed else ("below" if best <= log_n.min() + 1e-12 else "above")
     return best, value, bracketed, side
 
@@ -346,18 +353,17 @@ def measure(slice_: pd.DataFrame, curve: str = "parabola") -> Measured:
         })  # fmt: skip
     log_n = np.log([s["n_params"] for s in sizes])
     means = np.array([s["loss_mean"] for s in sizes])
-    degree = CURVES[curve]
-    if len(sizes) < degree + 1:
+    if len(sizes) < MIN_SIZES[curve]:
         lowest = int(np.argmin(means))
         method = f"lowest mean ({len(sizes)} sizes cannot fit a {curve})"
         return Measured(sizes=sizes, curve=None, bracketed=False, n_opt=None, n_opt_side="",
                         best_loss=float(means[lowest]), best_loss_method=method)  # fmt: skip
-    best, value, bracketed, side = _profile(log_n, means, degree)
+    best, value, bracketed, side = _profile(log_n, means, curve)
     seed_n_opt: dict[str, float | None] = {}
     for seed, rows in slice_.groupby("seed", sort=True):
-        if rows["n_params"].nunique() == len(rows) >= degree + 1:
+        if rows["n_params"].nunique() == len(rows) >= MIN_SIZES[curve]:
             seed_best, _, seed_bracketed, _ = _profile(np.log(rows["n_params"].to_numpy(float)),
-                                                       rows["loss"].to_numpy(float), degree)  # fmt: skip
+                                                       rows["loss"].to_numpy(float), curve)  # fmt: skip
             seed_n_opt[str(seed)] = float(np.exp(seed_best)) if seed_bracketed else None
     if bracketed:
         return Measured(sizes=sizes, curve=curve, bracketed=True, n_opt=float(np.exp(best)), n_opt_side="",

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from scaling_lab.fitting.approach2 import CURVES
+from scaling_lab.fitting.approach2 import profile_curve
 from scaling_lab.fitting.verify import Measured, Prediction
 from scaling_lab.plotting.figures import COLORS
 
@@ -46,9 +46,9 @@ def verify_figure(
                 capsize=3, zorder=4, label="seed means")  # fmt: skip
     if measured.curve is not None:
         log_n = np.log(means["n_params"].to_numpy())
-        poly = np.polynomial.Polynomial.fit(log_n, means["loss_mean"].to_numpy(), CURVES[measured.curve])
+        profile = profile_curve(log_n, means["loss_mean"].to_numpy(), measured.curve)
         grid = np.linspace(log_n.min(), log_n.max(), 100)
-        ax.plot(np.exp(grid), poly(grid), color="black", lw=1, label=f"measured {measured.curve}")
+        ax.plot(np.exp(grid), profile(grid), color="black", lw=1, label=f"measured {measured.curve}")
     if measured.n_opt is not None:
         ax.plot([measured.n_opt], [measured.best_loss], "*", color="black", ms=12, zorder=5,
                 label=f"measured N_opt {measured.n_opt:.3g}")  # fmt: skip

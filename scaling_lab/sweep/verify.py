@@ -33,6 +33,7 @@ import pandas as pd
 
 from scaling_lab.config.schema import UNHASHED, run_config_from_dict
 from scaling_lab.errors import ConfigError, TableError
+from scaling_lab.fitting.approach2 import CURVES
 from scaling_lab.fitting.verify import PerToken, flops_per_token_curve
 from scaling_lab.model.shapes import (
     PRESETS,
@@ -88,7 +89,8 @@ class VerifyConfig:
     min_ratio: float = 2.0
     """Neighbouring sizes at least this far apart in N (before snapping to the shape family)."""
     curve: str = "auto"
-    """Measured profile: parabola, cubic, or auto (the fit's approach-2 curve when the slice has ≥ 5 sizes)."""
+    """Measured profile in log N: parabola, cubic, akima, or auto (the fit's approach-2 curve when the slice has the
+    sizes it needs, else a parabola)."""
     train: bool = True
     """false: print the planned points and stop (a dry run; ``--dry-run`` says the same)."""
     probe: bool = False
@@ -125,8 +127,8 @@ class VerifyConfig:
         if len(set(seeds)) != len(seeds):
             raise ConfigError(f"seeds={list(seeds)} repeats a seed: list each once")
         object.__setattr__(self, "seeds", seeds)
-        if self.curve not in ("auto", "parabola", "cubic"):
-            raise ConfigError(f"curve={self.curve!r} is unknown: choose auto, parabola or cubic")
+        if self.curve not in ("auto", *CURVES):
+            raise ConfigError(f"curve={self.curve!r} is unknown: choose auto, {', '.join(CURVES)}")
         object.__setattr__(self, "train_overrides", tuple(self.train_overrides))
 
 

@@ -47,6 +47,12 @@ def test_measure_recovers_a_known_minimum():
     assert measured.seed_n_opt == {"0": pytest.approx(3e4, rel=1e-9), "1": pytest.approx(3e4, rel=1e-9)}
 
 
+def test_measure_with_approach_2s_akima_interpolant():
+    measured = measure(slice_table(3e4, np.geomspace(1e4, 1e5, 5)), "akima")
+    assert measured.curve == "akima" and measured.bracketed
+    assert measured.n_opt == pytest.approx(3e4, rel=0.05) and measured.best_loss == pytest.approx(3.0, abs=2e-3)
+
+
 def test_an_unbracketed_minimum_falls_back_to_the_lowest_mean_and_says_so():
     sizes = np.geomspace(1e3, 1e4, 3)
     measured = measure(slice_table(1e5, sizes), "parabola")
