@@ -149,18 +149,22 @@ def _sample(curves: pd.DataFrame, config: Approach1Config) -> dict[str, float] |
 
 
 def fit_approach1(
-    curves: pd.DataFrame, config: Approach1Config | None = None, bootstrap_config: BootstrapConfig | None = None
+    curves: pd.DataFrame,
+    config: Approach1Config | None = None,
+    bootstrap_config: BootstrapConfig | None = None,
+    resamples: list[pd.DataFrame] | None = None,
 ) -> Approach1Result:
     """Fit approach 1 to a curves table (columns n_params, n_tokens, flops, loss, run_id).
 
-    The bootstrap resamples whole runs (a curve is one unit).
+    The bootstrap resamples whole runs (a curve is one unit), or refits the given ``resamples`` (the seeds of each
+    run redrawn, bootstrap.seed_resamples).
     """
     config = config or Approach1Config()
     result = _fit(curves, config)
     if bootstrap_config is None or bootstrap_config.n_resamples == 0:
         return result
     by_run = replace(bootstrap_config, by="run_id")
-    raw = bootstrap.run(_sample, curves, by_run, {"config": config})
+    raw = bootstrap.run(_sample, curves, by_run, {"config": config}, resamples=resamples)
     samples = [s for s in raw if s is not None]
     if not samples:
         return replace(result, n_bootstrap_failed=len(raw))

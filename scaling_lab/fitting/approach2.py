@@ -22,6 +22,9 @@ reference code: the observation is the minimum of the data's own interpolant (th
 of the noisy minima, which is pulled toward the centre of the sampled sizes when edge minima are dropped), and the
 noise is interpolated between the two configured points for every loss (the code compares log loss with the
 untransformed thresholds, so it uses the low value for every loss below e^3).
+
+With measured seeds (several per point) every profile's bootstrap instead redraws each point's seeds, which also
+keeps the design: measured seed noise replaces the residuals and the configured noise model.
 """
 
 from __future__ import annotations
@@ -431,15 +434,23 @@ def seed_noise_bootstrap(
 
 
 def fit_approach2(
-    table: pd.DataFrame, config: Approach2Config | None = None, bootstrap_config: BootstrapConfig | None = None
+    table: pd.DataFrame,
+    config: Approach2Config | None = None,
+    bootstrap_config: BootstrapConfig | None = None,
+    resamples: list[pd.DataFrame] | None = None,
 ) -> Approach2Result:
-    """Fit approach 2 to a fit table; bootstrap by refitting residual resamples (polynomial profiles) or seed-noise
-    copies (Akima profiles). FitError when it cannot run."""
+    """Fit approach 2 to a fit table; FitError when it cannot run. The bootstrap refits ``resamples`` when given
+    (each point's measured seeds redrawn), else seed resamples when ``bootstrap.by`` resolves to ``seed`` (several
+    seeds per point), else residual resamples (polynomial profiles) or seed-noise copies (Akima profiles)."""
     config = config or Approach2Config()
     result = _fit(table, config)
     if bootstrap_config is None or bootstrap_config.n_resamples == 0:
         return result
-    if config.curve == "akima":
+    if resamples is None and bootstrap.resolve_by(table, bootstrap_config.by) == "seed":
+        resamples = bootstrap.seed_resamples(table, bootstrap_config)
+    if resamples is not None:
+        raw = bootstrap.run(_sample, table, bootstrap_config, {"config": config}, resamples=resamples)
+    elif config.curve == "akima":
         raw = seed_noise_bootstrap(table, result, config, bootstrap_config)
     else:
         fitted, residuals = profile_residuals(table, config)

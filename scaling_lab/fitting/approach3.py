@@ -374,7 +374,10 @@ def frontier_of(params: dict[str, float]) -> dict[str, float]:
 
 
 def fit_approach3(
-    table: pd.DataFrame, config: Approach3Config | None = None, bootstrap_config: BootstrapConfig | None = None
+    table: pd.DataFrame,
+    config: Approach3Config | None = None,
+    bootstrap_config: BootstrapConfig | None = None,
+    resamples: list[pd.DataFrame] | None = None,
 ) -> Approach3Result:
     """Fit approach 3 to a fit table (table.py columns n_params, n_tokens, loss), optionally bootstrapped.
 
@@ -408,7 +411,7 @@ def fit_approach3(
     if bootstrap_config is None or bootstrap_config.n_resamples == 0:
         return result
     starts = np.concatenate([polished.theta[None, :], polished.best_starts[: config.bootstrap_n_polish]])
-    samples, n_failed = bootstrap_approach3(table, config, bootstrap_config, starts=starts)
+    samples, n_failed = bootstrap_approach3(table, config, bootstrap_config, starts=starts, resamples=resamples)
     return attach_bootstrap(result, samples, n_failed, bootstrap_config)
 
 
@@ -417,6 +420,7 @@ def bootstrap_approach3(
     config: Approach3Config,
     bootstrap_config: BootstrapConfig,
     starts: np.ndarray | None = None,
+    resamples: list[pd.DataFrame] | None = None,
 ) -> tuple[list[dict[str, float]], int]:
     """Refit approach 3 on every resample; returns the samples {E, A, B, alpha, beta} and the failed count.
 
@@ -426,7 +430,7 @@ def bootstrap_approach3(
     if starts is None:
         polished = _polish(table, config, START_GRIDS[config.starts](), config.n_polish)
         starts = np.concatenate([polished.theta[None, :], polished.best_starts[: config.bootstrap_n_polish]])
-    raw = bootstrap.run(fit_params, table, bootstrap_config, {"config": config, "starts": starts})
+    raw = bootstrap.run(fit_params, table, bootstrap_config, {"config": config, "starts": starts}, resamples=resamples)
     samples = [s for s in raw if s is not None]
     return samples, len(raw) - len(samples)
 

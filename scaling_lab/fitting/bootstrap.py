@@ -1,4 +1,5 @@
-"""Bootstrap resampling shared by every approach: seeded, by point, by group of points or by residual, parallel.
+"""Bootstrap resampling shared by every approach: seeded, by seed within each point, by point, by group of points
+or by residual, parallel.
 
 Percentile intervals (Efron & Tibshirani 1993, §13.3). The resamples are drawn once in the parent from one seed,
 so the samples do not depend on how many processes compute them.
@@ -16,9 +17,11 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from scaling_lab.errors import ConfigError
+from scaling_lab.fitting.seeds import max_seeds, point_columns
 
-BY = ("point", "run_id", "n_params", "group")
-"""Resampling units: single points, or all points of one run / model size / group together."""
+BY = ("auto", "seed", "point", "run_id", "n_params", "group")
+"""Resampling units: the seeds of each (N, D) point (stratified), single points, or all points of one run / model
+size / group together; ``auto`` is ``seed`` when some point of the table has ≥ 2 seeds, else ``point``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,8 +32,9 @@ class BootstrapConfig:
     """Resamples; 0 turns the bootstrap off."""
     seed: int = 0
     """Seed of the resample indices (results do not depend on n_jobs)."""
-    by: str = "point"
-    """Resampling unit: ``point``, or ``run_id`` / ``n_params`` / ``group`` to resample whole groups of points."""
+    by: str = "auto"
+    """Resampling unit: ``seed`` (each (N, D) point's seeds drawn with replacement, the design kept), ``point``, or
+    ``run_id`` / ``n_params`` / ``group`` to resample whole groups of points; ``auto`` (:func:`resolve_by`)."""
     level: float = 0.95
     """Central probability of the percentile intervals."""
     n_jobs: int = -1
@@ -47,13 +51,72 @@ class BootstrapConfig:
             raise ConfigError("bootstrap.n_jobs=0: use -1 for all cores or a positive count")
 
 
+def resolve_by(table: pd.DataFrame, by: str) -> str:
+    """``auto`` → ``seed`` when some (N, D) point of the per-seed ``table`` has ≥ 2 rows (seeds), else ``point``.
+
+    Resampling seeds within points keeps the design (every point, every size of every slice) and redraws only the
+    seed noise, which at small scale is the largest error; rows drawn across points would also redraw the design.
+    """
+    if by != "auto":
+        return by
+    return "seed" if max_seeds(table) >= 2 else "point"
+
+
+def seed_indices(
+    table: pd.DataFrame, config: BootstrapConfig, *, strata: Sequence[str] | None = None, unit: str | None = None
+) -> list[np.ndarray]:
+    """Row indices of stratified resamples: within each stratum (rows sharing the ``strata`` columns; default the
+    point's group, N and D) its units are drawn with replacement, as many as it has. Units are rows, or all rows
+    sharing a ``unit`` value (a run's curve)."""
+    strata = list(strata) if strata is not None else point_columns(table)
+    rng = np.random.default_rng(config.seed)
+    groups = table.groupby(strata, sort=True).indices
+    units: list[list[np.ndarray]] = []
+    for key in sorted(groups):
+        rows = np.sort(groups[key])
+        if unit is None:
+            units.append([rows[i : i + 1] for i in range(len(rows))])
+        else:
+            labels = table[unit].to_numpy()[rows]
+            units.append([rows[labels == label] for label in pd.unique(labels)])
+    return [
+        np.concatenate([stratum[i] for stratum in units for i in rng.integers(0, len(stratum), size=len(stratum))])
+        for _ in range(config.n_resamples)
+    ]
+
+
+def seed_resamples(
+    table: pd.DataFrame,
+    config: BootstrapConfig,
+    *,
+    strata: Sequence[str] | None = None,
+    unit: str | None = None,
+    combine: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> list[pd.DataFrame]:
+    """The resamples of :func:`seed_indices`, each made a fit table by ``combine`` (for example the seed mean).
+
+    A fixed-design bootstrap like :func:`residual_resamples`: every point keeps its N, D and number of seeds and
+    only the seed noise is redrawn; a point with one seed is the same in every resample (its noise is unmeasured).
+    """
+    out = []
+    for indices in seed_indices(table, config, strata=strata, unit=unit):
+        resample = table.iloc[indices].reset_index(drop=True)
+        resample.attrs = dict(table.attrs)
+        out.append(combine(resample) if combine is not None else resample)
+    return out
+
+
 def resample_indices(table: pd.DataFrame, config: BootstrapConfig) -> list[np.ndarray]:
-    """Row indices of each resample: points drawn with replacement, or whole units drawn with replacement."""
+    """Row indices of each resample: points drawn with replacement, or whole units drawn with replacement
+    (``seed``: see :func:`seed_resamples`)."""
     rng = np.random.default_rng(config.seed)
     n = len(table)
-    if config.by == "point":
+    by = resolve_by(table, config.by)
+    if by == "seed":
+        return seed_indices(table, config)
+    if by == "point":
         return [rng.integers(0, n, size=n) for _ in range(config.n_resamples)]
-    units = [np.flatnonzero(mask) for mask in _unit_masks(table, config.by)]
+    units = [np.flatnonzero(mask) for mask in _unit_masks(table, by)]
     out = []
     for _ in range(config.n_resamples):
         drawn = rng.integers(0, len(units), size=len(units))
@@ -117,7 +180,8 @@ def run(
 ) -> list[dict[str, float] | None]:
     """Apply ``fn(resampled_table, **kwargs)`` to every resample, in parallel; a failed fit is None.
 
-    The resamples are rows of ``table`` drawn as ``config.by`` says, unless given (see residual_resamples).
+    The resamples are rows of ``table`` drawn as ``config.by`` says, unless given (see residual_resamples and
+    seed_resamples: with ``table.seeds=mean`` the fitter draws the seeds from the per-seed table and averages).
     ``fn`` must be a module-level function (it is pickled to the workers).
     """
     if resamples is None:

@@ -134,7 +134,10 @@ def _sample(table: pd.DataFrame, config: KaplanConfig) -> dict[str, float] | Non
 
 
 def fit_kaplan(
-    table: pd.DataFrame, config: KaplanConfig | None = None, bootstrap_config: BootstrapConfig | None = None
+    table: pd.DataFrame,
+    config: KaplanConfig | None = None,
+    bootstrap_config: BootstrapConfig | None = None,
+    resamples: list[pd.DataFrame] | None = None,
 ) -> KaplanResult:
     """Fit L(N), L(D), L(C); FitError only when none of the three can be fitted."""
     config = config or KaplanConfig()
@@ -144,7 +147,8 @@ def fit_kaplan(
     result = KaplanResult(laws=laws, objective=config.objective)
     if bootstrap_config is None or bootstrap_config.n_resamples == 0:
         return result
-    samples = [s for s in bootstrap.run(_sample, table, bootstrap_config, {"config": config}) if s is not None]
+    raw = bootstrap.run(_sample, table, bootstrap_config, {"config": config}, resamples=resamples)
+    samples = [s for s in raw if s is not None]
     flat = bootstrap.intervals(samples, [f"{law}.{p}" for law in LAWS for p in PARAMS], bootstrap_config.level)
     ci = {law: {p: flat[f"{law}.{p}"] for p in PARAMS} for law in LAWS if "skipped" not in laws[law]}
     return replace(result, ci95=ci)

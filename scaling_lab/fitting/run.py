@@ -3,7 +3,11 @@
 fit.json (issue 4, item 10; kept stable, other tools script against it)::
 
     {"schema_version": 1, "input": PATH, "input_kind": "table"|"store", "n_params_column": ..., "flops_column": ...,
-     "group": ..., "n_points": ..., "bootstrap": {...} | null,
+     "group": ..., "n_points": ..., "seeds": "mean"|"all", "n_seed_rows": ...,
+     "seed_spread": {"n_points", "n_points_multi_seed", "max_seeds", "range_mean", "range_max", "range_mean_pct",
+                     "range_max_pct", "std_mean", "std_mean_pct", ["eval_stderr", "eval_stderr_pct"],
+                     "slice_by": "flops"|"n_params", "slices": [...]} (or "note" for one seed per point),
+     "bootstrap": {..., "by": the unit used ("auto" resolved)} | null,
      "approach3": {...}, "approach2": {...}, "approach1": {...}, "kaplan": {...},   # those that ran
      "extrapolation": {...}, "skipped": {approach: reason}}
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +25,13 @@ import pandas as pd
 
 from scaling_lab.atomic import write_text_atomically
 from scaling_lab.errors import ConfigError, FitError
+from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.approach1 import Approach1Config, fit_approach1
 from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets, fit_approach2
 from scaling_lab.fitting.approach3 import PARAMS, Approach3Config, fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.kaplan import KaplanConfig, fit_kaplan
+from scaling_lab.fitting.seeds import RUN_COLUMNS, average_curves, average_points, max_seeds, seed_spread, spread_lines
 from scaling_lab.fitting.table import FitInput
 
 SCHEMA_VERSION = 1
@@ -116,17 +122,44 @@ def extrapolation_check(table: pd.DataFrame, approach3: Approach3Config, config:
     }
 
 
+def seed_bootstrap(data: FitInput, boot: BootstrapConfig) -> tuple[list[pd.DataFrame], list[pd.DataFrame] | None]:
+    """The seed bootstrap's resamples, drawn once for every approach: each point's seeds drawn with replacement
+    (then averaged when ``table.seeds=mean``), and each run's seeds likewise for the curves (None when no run has
+    two seeds: approach 1 then resamples whole runs)."""
+    mean = data.seeds == "mean"
+    points = bootstrap.seed_resamples(data.replicate_points(), boot, combine=average_points if mean else None)
+    runs = data.seed_curves
+    if runs is None:
+        return points, None
+    strata = [c for c in RUN_COLUMNS if c in runs.columns]
+    if runs.groupby(strata)["run_id"].nunique().max() < 2:
+        return points, None
+    combine = average_curves if mean else None
+    return points, bootstrap.seed_resamples(runs, boot, strata=strata, unit="run_id", combine=combine)
+
+
 def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
     """Run every requested approach; an approach that cannot run is skipped with its reason."""
-    points = data.points
+    points, replicates = data.points, data.replicate_points()
     boot = config.bootstrap if config.bootstrap.n_resamples > 0 else None
+    resamples: list[pd.DataFrame] | None = None
+    curve_resamples: list[pd.DataFrame] | None = None
+    if boot is not None:
+        boot = replace(boot, by=bootstrap.resolve_by(replicates, boot.by))
+        if boot.by == "seed":
+            if max_seeds(replicates) < 2:
+                raise ConfigError(
+                    f"bootstrap.by=seed: every (N, D) point of {data.source} has one seed: train several "
+                    "(sl-train -m ... seed=0,1,2) or use bootstrap.by=point"
+                )
+            resamples, curve_resamples = seed_bootstrap(data, boot)
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     runners = {
-        "approach3": lambda: fit_approach3(points, config.approach3, boot),
-        "approach2": lambda: fit_approach2(points, config.approach2, boot),
-        "approach1": lambda: _approach1(data, config, boot),
-        "kaplan": lambda: fit_kaplan(points, config.kaplan, boot),
+        "approach3": lambda: fit_approach3(points, config.approach3, boot, resamples),
+        "approach2": lambda: fit_approach2(points, config.approach2, boot, resamples),
+        "approach1": lambda: _approach1(data, config, boot, curve_resamples),
+        "kaplan": lambda: fit_kaplan(points, config.kaplan, boot, resamples),
     }
     for name in config.approaches:
         try:
@@ -150,6 +183,9 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
         "flops_column": points.attrs.get("flops_column", "6ND"),
         "group": str(points["group"].iloc[0]),
         "n_points": len(points),
+        "seeds": data.seeds,
+        "n_seed_rows": len(replicates),
+        "seed_spread": seed_spread(replicates, config.approach2.budget_rtol),
         "max_flops": float(points["flops"].max()),
         "n_curve_points": 0 if data.curves is None else len(data.curves),
         "bootstrap": None
@@ -159,10 +195,12 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
     return FitOutcome(results=results, skipped=skipped, extrapolation=extrapolation, meta=meta)
 
 
-def _approach1(data: FitInput, config: FitConfig, boot: BootstrapConfig | None) -> Any:
+def _approach1(
+    data: FitInput, config: FitConfig, boot: BootstrapConfig | None, resamples: list[pd.DataFrame] | None
+) -> Any:
     if data.curves is None:
         raise FitError("approach1 needs loss curves: a run_id column with several n_tokens per run, or a store")
-    return fit_approach1(data.curves, config.approach1, boot)
+    return fit_approach1(data.curves, config.approach1, boot, resamples)
 
 
 def _finite(value: Any) -> Any:
@@ -201,6 +239,8 @@ def report_text(outcome: FitOutcome) -> str:
         f"    group        = {meta['group'] or '(none)'}",
         f"    points       = {meta['n_points']}",
         f"    bootstrap    = {meta['bootstrap'] or 'off'}",
+        f"[[Seeds: rows sharing (N, D) are one point's seeds; fitted: {meta['seeds']}]]",
+        *spread_lines(meta["seed_spread"]),
     ]
     r3 = outcome.results.get("approach3")
     if r3 is not None:
@@ -250,7 +290,9 @@ def report_text(outcome: FitOutcome) -> str:
                 f"    seed noise   = std {noise['std'][0]:g} at loss {noise['loss'][0]:g} to {noise['std'][1]:g} at "
                 f"{noise['loss'][1]:g}, {noise['resamples']} copies per slice; fits weighted by 1/std(log N*)²"
             )
-        if r2.ci95 is not None and r2.seed_noise is not None:
+        if r2.ci95 is not None and meta["bootstrap"]["by"] == "seed":
+            lines.append("    bootstrap    = seeds within each point resampled, sizes kept (fixed design)")
+        elif r2.ci95 is not None and r2.seed_noise is not None:
             lines.append("    bootstrap    = seed noise added to the losses, minima found again (Porian et al. 2024)")
         elif r2.ci95 is not None:
             lines.append("    bootstrap    = profile residuals resampled, sizes kept (fixed design)")

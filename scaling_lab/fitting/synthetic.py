@@ -21,13 +21,15 @@ def isoflop_table(
     noise: float = 0.0,
     seed: int = 0,
     offset_decades: float | np.ndarray = 0.0,
+    seeds: int = 1,
 ) -> pd.DataFrame:
     """A fit table: per budget, ``sizes_per_budget`` sizes from N_opt/10^span to N_opt·10^span.
 
-    ``noise`` is the standard deviation of log loss (0.01 ≈ 1 % multiplicative noise). ``offset_decades`` (one value,
+    ``noise`` is the standard deviation of log loss (0.01 ≈ 1 % multiplicative noise), drawn independently for
+    each of ``seeds`` rows per point (with several, column ``seed``: 0, 1, ...). ``offset_decades`` (one value,
     or one per budget) moves a slice's sizes off the optimum, centring them on N_opt·10^offset, as a grid planned
     from a wrong guess of the optimum is.
-    Each row is its own run (run_id ``r<i>``).
+    Each row is its own run (run_id ``r<i>``, or ``r<i>s<seed>`` with several seeds).
     """
     rng = np.random.default_rng(seed)
     rows = []
@@ -37,12 +39,15 @@ def isoflop_table(
         for log_n in np.linspace(centre - span_decades, centre + span_decades, sizes_per_budget):
             n = 10.0**log_n
             rows.append((n, flops / (FLOPS_PER_PARAM_PER_TOKEN * n), flops))
-    table = pd.DataFrame(rows, columns=["n_params", "n_tokens", "flops"])
+    design = pd.DataFrame(rows, columns=["n_params", "n_tokens", "flops"])
+    table = pd.concat([design.assign(seed=k) for k in range(seeds)], ignore_index=True)
     clean = law.loss(table["n_params"].to_numpy(), table["n_tokens"].to_numpy())
     table["loss"] = clean * np.exp(noise * rng.standard_normal(len(table)))
     table["group"] = ""
-    table["run_id"] = [f"r{i}" for i in range(len(table))]
-    return table
+    point = np.tile(np.arange(len(design)), seeds)
+    table["run_id"] = [f"r{i}" if seeds == 1 else f"r{i}s{k}" for i, k in zip(point, table["seed"], strict=True)]
+    columns = ["n_params", "n_tokens", "flops", "loss", "group", "run_id"]
+    return table[[*columns, "seed"]] if seeds > 1 else table[columns]
 
 
 def curves_table(

@@ -2,14 +2,18 @@
 
 Canonical columns (what every approach reads):
 ``n_params`` (N), ``n_tokens`` (D), ``loss``, ``flops`` (C; 6·N·D when the source has none),
-``group`` (for example a data mix; "" when absent) and ``run_id`` (rows of one run; "" when absent).
+``group`` (for example a data mix; "" when absent), ``run_id`` (rows of one run; "" when absent) and ``seed``
+(the run's seed; 0 when absent). Rows sharing (group, N, D) are seeds of one point (fitting/seeds.py): the fit
+table averages them (``table.seeds=mean``, with ``n_seeds`` and ``loss_sem``) or keeps them (``all``); the
+per-seed rows stay in :attr:`FitInput.seed_points` for the seed bootstrap and the spread report. An optional
+``loss_stderr`` column (the eval set's standard error of each loss) is carried when the file has one.
 Which source columns became N and C is kept in ``table.attrs["n_params_column"]`` and
 ``table.attrs["flops_column"]`` so that every fit can say what it used (shared/DESIGN.md, "N" and "C").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +21,9 @@ import pandas as pd
 
 from scaling_lab.errors import ConfigError, TableError
 from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN
+from scaling_lab.fitting.seeds import check_mode, combine_curves, combine_points, with_run_tokens
 
-CANONICAL = ("n_params", "n_tokens", "loss", "flops", "group", "run_id")
+CANONICAL = ("n_params", "n_tokens", "loss", "flops", "group", "run_id", "seed")
 """Columns of a validated fit table."""
 
 STORE_N_PARAMS = {"total": "n_params_total", "nonembed": "n_params_nonembed"}
@@ -47,6 +52,14 @@ class TableConfig:
     """File input: the column naming the group (for example a data mix); optional."""
     run_id_column: str = "run_id"
     """File input: the column naming the run; rows of one run with several D form its curve (approach 1)."""
+    seed_column: str = "seed"
+    """File input: the column holding the run's seed (integer; 0 for every row when the file has no such column)."""
+    loss_stderr_column: str = "loss_stderr"
+    """File input: the column holding the eval set's standard error of each loss (optional; reported beside the
+    seed spread)."""
+    seeds: str = "mean"
+    """Rows sharing (N, D) are seeds of one point: ``mean`` fits their mean (one row per point), ``all`` fits
+    every seed as a row."""
     store_n_params: str = "total"
     """Store input: N is ``total`` (n_params_total) or ``nonembed`` (n_params_nonembed)."""
     store_flops: str = "6nd"
@@ -71,6 +84,7 @@ class TableConfig:
             )
         if self.store_flops not in STORE_FLOPS:
             raise ConfigError(f"table.store_flops={self.store_flops!r} is unknown: choose {' or '.join(STORE_FLOPS)}")
+        check_mode(self.seeds)
         object.__setattr__(self, "statuses", tuple(self.statuses))
 
 
@@ -79,15 +93,25 @@ class FitInput:
     """What the fitter reads: the point table and, when there are any, per-run loss curves."""
 
     points: pd.DataFrame
-    """Canonical fit table (module docstring)."""
+    """Canonical fit table (module docstring): the seeds of each point averaged or kept, as ``table.seeds`` says."""
     curves: pd.DataFrame | None
-    """Canonical table of loss curves (several n_tokens per run_id), or None."""
+    """Canonical table of loss curves (several n_tokens per run_id), or None; seeds as in ``points``."""
     source: str
     """The path read."""
     kind: str
     """``table`` (a CSV/Parquet file) or ``store`` (a results store directory)."""
     sweeps: tuple[str, ...] = field(default=())
     """Store input: the sweeps the rows came from."""
+    seed_points: pd.DataFrame | None = None
+    """Every seed of every point as a row (the table before averaging); None means ``points`` is that table."""
+    seed_curves: pd.DataFrame | None = None
+    """Every seed's curve (with ``run_tokens``, fitting/seeds.py); None means ``curves`` is that table."""
+    seeds: str = "all"
+    """How ``points`` and ``curves`` treat seeds: ``mean`` or ``all``."""
+
+    def replicate_points(self) -> pd.DataFrame:
+        """The per-seed point table (``points`` when no separate one was given)."""
+        return self.points if self.seed_points is None else self.seed_points
 
 
 def _read_file(path: Path) -> pd.DataFrame:
@@ -129,6 +153,9 @@ def canonicalize(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.Da
     out["flops"] = frame[flops_source] if flops_source else np.nan
     out["group"] = _labels(frame, config.group_column)
     out["run_id"] = _labels(frame, config.run_id_column)
+    out["seed"] = frame[config.seed_column] if config.seed_column in frame.columns else 0
+    if config.loss_stderr_column in frame.columns:
+        out["loss_stderr"] = frame[config.loss_stderr_column]
     out.attrs["n_params_column"] = config.n_params_column
     out.attrs["flops_column"] = flops_source or "6ND"
     return out
@@ -158,6 +185,17 @@ def validate(table: pd.DataFrame, source: str) -> pd.DataFrame:
             raise TableError(
                 f"{source}: column {column} must be finite and positive, row {row} has {values[row]}: fix or drop it"
             )
+    seeds = pd.to_numeric(table["seed"], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(seeds) | (seeds != np.round(seeds)) | (seeds < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise TableError(
+            f"{source}: column seed must hold non-negative integers, row {row} has {table['seed'].iloc[row]!r}:"
+            " fix it, or point table.seed_column at the seed column"
+        )
+    table["seed"] = seeds.astype(np.int64)
+    if "loss_stderr" in table.columns:
+        table["loss_stderr"] = pd.to_numeric(table["loss_stderr"], errors="coerce")  # missing → not known there
     return table
 
 
@@ -207,6 +245,7 @@ def _store_frame(frame: pd.DataFrame, config: TableConfig) -> pd.DataFrame:
             "flops": frame[STORE_FLOPS[config.store_flops]],
             "group": frame["group"] if "group" in frame.columns else "",
             "run_id": frame["run_id"],
+            "seed": frame["seed"] if "seed" in frame.columns else 0,
         }
     )
     return out
@@ -304,11 +343,24 @@ def load_input(path: str | Path, config: TableConfig, curves_path: str | Path | 
     """
     path = Path(path)
     if path.is_dir():
-        return _from_store(path, config)
+        return with_seeds(_from_store(path, config), config.seeds)
     points = _file_table(path, config, str(path))
     curves_file = Path(curves_path) if curves_path is not None else default_curves_path(path)
     if curves_file is not None:
         curves = _file_table(curves_file, config, str(curves_file))
     else:
         curves = curves_from_points(points)
-    return FitInput(points=points, curves=curves, source=str(path), kind="table")
+    return with_seeds(FitInput(points=points, curves=curves, source=str(path), kind="table"), config.seeds)
+
+
+def with_seeds(data: FitInput, mode: str) -> FitInput:
+    """``data`` (one row per seed) with its points and curves combined over seeds as ``mode`` says; the per-seed
+    rows kept in ``seed_points`` and ``seed_curves``."""
+    return replace(
+        data,
+        points=combine_points(data.points, mode),
+        curves=combine_curves(data.curves, mode),
+        seed_points=data.points,
+        seed_curves=None if data.curves is None else with_run_tokens(data.curves),
+        seeds=mode,
+    )

@@ -97,7 +97,7 @@ class RunRecord:
     config_hash: str
     """Hash of the config (see :func:`scaling_lab.results.provenance.config_hash`): same hash, same run."""
     seed: int
-    """Seed of model init and data order."""
+    """Seed of model init (the data order is the config's data.seed)."""
     data_mix: str
     """Name of the data mix; the fitter groups rows by it."""
     data_mix_hash: str

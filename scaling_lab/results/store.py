@@ -28,6 +28,8 @@ TABLE_COLUMNS = (
     "run_id",
     "sweep",
     "group",
+    "seed",
+    "data_seed",
     "data_mix_hash",
     "status",
     "config_hash",
@@ -49,6 +51,8 @@ CURVE_COLUMNS = (
     "run_id",
     "sweep",
     "group",
+    "seed",
+    "data_seed",
     "n_params_total",
     "n_params_nonembed",
     "n_tokens",
@@ -60,7 +64,8 @@ CURVE_COLUMNS = (
 
 # Where load_table finds learning rate, batch size and schedule in a record's config (the trainer's RunConfig,
 # config/schema.py, with rule-derived values resolved: train/run.py `resolved_config`). batch_size is in tokens
-# per optimizer step (optim.batch_tokens), the unit the per-size batch rules use (DeepSeek LLM 2024).
+# per optimizer step (optim.batch_tokens), the unit the per-size batch rules use (DeepSeek LLM 2024). seed (the
+# record's, model init) and data_seed (data order) tell the replicates of one (N, D) point apart.
 CONFIG_COLUMNS: dict[str, str] = {
     "learning_rate": "optim.lr",
     "batch_size": "optim.batch_tokens",
@@ -214,6 +219,8 @@ def _run_columns(record: RunRecord) -> dict[str, Any]:
         "run_id": record.run_id,
         "sweep": record.sweep,
         "group": record.data_mix,
+        "seed": record.seed,
+        "data_seed": _config_value(record.config, "data.seed"),
         "n_params_total": record.n_params_total,
         "n_params_nonembed": record.n_params_nonembed,
     }
@@ -292,13 +299,15 @@ _DTYPES = {
     "train_loss": "float64",
     "learning_rate": "float64",
     "batch_size": "Int64",  # nullable: missing where the config has no batch size
+    "seed": "int64",
+    "data_seed": "Int64",  # nullable: missing where the config has no data seed
 }
 
 
 def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
     """Rows as a DataFrame with exactly ``columns`` in order and stable dtypes (also when empty)."""
     frame = pd.DataFrame(rows, columns=list(columns))
-    for column in ("learning_rate", "batch_size"):  # config values that are not numbers become missing values
+    for column in ("learning_rate", "batch_size", "data_seed"):  # config values that aren't numbers become missing
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame.astype({column: dtype for column, dtype in _DTYPES.items() if column in frame.columns})

@@ -1,4 +1,5 @@
-"""The dry run of a sweep: every grid point's N, D, C, steps, batch, LR, warmup and estimated time; trains nothing.
+"""The dry run of a sweep: every grid point's seeds, N, D, C, steps, batch, LR, warmup and estimated time; trains
+nothing.
 
 Grid points are expanded exactly as Hydra's basic sweeper expands them (the sweep file's ``hydra.sweeper.params``
 plus any multirun overrides on the command line, Cartesian product), and each point's numbers come from the same
@@ -116,6 +117,8 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
         row = {
             "point": index,
             "run_id": config.run_id(),
+            "seed": config.seed,
+            "data_seed": config.data.seed,
             "overrides": " ".join(point.overrides),
             "shape": f"L{plan.shape.n_layers}xd{plan.shape.width}xh{plan.shape.n_heads}",
             "n_params_total": plan.n_params_total,
@@ -131,7 +134,8 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
             "points": len(plan.point_steps),
         }
         flags = []
-        key = (row["shape"], row["n_tokens"], row["batch_tokens"], row["lr"], config.schedule.kind, config.seed)
+        key = (row["shape"], row["n_tokens"], row["batch_tokens"], row["lr"], config.schedule.kind, config.seed,
+               config.data.seed)  # fmt: skip
         if key in seen:
             flags.append(f"same run as point {seen[key]}")
         seen.setdefault(key, index)
