@@ -239,9 +239,10 @@ def report_text(outcome: FitOutcome) -> str:
         f"    group        = {meta['group'] or '(none)'}",
         f"    points       = {meta['n_points']}",
         f"    bootstrap    = {meta['bootstrap'] or 'off'}",
-        f"[[Seeds: rows sharing (N, D) are one point's seeds; fitted: {meta['seeds']}]]",
-        *spread_lines(meta["seed_spread"]),
     ]
+    if "seed_spread" in meta:
+        lines.append(f"[[Seeds: rows sharing (N, D) are one point's seeds; fitted: {meta['seeds']}]]")
+        lines += spread_lines(meta["seed_spread"])
     r3 = outcome.results.get("approach3")
     if r3 is not None:
         lines += [
