@@ -143,3 +143,53 @@ def test_sl_fit_with_seeds_reports_the_spread_and_bootstraps_seeds(tmp_path, thr
     done = sl_fit(*args, "bootstrap=4", "fit.bootstrap.by=seed", cwd=tmp_path, capsys=capsys)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "bootstrap.by=seed" in lines[0] and "one seed" in lines[0]
+
+
+def _curves_with_seeds() -> pd.DataFrame:
+    """3 sizes, one run per size and seed (2 seeds), each with a 4-point loss curve; seed 1 sits 0.1 higher."""
+    rows = []
+    for n in (1e3, 2e3, 4e3):
+        for seed in (0, 1):
+            for d in (1e5, 2e5, 4e5, 8e5):
+                loss = 2.0 + 1e3 / n + 1e5 / d + 0.1 * seed
+                rows.append((n, d, loss, 6 * n * d, "", f"n{n:g}s{seed}", seed))
+    return pd.DataFrame(rows, columns=["n_params", "n_tokens", "loss", "flops", "group", "run_id", "seed"])
+
+
+@pytest.mark.parametrize("mode", ["mean", "all"])
+def test_curve_seed_resamples_draw_whole_runs_within_each_size(mode):
+    from scaling_lab.fitting.run import seed_bootstrap
+    from scaling_lab.fitting.table import FitInput, with_seeds
+
+    curves = _curves_with_seeds()
+    points = curves[curves["n_tokens"] == 8e5].reset_index(drop=True)
+    data = with_seeds(FitInput(points=points, curves=curves, source="syn", kind="table"), mode)
+    if mode == "mean":
+        assert len(data.curves) == 12 and data.curves.groupby("run_id")["n_params"].nunique().eq(1).all()
+        assert data.curves["loss"].iloc[0] == pytest.approx(2.0 + 1.0 + 1.0 + 0.05)  # the two seeds' mean
+    point_resamples, curve_resamples = seed_bootstrap(data, BootstrapConfig(n_resamples=20, seed=2))
+    assert len(point_resamples) == len(curve_resamples) == 20
+    offsets = set()
+    for resample in curve_resamples:
+        if mode == "all":  # two whole runs (4 points each) of every size, drawn from that size's seeds
+            assert resample.groupby("n_params").size().eq(8).all()
+            assert all(run.startswith(f"n{n:g}s") for n, run in zip(resample.n_params, resample.run_id, strict=True))
+            assert resample.groupby("run_id").size().isin([4, 8]).all()
+        else:  # one averaged curve per size: its offset is 0, 0.05 or 0.1 (seed 0 twice, one each, seed 1 twice)
+            assert len(resample) == 12 and resample["run_id"].nunique() == 3
+            offset = resample["loss"] - (2.0 + 1e3 / resample["n_params"] + 1e5 / resample["n_tokens"])
+            offset = offset.round(9)
+            assert set(offset) <= {0.0, 0.05, 0.1}
+            assert offset.groupby(resample["n_params"]).nunique().eq(1).all()  # whole runs: one offset per curve
+            offsets |= set(offset)
+    assert mode == "all" or offsets == {0.0, 0.05, 0.1}
+
+
+def test_an_unknown_seeds_mode_names_the_setting(tmp_path, three_seeds, capsys):
+    three_seeds.to_csv(tmp_path / "t.csv", index=False)
+    done = sl_fit(f"input={tmp_path / 't.csv'}", f"out={tmp_path / 'fit'}", "fit.table.seeds=median", cwd=tmp_path,
+                  capsys=capsys)  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1
+    assert "table.seeds='median' is unknown: choose mean or all" in lines[0]
+    assert not (tmp_path / "fit").exists()

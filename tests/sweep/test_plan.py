@@ -59,7 +59,7 @@ def test_multirun_overrides_on_the_command_line_make_a_grid(small_corpus):
 
 def test_seeds_are_grid_points_of_their_own(small_corpus):
     table = plan_sweep(["model=n1k", "budget.value=1e5", "seed=0,1", "data.seed=0,1", *small_corpus], probe=False)
-    assert sorted(zip(table.seed, table.data_seed)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert sorted(zip(table.seed, table.data_seed, strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert table.run_id.is_unique and not table["flags"].str.contains("same run").any()
 
 
