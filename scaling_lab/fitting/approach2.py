@@ -171,12 +171,15 @@ def akima_minimum(log_x: np.ndarray, log_loss: np.ndarray) -> tuple[np.ndarray, 
 
 
 def size_profile(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One slice's (log N, log D, mean loss, points) per distinct size, by increasing N (seeds averaged)."""
+    """One slice's (log N, log D, mean loss, points) per distinct size, by increasing N (seeds averaged). A row of a
+    seed-averaged table (``n_seeds`` column, fitting/seeds.py) counts as its seeds."""
+    seeds = rows["n_seeds"].to_numpy(float) if "n_seeds" in rows.columns else np.ones(len(rows))
     grouped = (
-        rows.assign(log_d=np.log(rows["n_tokens"].to_numpy(float)))
+        rows.assign(log_d=np.log(rows["n_tokens"].to_numpy(float)), seeds=seeds, weighted=seeds * rows["loss"])
         .groupby("n_params", sort=True)
-        .agg(loss=("loss", "mean"), log_d=("log_d", "mean"), points=("loss", "size"))
+        .agg(weighted=("weighted", "sum"), log_d=("log_d", "mean"), points=("seeds", "sum"))
     )
+    grouped["loss"] = grouped["weighted"] / grouped["points"]
     return (
         np.log(grouped.index.to_numpy(float)),
         grouped["log_d"].to_numpy(),

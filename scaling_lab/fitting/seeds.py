@@ -102,19 +102,10 @@ def average_curves(curves: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def count_seeds(table: pd.DataFrame) -> pd.DataFrame:
-    """``all`` mode: every row kept, with its point's ``n_seeds`` and ``loss_sem``."""
-    grouped = table.groupby(point_columns(table), sort=False)["loss"]
-    n_seeds = grouped.transform("size")
-    out = table.assign(n_seeds=n_seeds, loss_sem=grouped.transform("std") / np.sqrt(n_seeds))
-    out.attrs = dict(table.attrs)
-    return out
-
-
 def combine_points(table: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """The fit table of a per-seed table: averaged (``mean``) or every row (``all``)."""
+    """The fit table of a per-seed table: averaged (``mean``) or every row as it is (``all``)."""
     check_mode(mode)
-    return average_points(table) if mode == "mean" else count_seeds(table)
+    return average_points(table) if mode == "mean" else table
 
 
 def combine_curves(curves: pd.DataFrame | None, mode: str) -> pd.DataFrame | None:

@@ -67,7 +67,7 @@ def test_mean_fits_one_row_per_point_and_all_keeps_every_seed(tmp_path, three_se
     seeds = three_seeds[(three_seeds.n_params == row.n_params) & (three_seeds.n_tokens == row.n_tokens)]["loss"]
     assert row.loss == pytest.approx(seeds.mean()) and row.n_seeds == 3
     assert row.loss_sem == pytest.approx(seeds.std(ddof=1) / np.sqrt(3))
-    assert (everything.points["n_seeds"] == 3).all()
+    assert "n_seeds" not in everything.points  # every row is one seed
     single = load_input(path, TableConfig(seed_column="absent"))  # no seed column: seed 0 for every row
     assert (single.seed_points["seed"] == 0).all() and len(single.points) == 28  # rows sharing (N, D) still averaged
 
@@ -193,3 +193,27 @@ def test_an_unknown_seeds_mode_names_the_setting(tmp_path, three_seeds, capsys):
     assert done.returncode == 2 and len(lines) == 1
     assert "table.seeds='median' is unknown: choose mean or all" in lines[0]
     assert not (tmp_path / "fit").exists()
+
+
+def test_akima_profiles_count_a_seed_mean_as_its_seeds(three_seeds):
+    from scaling_lab.fitting.approach2 import size_profile
+    from scaling_lab.fitting.seeds import average_points
+
+    per_seed = three_seeds[three_seeds["flops"] == three_seeds["flops"].min()]
+    averaged = average_points(per_seed)
+    for mine, theirs in zip(size_profile(averaged), size_profile(per_seed), strict=True):
+        np.testing.assert_allclose(mine, theirs)  # same mean losses, and 3 points per size (the noise of 3 seeds)
+    assert (size_profile(averaged)[3] == 3).all()
+
+
+def test_akima_with_measured_seeds_bootstraps_the_seeds(three_seeds):
+    from scaling_lab.fitting.approach2 import Approach2Config
+    from scaling_lab.fitting.run import FitConfig, fit_input, report_text
+    from scaling_lab.fitting.table import FitInput, with_seeds
+
+    data = with_seeds(FitInput(points=three_seeds, curves=None, source="syn", kind="table"), "mean")
+    config = FitConfig(approaches=("approach2",), approach2=Approach2Config(curve="akima", seed_noise_resamples=50),
+                       bootstrap=BootstrapConfig(n_resamples=10, n_jobs=1))  # fmt: skip
+    outcome = fit_input(data, config)
+    assert outcome.meta["bootstrap"]["by"] == "seed" and outcome.results["approach2"].ci95 is not None
+    assert "seeds within each point resampled" in report_text(outcome)
