@@ -96,7 +96,7 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
         table = slice_.plan(overrides, probe=config.probe)
     from scaling_lab.sweep.plan import format_plan
 
-    print(format_plan(table.drop(columns=["seed"])))
+    print(format_plan(table))
     planned = [{"n_params": m.n_params, "model": m.model, "flops_per_token": m.flops_per_token,
                 "run_ids": [r for r, n in zip(table["run_id"], table[n_column], strict=True) if n == m.n_params]}
                for m in chosen]  # fmt: skip

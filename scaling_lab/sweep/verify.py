@@ -449,12 +449,10 @@ def train_overrides(config_dir: Path, name: str, extra: Sequence[str]) -> list[s
 
 
 def plan(overrides: Sequence[str], *, probe: bool) -> pd.DataFrame:
-    """sl-plan's dry run of the slice, with each point's seed."""
+    """sl-plan's dry run of the slice (each point's seed in its ``seed`` column)."""
     from scaling_lab.sweep.plan import plan_sweep
 
-    table = plan_sweep(list(overrides), probe=probe)
-    seeds = [next(int(t.split("=", 1)[1]) for t in o.split() if t.startswith("seed=")) for o in table["overrides"]]
-    return table.assign(seed=seeds)
+    return plan_sweep(list(overrides), probe=probe)
 
 
 def launch(overrides: Sequence[str]) -> None:
