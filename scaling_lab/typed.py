@@ -22,6 +22,27 @@ def _fits(value: Any, kind: type) -> bool:
     return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
 
 
+def _number_kind(annotation: Any) -> type | None:
+    """``float`` or ``int`` for a field annotated with one of them (optional or not), else None."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        annotation = inner[0] if len(inner) == 1 else None
+    return annotation if annotation in (int, float) else None
+
+
+def yaml_number(value: Any, annotation: Any) -> Any:
+    """A number written as text, for a number field, as that number: YAML 1.1 (Hydra's) reads ``5.9e21`` (no
+    exponent sign) and ``1e3`` as strings. Anything else is returned as it is, for ``type_problem`` to judge."""
+    kind = _number_kind(annotation)
+    if kind is None or not isinstance(value, str):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return number if kind is float else (int(number) if number.is_integer() else value)
+
+
 def type_problem(value: Any, annotation: Any) -> str | None:
     """What ``value`` should be for a field annotated ``annotation``, or None when it fits.
 
@@ -69,6 +90,7 @@ def from_mapping(
         values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
     if check_types:
         hints = typing.get_type_hints(cls)
+        values = {key: yaml_number(value, hints[key]) for key, value in values.items()}
         for key, value in values.items():
             wanted = type_problem(value, hints[key])
             if wanted:
