@@ -25,6 +25,7 @@ from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.kaplan import KaplanConfig
 from scaling_lab.fitting.run import ExtrapolationConfig, FitConfig, FitOutcome, fit_input, write_outputs
 from scaling_lab.fitting.table import FitInput, TableConfig, load_input
+from scaling_lab.outputs import check_output_folder
 from scaling_lab.typed import from_mapping
 
 T = TypeVar("T")
@@ -101,6 +102,7 @@ def log_to_wandb(cfg: DictConfig, data: FitInput, outcome: FitOutcome, figures: 
 
 def run(cfg: DictConfig) -> tuple[FitInput, FitOutcome]:
     table_config, config = fit_config(cfg)
+    check_output_folder(cfg.out, "out")  # before the fit: a bootstrap can take minutes
     data = load_input(cfg.input, table_config, cfg.curves)
     outcome = fit_input(data, config)
     out = Path(cfg.out)

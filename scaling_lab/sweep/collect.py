@@ -8,6 +8,7 @@ import pandas as pd
 
 from scaling_lab.atomic import atomic_path
 from scaling_lab.errors import ConfigError
+from scaling_lab.outputs import check_output_file
 from scaling_lab.results.store import load_curves, load_table
 
 
@@ -30,13 +31,18 @@ def collect(stores: list[Path], out_stem: Path, statuses: tuple[str, ...] = ("fi
     missing = [str(store) for store in stores if not store.is_dir()]
     if missing:
         raise ConfigError(f"stores={missing}: no such results directory; pass the sweep's results root(s)")
-    points = load_table(stores, statuses=statuses)
-    curves = load_curves(stores)
-    written = {}
-    for kind, table in (("points", points), ("curves", curves)):
-        stem = out_stem if kind == "points" else out_stem.with_name(out_stem.name + "_curves")
-        for suffix in ("parquet", "csv"):
-            path = stem.with_suffix(f".{suffix}")
-            write_table_atomically(table, path)
-            written[f"{kind}_{suffix}"] = path
-    return written
+    paths = output_paths(out_stem)
+    for path in paths.values():  # before reading a store of thousands of records
+        check_output_file(path, "out")
+    tables = {"points": load_table(stores, statuses=statuses), "curves": load_curves(stores)}
+    for key, path in paths.items():
+        write_table_atomically(tables[key.split("_")[0]], path)
+    return paths
+
+
+def output_paths(out_stem: Path) -> dict[str, Path]:
+    """The four tables :func:`collect` writes, keyed ``points_parquet``, ``points_csv``, ``curves_parquet``,
+    ``curves_csv``."""
+    stems = {"points": out_stem, "curves": out_stem.with_name(out_stem.name + "_curves")}
+    return {f"{kind}_{suffix}": stem.with_suffix(f".{suffix}") for kind, stem in stems.items()
+            for suffix in ("parquet", "csv")}  # fmt: skip
