@@ -18,6 +18,10 @@ BudgetKind = Literal["tokens", "flops_6nd", "flops_exact", "tokens_per_param"]
 BUDGET_KINDS: tuple[str, ...] = ("tokens", "flops_6nd", "flops_exact", "tokens_per_param")
 # Rounding tolerance before we warn (STYLE.md 6: "warn when rounding moves D by more than a percent").
 ROUNDING_WARN_FRACTION = 0.01
+# Most tokens one run may train on: 1e15, 64× the 15.6T tokens of Llama 3 (Dubey et al. 2024), and below 2^53 so
+# that every token count stays an exact float64 (records and tables). A larger D is a typo (budget.value=1e30) and
+# would otherwise overflow an int64 sequence count deep inside the data layer.
+MAX_TOKENS = 1e15
 
 
 @dataclass(kw_only=True)
@@ -78,6 +82,9 @@ def steps_for_tokens(n_tokens: float, *, batch_sequences: int, sequence_length: 
     tokens_per_step = batch_sequences * sequence_length
     if not n_tokens > 0:
         raise ConfigError(f"{field} gives {n_tokens:g} tokens: the budget must be > 0 tokens")
+    if not n_tokens <= MAX_TOKENS:
+        raise ConfigError(f"{field} gives {n_tokens:g} tokens, more than the {MAX_TOKENS:g} one run may train on:"
+                          " lower budget.value")  # fmt: skip
     if n_tokens < tokens_per_step:
         raise ConfigError(
             f"{field} gives {n_tokens:g} tokens, less than one batch of {tokens_per_step} tokens"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -11,6 +12,30 @@ from typing import Any, TypeVar
 from scaling_lab.errors import ConfigError
 
 T = TypeVar("T")
+
+# Every integer a config holds ends up in a C long, a torch or numpy int64 or a Parquet int64 column (seeds, token
+# counts, sizes); a larger one overflows far from the field that caused it.
+MAX_CONFIG_INT = 2**63 - 1
+
+
+def check_seed(value: Any, field: str) -> None:
+    """A seed is an integer in [0, 2^63 - 1]: torch generators take 64-bit seeds, numpy non-negative ones, and the
+    results table stores them as int64."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_CONFIG_INT:
+        raise ConfigError(f"{field}={value!r} must be an integer from 0 to 2^63 - 1 (e.g. {field}=0)")
+
+
+def check_numbers(values: Mapping[str, Any], where: str) -> None:
+    """Every number in a config section is finite and every integer fits int64, in lists too; ConfigError names the
+    dotted field. NaN passes comparisons such as ``value < 0`` silently and inf overflows integer conversions later
+    (steps, sequence counts), so neither is accepted anywhere; free-form mappings (``grid``) are not looked into."""
+    for key, value in values.items():
+        dotted = f"{where}.{key}" if where else str(key)
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{dotted}={value} is not a finite number: give a finite value")
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_CONFIG_INT:
+                raise ConfigError(f"{dotted}={value} does not fit a 64-bit integer: give a smaller number")
 
 
 _KINDS = {bool: "true or false", int: "a whole number", float: "a number"}
@@ -86,6 +111,7 @@ def from_mapping(
         field = f"{where}.{unknown[0]}" if where else unknown[0]
         raise ConfigError(f"{field} is not a setting: choose among {', '.join(sorted(known))}")
     values = dict(values)
+    check_numbers(values, where)
     if lists_as_tuples:
         values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
     if check_types:

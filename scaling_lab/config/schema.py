@@ -27,7 +27,7 @@ from scaling_lab.results.redact import known_secrets, looks_secret
 from scaling_lab.tracking import LoggerConfig
 from scaling_lab.train.optim import OptimConfig
 from scaling_lab.train.schedule import ScheduleConfig
-from scaling_lab.typed import from_mapping
+from scaling_lab.typed import check_seed, from_mapping
 
 # Sections and fields that do not change what a run computes: where it writes and logs, how many CPU threads,
 # whether it compiles (same maths), debug switches, and the device. The run_id derives from the rest, so a
@@ -56,6 +56,19 @@ class PathsConfig:
         from scaling_lab.data import default_cache_dir
 
         return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+    def check_writable(self, *, results: bool = True) -> None:
+        """ConfigError unless the cache folder (and, with ``results``, the results folder) can be written here.
+
+        A machine's question, not the config's, so it is asked by the entry points before they start (sl-plan
+        writes only to the cache), never in ``__post_init__``: a config is also validated where it does not run."""
+        from scaling_lab.outputs import check_output_folder
+
+        if results:
+            check_output_folder(self.results_dir, "paths.results_dir")
+        # null → $SCALING_LAB_CACHE or ~/.cache/scaling_lab: the message shows the folder it resolved to
+        cache_field = "paths.cache_dir" if self.cache_dir else "default paths.cache_dir"
+        check_output_folder(self.resolved_cache_dir(), cache_field)
 
 
 @dataclass(kw_only=True)
@@ -128,8 +141,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=+-]*", str(self.sweep)):
             raise ConfigError(f"sweep={self.sweep!r} must be a folder name (letters, digits, _ . = + -)")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed={self.seed!r} must be a non-negative integer")
+        check_seed(self.seed, "seed")
         if not (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device)):
             raise ConfigError(f"device={self.device!r} is unknown: choose auto, cpu, cuda, cuda:N or mps")
         if self.threads is not None and self.threads < 1:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from scaling_lab.errors import ConfigError
-from scaling_lab.typed import from_mapping
+from scaling_lab.typed import check_seed, from_mapping
 
 MISSING: Any = "???"  # omegaconf.MISSING, spelled here so that the library never imports omegaconf
 
@@ -23,6 +23,10 @@ TOKENIZER_KINDS = ("byte", "bpe", "hf")
 TOKEN_DTYPES = {"uint8": 2**8, "uint16": 2**16, "uint32": 2**32}
 BYTE_VOCAB_SIZE = 256  # one token per UTF-8 byte value
 MIN_BPE_VOCAB_SIZE = BYTE_VOCAB_SIZE + 1  # the 256 byte-level symbols (ByteLevel alphabet) + <|endoftext|>
+# Largest BPE vocabulary we train: 2^20 ids, four times the largest published ones (262 144 in Gemma 3, Gemma Team
+# 2025; 256 000 in PaLM, Chowdhery et al. 2022). The `tokenizers` trainer sizes its tables by the request, about 70
+# bytes per id whatever the corpus: a request of 1e9 asked for 71 GB and aborted the whole process, not an exception.
+MAX_BPE_VOCAB_SIZE = 2**20
 
 # Default eval set: 2**19 predicted tokens (4096 sequences of 128). The mean eval loss is a mean over
 # sequences, the sampling unit (tokens inside a sequence are correlated), so SE/mean = CV/sqrt(n_sequences)
@@ -78,6 +82,11 @@ class TokenizerConfig:
                 raise ConfigError(
                     f"data.tokenizer.vocab_size={self.vocab_size} is below the {MIN_BPE_VOCAB_SIZE} byte-level "
                     f"symbols a BPE needs: choose at least {MIN_BPE_VOCAB_SIZE}"
+                )
+            if self.vocab_size > MAX_BPE_VOCAB_SIZE:
+                raise ConfigError(
+                    f"data.tokenizer.vocab_size={self.vocab_size} is above the {MAX_BPE_VOCAB_SIZE} ids a BPE is"
+                    " trained to here: choose a smaller vocabulary (4096 to 65536 is usual for small models)"
                 )
         if self.kind == "hf":
             _required(self.name, "data.tokenizer.name", "name a hub tokenizer such as 'gpt2' or a local folder")
@@ -188,8 +197,7 @@ class DataConfig:
         for dotted, value in (("data.sequence_length", self.sequence_length), ("data.eval_tokens", self.eval_tokens)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{dotted}={value!r} must be a positive integer")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"data.seed={self.seed!r} must be a non-negative integer")
+        check_seed(self.seed, "data.seed")
 
     @property
     def weights(self) -> list[float]:

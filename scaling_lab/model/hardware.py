@@ -6,6 +6,8 @@ FLOPs with the exact Chinchilla Appendix F formula (``shapes.flops_per_token_exa
 
 from __future__ import annotations
 
+import math
+
 from scaling_lab.model.shapes import Shape
 
 # Dense (no 2:4 sparsity) BF16 tensor-core peaks, FLOP/s, from the vendor datasheets:
@@ -97,7 +99,10 @@ def micro_batch_that_fits(
     """The largest divisor of ``batch_sequences`` whose :func:`training_memory_bytes` fits in ``memory_fraction``
     of the device (1 when even one sequence does not: the caller's OOM will say so)."""
     budget = memory_fraction * device_memory_bytes
-    for micro in sorted((m for m in range(1, batch_sequences + 1) if batch_sequences % m == 0), reverse=True):
+    # divisors in pairs (m, batch/m) up to the square root: a batch of 2^36 sequences is 2^18 trial divisions
+    divisors = {d for m in range(1, math.isqrt(batch_sequences) + 1) if batch_sequences % m == 0
+                for d in (m, batch_sequences // m)}  # fmt: skip
+    for micro in sorted(divisors, reverse=True):
         tokens = micro * sequence_length
         if training_memory_bytes(shape, vocab_size=vocab_size, n_params=n_params, micro_batch_tokens=tokens) <= budget:
             return micro

@@ -27,6 +27,13 @@ from scaling_lab.errors import ConfigError
 ASPECT_RATIO = 64
 # Attention head size of the target-N rule once the width allows it (GPT-2, Llama and Chinchilla use 64–128).
 HEAD_SIZE = 64
+# Upper bounds on a shape, far above any dense model trained (PaLM 540B: 118 layers of width 18 432, Chowdhery et
+# al. 2022), that keep shape arithmetic cheap and exact; whether a shape fits a machine is decided by the memory check
+# before a run starts (train/preflight.py). MAX_TARGET_N's shape (2730 layers × 174 720) stays within the others.
+MAX_LAYERS = 2**14
+MAX_WIDTH = 2**18
+MAX_FFN_SIZE = 2**20
+MAX_TARGET_N = 1e15
 
 
 def swiglu_ffn_size(width: int) -> int:
@@ -72,8 +79,10 @@ class ModelConfig:
                 f"model.preset={self.preset!r} is unknown: choose one of {', '.join(PRESETS)}"
                 " or set model.preset=null and give model.n_layers/width/n_heads"
             )
-        if self.target_n is not None and not self.target_n > 0:
-            raise ConfigError(f"model.target_n={self.target_n} must be > 0 (e.g. model.target_n=1e6)")
+        if self.target_n is not None and not 0 < self.target_n <= MAX_TARGET_N:
+            raise ConfigError(
+                f"model.target_n={self.target_n} must lie in (0, {MAX_TARGET_N:g}] (e.g. model.target_n=1e6)"
+            )
         if any(chosen):
             self._check_no_explicit_shape()
         else:
@@ -86,11 +95,17 @@ class ModelConfig:
                     )
                 if value < 1:
                     raise ConfigError(f"model.{name}={value} must be ≥ 1")
+            for name, most in (("n_layers", MAX_LAYERS), ("width", MAX_WIDTH)):
+                if getattr(self, name) > most:
+                    raise ConfigError(f"model.{name}={getattr(self, name)} is above {most}: choose a smaller model")
             check_heads(self.width, self.n_heads)
-        if self.ffn_size is not None and self.ffn_size < 1:
-            raise ConfigError(f"model.ffn_size={self.ffn_size} must be ≥ 1 (or null for 8/3 · width)")
-        if not self.init_std > 0:
-            raise ConfigError(f"model.init_std={self.init_std} must be > 0 (0.02 is usual)")
+        if self.ffn_size is not None and not 1 <= self.ffn_size <= MAX_FFN_SIZE:
+            raise ConfigError(
+                f"model.ffn_size={self.ffn_size} must lie in [1, {MAX_FFN_SIZE}] (or null for 8/3 · width)"
+            )
+        for name, usual in (("init_std", "0.02"), ("rope_theta", "10000"), ("norm_eps", "1e-5")):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"model.{name}={getattr(self, name)} must be > 0 ({usual} is usual)")
 
     def _check_no_explicit_shape(self) -> None:
         """A preset or target_n fixes n_layers/width/n_heads, so a value given beside it would be ignored: refuse.
@@ -125,8 +140,8 @@ class ModelConfig:
 
 def check_heads(width: int, n_heads: int) -> None:
     """Raise ConfigError unless n_heads divides width into even head sizes (rotary needs pairs)."""
-    divisors = [h for h in range(1, width + 1) if width % h == 0 and (width // h) % 2 == 0]
     if n_heads < 1 or width % n_heads or (width // n_heads) % 2:
+        divisors = [h for h in range(1, width + 1) if width % h == 0 and (width // h) % 2 == 0]
         raise ConfigError(
             f"model.n_heads={n_heads} does not divide model.width={width} into even head sizes:"
             f" choose n_heads among {', '.join(map(str, divisors[:12]))}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -48,8 +49,15 @@ def config_with(**changes: Any):
         ({"optim__lr": -3e-4}, r"^optim\.lr=-0\.0003 must be > 0"),
         ({"schedule__kind": "linear"}, r"^schedule\.kind='linear' is unknown"),
         ({"model__bogus": 1}, r"^model.bogus is not a setting: choose among "),
-        ({"seed": -1}, r"^seed=-1 must be a non-negative integer"),
+        ({"seed": -1}, r"^seed=-1 must be an integer from 0 to 2\^63 - 1"),
+        ({"seed": 2**64}, r"^seed=18446744073709551616 does not fit a 64-bit integer"),
         ({"sweep": "a/b"}, r"^sweep='a/b' must be a folder name"),
+        ({"optim__lr": math.nan}, r"^optim\.lr=nan is not a finite number"),
+        ({"schedule": {"kind": "wsd", "cooldown_budgets": [1e5, math.inf]}},
+         r"^schedule\.cooldown_budgets=\[100000\.0, inf\] is not a finite number"),
+        ({"model": {"target_n": 1e16}}, r"^model\.target_n=1e\+16 must lie in \(0, 1e\+15\]"),
+        ({"model": {"n_layers": 2, "width": 2**20, "n_heads": 2}}, r"^model\.width=1048576 is above 262144"),
+        ({"model": {"preset": "n1k", "rope_theta": 0.0}}, r"^model\.rope_theta=0\.0 must be > 0"),
     ],
 )
 def test_each_bad_field_gives_one_line_naming_it(changes: dict, message: str) -> None:
@@ -62,6 +70,13 @@ def test_batch_larger_than_the_budget_names_the_batch() -> None:
     config = config_with(budget__value=1000, optim__batch_tokens=4096)
     with pytest.raises(ConfigError, match=r"1000 tokens, less than one batch of 4096 tokens.*optim\.batch_tokens"):
         make_plan(config, vocab_size=256)
+
+
+def test_a_budget_beyond_any_run_names_budget_value() -> None:
+    for budget in ({"kind": "tokens", "value": 1e30}, {"kind": "flops_6nd", "value": 1e30}):
+        with pytest.raises(ConfigError, match=r"gives .* tokens, more than the 1e\+15 one run may train on: lower"
+                                              r" budget\.value"):
+            make_plan(config_with(budget=budget), vocab_size=256)
 
 
 def test_a_wsd_cooldown_beyond_the_budget_names_both_fields() -> None:

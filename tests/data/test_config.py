@@ -46,6 +46,7 @@ def config(**changes):
         ({"tokenizer": {"kind": "sentencepiece"}}, r"data.tokenizer.kind='sentencepiece' is unknown"),
         ({"tokenizer": {"kind": "bpe"}}, r"data.tokenizer.vocab_size is required"),
         ({"tokenizer": {"kind": "bpe", "vocab_size": 100}}, r"vocab_size=100 is below the 257"),
+        ({"tokenizer": {"kind": "bpe", "vocab_size": 10**9}}, r"vocab_size=1000000000 is above the 1048576"),
         ({"tokenizer": {"kind": "bpe", "vocab_size": 4096, "dtype": "uint8"}}, r"does not fit data.tokenizer.dtype"),
         ({"tokenizer": {"kind": "byte", "vocab_size": 512}}, r"does not apply to kind=byte"),
         ({"tokenizer": {"kind": "hf"}}, r"data.tokenizer.name is required"),
@@ -53,6 +54,9 @@ def config(**changes):
         ({"sequence_length": 0}, r"data.sequence_length=0 must be a positive integer"),
         ({"eval_tokens": -5}, r"data.eval_tokens=-5 must be a positive integer"),
         ({"seed": -1}, r"data.seed=-1"),
+        ({"seed": 2**63}, r"data.seed=9223372036854775808 does not fit a 64-bit integer"),
+        ({"sources": [{"name": "a", "kind": "embedded", "domain": "prose", "weight": float("nan")}]},
+         r"data.sources\[0\].weight=nan is not a finite number"),
         ({"name": "???"}, r"data.name is required"),
     ],
 )

@@ -111,6 +111,14 @@ def test_micro_batch_is_the_largest_divisor_that_fits() -> None:
     assert micro_batch_that_fits(shape, **common, device_memory_bytes=1e9) == 1  # nothing fits: the OOM will say so
 
 
+def test_micro_batch_of_a_huge_batch_is_found_without_trying_every_size() -> None:
+    shape = PRESETS["n1k"]
+    common = dict(vocab_size=256, n_params=n_params_total(shape, 256, tied=False), sequence_length=16)
+    one = training_memory_bytes(shape, vocab_size=256, n_params=common["n_params"], micro_batch_tokens=16)
+    assert micro_batch_that_fits(shape, **common, batch_sequences=2**36, device_memory_bytes=one / 0.9) == 1
+    assert micro_batch_that_fits(shape, **common, batch_sequences=3 * 2**35, device_memory_bytes=1e20) == 3 * 2**35
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("preset", ["n1m", "n10m"])
