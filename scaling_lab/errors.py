@@ -35,6 +35,10 @@ class TableError(ScalingLabError):
     """A results table or record is malformed (names the file and column or field)."""
 
 
+class CheckpointError(ScalingLabError):
+    """A run's checkpoint cannot be trusted or read (names the file; deleting it restarts the point)."""
+
+
 class FitError(ScalingLabError):
     """A fit cannot be made from the given points (names the approach and the reason)."""
 

@@ -6,14 +6,17 @@ on sequences [s·B, (s+1)·B)), the torch RNG states, and the run's progress so 
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from scaling_lab.atomic import atomic_path
+from scaling_lab.errors import CheckpointError
 
 CHECKPOINT_NAME = "checkpoint.pt"
+RUN_STATE_KEYS = ("model", "optimizer", "rng", "progress")
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -22,11 +25,40 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, temp)
 
 
-def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` loaded weights-only (no pickled code runs), or None if there is none."""
+def load_checkpoint(path: Path, device: torch.device, *, mmap: bool = False) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` loaded weights-only (no pickled code runs), or None if there is none.
+
+    A file that the weights-only unpickler refuses (it holds some other object) or cannot read (corrupt, truncated)
+    is never loaded another way: CheckpointError names it and says to delete it. ``mmap`` maps the tensors instead of
+    reading them (a cheap check of a large checkpoint)."""
     if not path.exists():
         return None
-    return torch.load(path, map_location=device, weights_only=True)
+    try:
+        return torch.load(path, map_location=device, weights_only=True, mmap=mmap)
+    except Exception as error:  # whatever failed, the file cannot be used
+        # torch's own message advises retrying with weights_only=False, which would run whatever the file holds:
+        # it is neither shown nor chained.
+        why = ("it holds objects other than tensors and plain values, which are never unpickled"
+               if isinstance(error, pickle.UnpicklingError) else f"it is corrupt or truncated ({type(error).__name__})")
+        raise CheckpointError(f"checkpoint {path} is not trusted: {why}: delete it to train this point again from"
+                              " its start") from None  # fmt: skip
+
+
+def check_run_checkpoint(path: Path) -> None:
+    """CheckpointError unless ``path`` is absent or a run checkpoint that :func:`restore_run_state` can load; maps
+    rather than reads the tensors, so checking before a run starts costs little even for a large model."""
+    _run_state(path, load_checkpoint(path, torch.device("cpu"), mmap=True))
+
+
+def _run_state(path: Path, state: Any) -> dict[str, Any] | None:
+    """``state`` when it is a run's checkpoint (or None); CheckpointError naming what it lacks otherwise."""
+    if state is None:
+        return None
+    missing = [key for key in RUN_STATE_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not a run's checkpoint (no {', '.join(missing)}): delete it to"
+                              " train this point again from its start")  # fmt: skip
+    return state
 
 
 def rng_state() -> dict[str, Any]:
@@ -54,7 +86,7 @@ def restore_run_state(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
 ) -> dict[str, Any] | None:
     """Load a run's checkpoint into ``model`` and ``optimizer``, restore the RNG; its progress, or None if absent."""
-    state = load_checkpoint(path, device)
+    state = _run_state(path, load_checkpoint(path, device))
     if state is None:
         return None
     model.load_state_dict(state["model"])
