@@ -51,12 +51,15 @@ def _run(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    """Console entry: compose and validate every grid point first, so that a bad override, sweep file or sweep
-    name ends with one line and exit 2 *before* Hydra creates output directories or any point trains."""
+    """Console entry: compose and validate every grid point first, and check that each can start (writable folders,
+    device, memory, checkpoint), so that a bad override, sweep file, sweep name, path or size ends with one line and
+    exit 2 *before* Hydra creates output directories or any point trains."""
     from scaling_lab.sweep.plan import expand_grid
+    from scaling_lab.train.preflight import check_can_start
 
     overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-    exit_on_user_error(expand_grid)(overrides)
+    for point in exit_on_user_error(expand_grid)(overrides):
+        exit_on_user_error(check_can_start)(point.config, on_this_host=point.runs_here)
     main()
 
 

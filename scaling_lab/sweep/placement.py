@@ -37,6 +37,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from scaling_lab.errors import ConfigError
 from scaling_lab.model.hardware import training_memory_bytes
 
 # The most runs that share one GPU under jobs_per_device=auto. Issue 8 asks for ≥ 4× aggregate throughput from
@@ -223,6 +224,53 @@ def jobs_per_cuda_device(jobs_per_device: int | str, footprint: Footprint | None
     cores = max(1, usable_cores() // n_devices)
     return [jobs_that_fit(footprint, device_memory_bytes=torch.cuda.get_device_properties(i).total_memory,
                           cpu_cores_per_device=cores) for i in range(n_devices)]  # fmt: skip
+
+
+def check_device_available(requested: str) -> None:
+    """ConfigError unless the ``device`` setting names a device this machine has (auto and cpu always exist)."""
+    import torch
+
+    kind, _, index = requested.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ConfigError(f"device={requested} is not available ({why}): use device=cpu, or device=auto"
+                              " (a GPU when there is one)")  # fmt: skip
+        if index and int(index) >= count:
+            raise ConfigError(f"device={requested} is not available: this machine has {count} CUDA device(s),"
+                              f" cuda:0 to cuda:{count - 1}: use one of them, or device=cuda")  # fmt: skip
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={requested} is not available (no Apple GPU, or this torch is built without MPS):"
+                          " use device=cpu, or device=auto")  # fmt: skip
+
+
+def memory_bytes(requested: str) -> tuple[int | None, str]:
+    """The memory a run on the ``device`` setting can use at most (None where the platform does not say), and the
+    device's name for messages.
+
+    CUDA: the device's total memory (with a bare ``cuda``, the largest visible device: placement may pick any).
+    CPU and MPS (unified memory): the host's physical memory, or the cgroup's limit (a container, a SLURM job) when
+    that is lower."""
+    import torch
+
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        indices = [int(requested[5:])] if ":" in requested else range(torch.cuda.device_count())
+        sizes = {torch.cuda.get_device_properties(i).total_memory: f"cuda:{i}" for i in indices}
+        return max(sizes), sizes[max(sizes)]
+    where = "this machine's memory" if requested == "cpu" else f"{requested} (this machine's memory)"
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+        return None, where
+    try:  # cgroup v2; "max" (no limit) or an absent file keep the host's memory
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        total = min(total, int(limit)) if limit.isdigit() else total
+    except OSError:
+        pass
+    return total, where
 
 
 @contextmanager

@@ -33,6 +33,9 @@ MAX_EPOCHS = 4.0  # repeated data bends the law beyond ~4 epochs (Muennighoff et
 MIN_STEPS = 50  # fewer optimizer steps leave warmup + cosine too coarse to trust the final loss
 MIN_BATCH_SEQUENCES = 4  # smaller batches make the final loss a noisy function of the last few batches
 PROBE_STEPS = 3  # timed steps per distinct (shape, batch), after one untimed warm-up step
+# Hydra launchers that run every job in processes of this host (basic, joblib, submitit's local one); any other
+# (submitit's SLURM) runs them on other machines, whose devices and memory this host cannot check.
+LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +46,8 @@ class GridPoint:
     """The Hydra overrides that make this point (as a multirun job would receive them)."""
     config: RunConfig
     """The composed, validated config."""
+    runs_here: bool = True
+    """Whether the sweep's launcher runs this point on this host (see :data:`LOCAL_LAUNCHERS`)."""
 
 
 def expand_grid(overrides: Sequence[str], *, config_name: str = "sl_train") -> list[GridPoint]:
@@ -54,6 +59,7 @@ def expand_grid(overrides: Sequence[str], *, config_name: str = "sl_train") -> l
         fixed = [o.input_line for o in parser.parse_overrides(list(overrides)) if not o.is_sweep_override()]
         with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
             base = compose(config_name, overrides=fixed, return_hydra_config=True)
+            runs_here = str(base.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
             params = base.hydra.sweeper.get("params")
             params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
             sweep_lines = [f"{key}={value}" for key, value in params.items()] + list(overrides)
@@ -62,7 +68,7 @@ def expand_grid(overrides: Sequence[str], *, config_name: str = "sl_train") -> l
             for job in jobs:
                 cfg = compose(config_name, overrides=list(job))
                 config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
-                points.append(GridPoint(overrides=tuple(job), config=config))
+                points.append(GridPoint(overrides=tuple(job), config=config, runs_here=runs_here))
     except (HydraException, OmegaConfBaseException) as error:  # unknown group option, bad key, bad interpolation
         raise ConfigError(f"sweep {' '.join(overrides)}: {' '.join(str(error).split())}") from error
     return points
@@ -106,7 +112,10 @@ def probe_seconds_per_step(config: RunConfig, plan: TrainPlan, *, device: str = 
 def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
     """One row per grid point with its numbers, estimated seconds (when probed) and flags."""
     rows, probes, seen = [], {}, {}
-    for index, point in enumerate(expand_grid(overrides)):
+    points = expand_grid(overrides)
+    for point in points:  # the plan tokenizes into the data cache (epochs, an hf tokenizer's vocabulary)
+        point.config.paths.check_writable(results=False)
+    for index, point in enumerate(points):
         config = point.config
         plan = make_plan(config, vocab_size=_vocab_size(config))
         eval_sequences = max(1, config.data.eval_tokens // plan.sequence_length)

@@ -29,6 +29,7 @@ from scaling_lab.tracking import open_tracker, quantity_tags
 from scaling_lab.train import checkpoint
 from scaling_lab.train.loop import train
 from scaling_lab.train.plan import TrainPlan, make_plan
+from scaling_lab.train.preflight import check_can_start, check_fits_memory
 from scaling_lab.train.progress import Progress
 
 LOCK_NAME = "run.lock"
@@ -92,7 +93,9 @@ def set_threads(config: RunConfig) -> int:
 
 
 def run_point(config: RunConfig) -> Outcome:
-    """Train one grid point unless it is finished or being trained elsewhere; never raises for a failed run."""
+    """Train one grid point unless it is finished or being trained elsewhere; never raises for a failed run (a
+    ScalingLabError means it could not start: nothing was created)."""
+    check_can_start(config)
     root, run_id = Path(config.paths.results_dir), config.run_id()
     folder, path = run_dir(root, config.sweep, run_id), record_path(root, config.sweep, run_id)
     status = read_record(path).status if path.exists() else None
@@ -108,6 +111,7 @@ def run_point(config: RunConfig) -> Outcome:
             set_threads(config)
             data = prepare_data(config.data, config.paths.resolved_cache_dir())
             plan = make_plan(config, vocab_size=data.vocab_size)
+            check_fits_memory(config, plan)  # again: a pretrained hf tokenizer's vocabulary is known only now
             # the plan sizes the device share (jobs_per_device=auto packs small runs onto one GPU)
             footprint = footprint_of(plan)
             with placed_device(config.device, jobs_per_device=config.jobs_per_device, footprint=footprint) as device:
