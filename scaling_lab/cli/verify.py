@@ -41,6 +41,7 @@ from scaling_lab.fitting.verify import (
     predict,
     read_fit,
 )
+from scaling_lab.outputs import check_output_folder
 from scaling_lab.sweep import verify as slice_
 from scaling_lab.typed import from_mapping
 
@@ -69,8 +70,7 @@ def _profile_sizes(predictions: dict[str, Prediction], sizes: list[float]) -> np
 def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
     config = to_config(cfg, train_overrides)
     out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out={out} is a file: give a folder for verify.json, report.txt and the figure")
+    check_output_folder(out, "out")  # before planning and training the slice
     fit, fit_path = read_fit(config.fit_json)
     n_column, flops_column, max_flops = fit_accounting(fit, str(fit_path))
     target = float(config.flops) if config.flops is not None else config.target_multiple * max_flops
@@ -83,6 +83,8 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
     chosen = slice_.snap(members, planned_sizes(predictions, config.sizes, config.min_ratio))
     sweep = config.sweep or f"{'+'.join(recipe.sweeps)}_verify"
     results_dir = Path(config.results_dir) if config.results_dir else recipe.results_dir
+    if config.train:
+        check_output_folder(results_dir, "results_dir" if config.results_dir else "results_dir (the store's)")
     budget = slice_.budget_of(flops_column, n_column, target)
     header = (f"Verification slice written by sl-verify: {fit_path} predicted at C = {target:.4g} ({flops_column}),\n"
               f"trained with the recipe of {store} ({recipe.n_records} runs). Relaunch (finished points are skipped):\n"

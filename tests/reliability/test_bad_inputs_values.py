@@ -34,6 +34,7 @@ PLAN = ("--no-probe", "model=n1k", "budget.value=1e5", "data.sequence_length=16"
         "paths.cache_dir={tmp}/cache")  # fmt: skip
 FIT = ("input={tmp}/t.csv", "approaches=[approach2]", "figures=false")  # three points: the fit itself would fail
 STORE = {"store/sweep/.keep": ""}  # an existing results root for sl-collect
+VERIFY = ("fit_json={tmp}/absent/fit.json", "store={tmp}/store")  # out= is checked before the fit is read
 PROC = "/proc/scaling_lab_test"  # root may write almost anywhere, but nothing can be created here
 SEED_BEYOND_64_BITS = str(2**64)
 # A device index this machine lacks whether or not it has GPUs; bare cuda and mps where they are absent.
@@ -84,7 +85,7 @@ CASES = [
          names=("paths.cache_dir", "/proc")),
     Case(name="cache-dir-under-a-file", cli="train", args=train("paths.cache_dir={tmp}/text.txt/cache"),
          names=("paths.cache_dir", "text.txt")),
-    # output paths: sl-fit (checked before fitting: this table's fit fails), sl-collect, sl-plan
+    # output paths: sl-fit (checked before fitting: this table's fit fails), sl-collect, sl-plan, sl-verify
     Case(name="fit-out-under-proc", cli="fit", files={"t.csv": GOOD_CSV}, args=(*FIT, f"out={PROC}"),
          names=("out=", "/proc")),
     Case(name="fit-out-is-a-file", cli="fit", files={"t.csv": GOOD_CSV}, args=(*FIT, "out={tmp}/text.txt"),
@@ -99,6 +100,10 @@ CASES = [
          args=("stores=[{tmp}/store]", "out={tmp}/t"), names=("out=", "t.parquet")),
     Case(name="plan-out-under-proc", cli="plan", args=(*PLAN, "--out", f"{PROC}/plan.csv"), names=("--out", "/proc")),
     Case(name="plan-out-is-a-folder", cli="plan", args=(*PLAN, "--out", "{tmp}"), names=("--out", "{tmp}")),
+    Case(name="verify-out-under-proc", cli="verify", files=STORE, args=(*VERIFY, f"out={PROC}"),
+         names=("out=", "/proc")),
+    Case(name="verify-out-under-a-file", cli="verify", files=STORE, args=(*VERIFY, "out={tmp}/text.txt/verify"),
+         names=("out=", "text.txt")),
     Case(name="plan-cache-dir-under-a-file", cli="plan", args=(*PLAN[:-1], "paths.cache_dir={tmp}/text.txt/cache"),
          names=("paths.cache_dir", "text.txt")),
     # numbers out of range, caught by the typed configs or by the memory estimate before anything is built
@@ -192,7 +197,7 @@ def _check(cases: list[Case], tmp_path: Path, records: ModuleType) -> None:
 
 def test_the_table_covers_every_class_and_entry_point() -> None:
     assert len({case.name for case in CASES}) == len(CASES)
-    assert {case.cli for case in CASES} == {"train", "fit", "collect", "plan"}
+    assert {case.cli for case in CASES} == {"train", "fit", "collect", "plan", "verify"}
     assert {"checkpoint.pt"} <= {name for case in CASES for name in case.names}
 
 
