@@ -111,7 +111,6 @@ def from_mapping(
         field = f"{where}.{unknown[0]}" if where else unknown[0]
         raise ConfigError(f"{field} is not a setting: choose among {', '.join(sorted(known))}")
     values = dict(values)
-    check_numbers(values, where)
     if lists_as_tuples:
         values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
     if check_types:
@@ -123,4 +122,5 @@ def from_mapping(
                 field = f"{where}.{key}" if where else key
                 shown = list(value) if isinstance(value, tuple) else value
                 raise ConfigError(f"{field}={shown!r} must be {wanted}")
+    check_numbers(values, where)  # after yaml_number: the text 'nan' is a float by then
     return cls(**values)
