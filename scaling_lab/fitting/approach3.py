@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling_lab.budget import SIX_ND, FlopsPerToken
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.laws import ChinchillaLaw
 from scaling_lab.fitting.objectives import OBJECTIVES, Polished, fit_power_law_sum
+from scaling_lab.fitting.table import flops_per_token_of
 
 PARAMS = ("E", "A", "B", "alpha", "beta")
 """The law's parameters, in fit.json order."""
@@ -144,7 +146,9 @@ class Approach3Result:
     """Central probability of the intervals."""
     frontier: list[dict[str, Any]] = field(default_factory=list)
     """At a few budgets C (the table's largest, ×10, ×100): n_opt, d_opt, tokens_per_param, loss and, when
-    bootstrapped, their ci95."""
+    bootstrapped, their ci95; solved along the table's own C (``flops_per_token``)."""
+    flops_per_token: FlopsPerToken = SIX_ND
+    """C per token against N in the table's accounting (6ND, or the exact count's fitted function)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything else worth recording (for example the resampling unit)."""
     vpnls: dict[str, Any] | None = None
@@ -191,6 +195,7 @@ class Approach3Result:
             out["n_bootstrap_failed"] = self.n_bootstrap_failed
         if self.frontier:
             out["frontier"] = self.frontier
+        out["flops_per_token"] = self.flops_per_token.to_dict()
         if self.extra:
             out["extra"] = self.extra
         if self.vpnls is not None:
@@ -200,7 +205,10 @@ class Approach3Result:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Approach3Result:
         names = [f for f in cls.__dataclass_fields__ if f in values]
-        return cls(**{name: values[name] for name in names})
+        fields = {name: values[name] for name in names}
+        if "flops_per_token" in fields:  # absent in fit.json written before exact-FLOP frontiers: 6ND
+            fields["flops_per_token"] = FlopsPerToken.from_dict(fields["flops_per_token"])
+        return cls(**fields)
 
 
 def _theta_to_params(theta: np.ndarray) -> dict[str, float]:
@@ -343,25 +351,25 @@ FRONTIER_MULTIPLES = (1.0, 10.0, 100.0)
 """Frontier rows are reported at the table's largest budget times these (extrapolation made visible)."""
 
 
-def frontier_at(law: ChinchillaLaw, flops: float) -> dict[str, float]:
-    """Compute-optimal N, D, D/N and loss of a law at a budget C."""
-    return {
-        "n_opt": float(law.n_opt(flops)),
-        "d_opt": float(law.d_opt(flops)),
-        "tokens_per_param": float(law.tokens_per_param(flops)),
-        "loss": float(law.loss_at_optimum(flops)),
-    }
+def frontier_at(law: ChinchillaLaw, flops: float, per_token: FlopsPerToken = SIX_ND) -> dict[str, float]:
+    """Compute-optimal N, D, D/N and loss of a law at a budget C (C = per_token(N)·D)."""
+    n_opt, d_opt = float(law.n_opt(flops, per_token)), float(law.d_opt(flops, per_token))
+    return {"n_opt": n_opt, "d_opt": d_opt, "tokens_per_param": d_opt / n_opt, "loss": float(law.loss(n_opt, d_opt))}
 
 
 def frontier_rows(
-    law: ChinchillaLaw, budgets: list[float], samples: list[dict[str, float]] | None, level: float
+    law: ChinchillaLaw,
+    budgets: list[float],
+    samples: list[dict[str, float]] | None,
+    level: float,
+    per_token: FlopsPerToken = SIX_ND,
 ) -> list[dict[str, Any]]:
     """Frontier quantities at each budget, with percentile intervals over the bootstrap samples when given."""
     rows = []
     for flops in budgets:
-        row: dict[str, Any] = {"flops": float(flops), **frontier_at(law, flops)}
+        row: dict[str, Any] = {"flops": float(flops), **frontier_at(law, flops, per_token)}
         if samples:
-            values = [frontier_at(ChinchillaLaw(**s), flops) for s in samples]
+            values = [frontier_at(ChinchillaLaw(**s), flops, per_token) for s in samples]
             row["ci95"] = bootstrap.intervals(values, ("n_opt", "d_opt", "tokens_per_param", "loss"), level)
         rows.append(row)
     return rows
@@ -378,13 +386,17 @@ def fit_approach3(
     config: Approach3Config | None = None,
     bootstrap_config: BootstrapConfig | None = None,
     resamples: list[pd.DataFrame] | None = None,
+    *,
+    per_token: FlopsPerToken | None = None,
 ) -> Approach3Result:
     """Fit approach 3 to a fit table (table.py columns n_params, n_tokens, loss), optionally bootstrapped.
 
-    Raises FitError when the table cannot support the fit (too few points, a single size or budget,
-    an exponent collapsing to 0).
+    The frontier is solved along the table's own C: ``per_token`` (FLOPs per token against N), by default
+    derived from the table's rows (table.flops_per_token_of). Raises FitError when the table cannot support the
+    fit (too few points, a single size or budget, an exponent collapsing to 0).
     """
     config = config or Approach3Config()
+    per_token = flops_per_token_of(table, "the fit table") if per_token is None else per_token
     _check(table, config)
     polished = _polish(table, config, START_GRIDS[config.starts](), config.n_polish)
     params = _theta_to_params(polished.theta)
@@ -403,9 +415,10 @@ def fit_approach3(
         converged=polished.converged,
         n_params_column=table.attrs.get("n_params_column", "n_params"),
         flops_column=table.attrs.get("flops_column", "6ND"),
+        flops_per_token=per_token,
     )
     budgets = [float(table["flops"].max()) * m for m in FRONTIER_MULTIPLES]
-    result = replace(result, frontier=frontier_rows(result.law, budgets, None, 0.95))
+    result = replace(result, frontier=frontier_rows(result.law, budgets, None, 0.95, per_token))
     if config.method == "vpnls":
         result = replace(result, vpnls=fit_vpnls(table, config, bootstrap_config))
     if bootstrap_config is None or bootstrap_config.n_resamples == 0:
@@ -446,7 +459,7 @@ def attach_bootstrap(
     return replace(
         result,
         ci95=bootstrap.intervals(full, PARAMS + FRONTIER, bootstrap_config.level),
-        frontier=frontier_rows(result.law, budgets, samples, bootstrap_config.level),
+        frontier=frontier_rows(result.law, budgets, samples, bootstrap_config.level, result.flops_per_token),
         bootstrap_samples=samples,
         n_bootstrap_failed=n_failed,
         ci_level=bootstrap_config.level,

@@ -7,6 +7,12 @@ minimizing L subject to C = 6 N D gives
     a = beta / (alpha + beta),   b = alpha / (alpha + beta),   G = (alpha A / (beta B))^(1/(alpha+beta)).
 
 N is parameters, D training tokens, C training FLOPs. All functions accept scalars or numpy arrays.
+
+When C is not 6 N D but the exact count of the sweep's shapes (Hoffmann et al. 2022, App. F), C = f(N)·D with
+f the FLOPs per token of scaling_lab.budget.FlopsPerToken, the optimum along C moves: setting
+d/dN L(N, C/f(N)) = 0 gives N ∂L/∂N = g(N) D ∂L/∂D with g = d log f / d log N, so each law gives the D at which N
+is optimal (``tokens_at_optimum``), C(N) = f(N) D(N) rises with N, and N_opt(C) is its inverse, found by
+bisection in log N. For f = 6N (g = 1) this is the closed form above.
 """
 
 from __future__ import annotations
@@ -17,8 +23,28 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-# Training FLOPs per parameter per token: 2 in the forward pass, 4 in the backward (Kaplan et al. 2020, §2.1).
-FLOPS_PER_PARAM_PER_TOKEN = 6.0
+from scaling_lab.budget import FLOPS_PER_PARAM_PER_TOKEN, SIX_ND, FlopsPerToken
+
+_LOG_TOLERANCE = 1e-12
+"""Bisection stops when the log-N bracket is this narrow (N to 12 significant digits)."""
+
+
+def _increasing_root(log_value, target: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """x with log_value(x) = target for an increasing log_value, elementwise, by bisection from a bracket grown
+    around ``start`` (vectorised: one pass serves every budget of a frontier)."""
+    low, high = start - 1.0, start + 1.0
+    for widenings in range(9):  # widen until the bracket holds the root (2^8 e-folds ≈ 111 decades either side)
+        below, above = log_value(low) > target, log_value(high) < target
+        if not (below.any() or above.any()):
+            break
+        if widenings == 8:
+            raise ValueError("no compute-optimal N within 111 decades of the 6ND optimum: check the law and C")
+        low, high = np.where(below, low - (high - low), low), np.where(above, high + (high - low), high)
+    while np.any(high - low > _LOG_TOLERANCE):
+        middle = 0.5 * (low + high)
+        up = log_value(middle) < target
+        low, high = np.where(up, middle, low), np.where(up, high, middle)
+    return 0.5 * (low + high)
 
 
 class PowerLawFrontier(ABC):
@@ -39,21 +65,73 @@ class PowerLawFrontier(ABC):
     @abstractmethod
     def loss(self, n_params: ArrayLike, n_tokens: ArrayLike) -> np.ndarray: ...
 
-    def n_opt(self, flops: ArrayLike) -> np.ndarray:
-        """Compute-optimal parameters for a budget of C FLOPs (C = 6 N D)."""
-        return self.G * (np.asarray(flops, dtype=float) / FLOPS_PER_PARAM_PER_TOKEN) ** self.a
+    @abstractmethod
+    def tokens_at_optimum(self, n_params: ArrayLike, elasticity: ArrayLike) -> np.ndarray:
+        """D at which N is compute-optimal on isoFLOP lines whose FLOPs per token grow as N^elasticity locally
+        (N ∂L/∂N = elasticity · D ∂L/∂D; elasticity 1 is C = 6 N D)."""
 
-    def d_opt(self, flops: ArrayLike) -> np.ndarray:
-        """Compute-optimal tokens for a budget of C FLOPs (C = 6 N D)."""
-        return (np.asarray(flops, dtype=float) / FLOPS_PER_PARAM_PER_TOKEN) ** self.b / self.G
+    def n_opt(self, flops: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray:
+        """Compute-optimal parameters for a budget of C FLOPs (C = per_token(N)·D; 6 N D by default)."""
+        c = np.asarray(flops, dtype=float)
+        if per_token.is_6nd:
+            return self.G * (c / FLOPS_PER_PARAM_PER_TOKEN) ** self.a
+        start = np.broadcast_to(np.log(self.G * (c / FLOPS_PER_PARAM_PER_TOKEN) ** self.a), c.shape)
+        log_c = lambda log_n: np.log(self._flops_along(np.exp(log_n), per_token))  # noqa: E731
+        return np.exp(_increasing_root(log_c, np.log(c), start))
 
-    def tokens_per_param(self, flops: ArrayLike) -> np.ndarray:
+    def d_opt(self, flops: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray:
+        """Compute-optimal tokens for a budget of C FLOPs: C / per_token(N_opt) (6 N D by default)."""
+        c = np.asarray(flops, dtype=float)
+        if per_token.is_6nd:
+            return (c / FLOPS_PER_PARAM_PER_TOKEN) ** self.b / self.G
+        return c / per_token(self.n_opt(c, per_token))
+
+    def tokens_per_param(self, flops: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray:
         """D_opt / N_opt at a budget of C FLOPs."""
-        return self.d_opt(flops) / self.n_opt(flops)
+        return self.d_opt(flops, per_token) / self.n_opt(flops, per_token)
 
-    def loss_at_optimum(self, flops: ArrayLike) -> np.ndarray:
+    def loss_at_optimum(self, flops: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray:
         """Lowest predicted loss reachable with C FLOPs."""
-        return self.loss(self.n_opt(flops), self.d_opt(flops))
+        return self.loss(self.n_opt(flops, per_token), self.d_opt(flops, per_token))
+
+    def flops_for_n_opt(self, n_params: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray:
+        """The budget C whose compute-optimal N is ``n_params`` (inverse of :meth:`n_opt`)."""
+        n = np.asarray(n_params, dtype=float)
+        if per_token.is_6nd:
+            return FLOPS_PER_PARAM_PER_TOKEN * (n / self.G) ** (1.0 / self.a)
+        return self._flops_along(n, per_token)
+
+    def flops_for_d_opt(self, n_tokens: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray:
+        """The budget C whose compute-optimal D is ``n_tokens`` (inverse of :meth:`d_opt`)."""
+        d = np.asarray(n_tokens, dtype=float)
+        if per_token.is_6nd:
+            return FLOPS_PER_PARAM_PER_TOKEN * (d * self.G) ** (1.0 / self.b)
+        start = np.broadcast_to(np.log(self.G * (d * self.G) ** (self.a / self.b)), d.shape)  # the 6ND optimum's N
+        log_d = lambda log_n: np.log(self._tokens_along(np.exp(log_n), per_token))  # noqa: E731
+        n = np.exp(_increasing_root(log_d, np.log(d), start))
+        return per_token(n) * d
+
+    def exponent_over(self, budgets: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> float:
+        """a in C's own accounting: the least-squares slope of log N_opt on log C over these budgets.
+
+        Under 6 N D it is the law's a exactly; with exact FLOPs N_opt(C) is not a power law and this is the
+        exponent a power law fitted to the frontier at the sweep's budgets would have (as approach 2 fits it).
+        """
+        if per_token.is_6nd:
+            return float(self.a)
+        c = np.unique(np.asarray(budgets, dtype=float))
+        if len(c) < 2:  # one budget: the local slope there
+            c = c[0] * np.array([0.5, 2.0])
+        return float(np.polyfit(np.log(c), np.log(self.n_opt(c, per_token)), 1)[0])
+
+    def _tokens_along(self, n: np.ndarray, per_token: FlopsPerToken) -> np.ndarray:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return self.tokens_at_optimum(n, per_token.elasticity(n))
+
+    def _flops_along(self, n: np.ndarray, per_token: FlopsPerToken) -> np.ndarray:
+        """C(N) = per_token(N) · D at which N is optimal: rises with N, so N_opt(C) is its inverse."""
+        with np.errstate(over="ignore"):
+            return per_token(n) * self._tokens_along(n, per_token)
 
 
 class FittedFrontier:
@@ -101,6 +179,11 @@ class ChinchillaLaw(PowerLawFrontier):
         n = np.asarray(n_params, dtype=float)
         d = np.asarray(n_tokens, dtype=float)
         return self.E + self.A / n**self.alpha + self.B / d**self.beta
+
+    def tokens_at_optimum(self, n_params: ArrayLike, elasticity: ArrayLike) -> np.ndarray:
+        """α A N^-α = g β B D^-β at the optimum, so D = (g β B N^α / (α A))^(1/β)."""
+        n, g = np.asarray(n_params, dtype=float), np.asarray(elasticity, dtype=float)
+        return (g * self.beta * self.B * n**self.alpha / (self.alpha * self.A)) ** (1.0 / self.beta)
 
     @property
     def a(self) -> float:

@@ -3,13 +3,17 @@
 fit.json (issue 4, item 10; kept stable, other tools script against it)::
 
     {"schema_version": 1, "input": PATH, "input_kind": "table"|"store", "n_params_column": ..., "flops_column": ...,
+     "flops_accounting": "6nd"|"exact", "flops_per_token": {...},   # the C every frontier is solved along
      "group": ..., "n_points": ..., "seeds": "mean"|"all", "n_seed_rows": ...,
      "seed_spread": {"n_points", "n_points_multi_seed", "max_seeds", "range_mean", "range_max", "range_mean_pct",
                      "range_max_pct", "std_mean", "std_mean_pct", ["eval_stderr", "eval_stderr_pct"],
                      "slice_by": "flops"|"n_params", "slices": [...]} (or "note" for one seed per point),
      "bootstrap": {..., "by": the unit used ("auto" resolved)} | null,
      "approach3": {...}, "approach2": {...}, "approach1": {...}, "kaplan": {...},   # those that ran
+     "agreement": {...},   # a of every approach, its interval, non-overlapping pairs and their causes
      "extrapolation": {...}, "skipped": {approach: reason}}
+
+fit.json written before ``flops_accounting`` existed is 6ND throughout.
 """
 
 from __future__ import annotations
@@ -24,15 +28,17 @@ import numpy as np
 import pandas as pd
 
 from scaling_lab.atomic import write_text_atomically
+from scaling_lab.budget import FlopsPerToken
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
+from scaling_lab.fitting.agreement import agreement, agreement_lines
 from scaling_lab.fitting.approach1 import Approach1Config, fit_approach1
 from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets, fit_approach2
 from scaling_lab.fitting.approach3 import PARAMS, Approach3Config, fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.kaplan import KaplanConfig, fit_kaplan
 from scaling_lab.fitting.seeds import RUN_COLUMNS, average_curves, average_points, max_seeds, seed_spread, spread_lines
-from scaling_lab.fitting.table import FitInput
+from scaling_lab.fitting.table import FitInput, flops_per_token_of
 
 SCHEMA_VERSION = 1
 APPROACHES = ("approach3", "approach2", "approach1", "kaplan")
@@ -87,18 +93,24 @@ class FitOutcome:
     extrapolation: dict[str, Any] | None
     """Held-out prediction errors, or None when off or impossible (reason in skipped)."""
     meta: dict[str, Any]
-    """Input path and kind, columns used, group, point count, bootstrap settings."""
+    """Input path and kind, columns used, FLOP accounting, group, point count, bootstrap settings."""
+    agreement: dict[str, Any] | None = None
+    """a of every approach with its interval, the causes of disagreement the data show, non-overlapping pairs."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **self.meta}
         out.update({name: result.to_dict() for name, result in self.results.items()})
+        if self.agreement is not None:
+            out["agreement"] = self.agreement
         if self.extrapolation is not None:
             out["extrapolation"] = self.extrapolation
         out["skipped"] = dict(self.skipped)
         return out
 
 
-def extrapolation_check(table: pd.DataFrame, approach3: Approach3Config, config: ExtrapolationConfig) -> dict[str, Any]:
+def extrapolation_check(
+    table: pd.DataFrame, approach3: Approach3Config, config: ExtrapolationConfig, per_token: FlopsPerToken | None = None
+) -> dict[str, Any]:
     """Fit approach 3 without the largest ``holdout_budgets`` budgets and report the error on them."""
     labels = assign_budgets(table["flops"].to_numpy(), config.budget_rtol)
     budgets = np.unique(labels)
@@ -107,7 +119,7 @@ def extrapolation_check(table: pd.DataFrame, approach3: Approach3Config, config:
     held = labels >= budgets[-config.holdout_budgets]
     train, test = table[~held].reset_index(drop=True), table[held].reset_index(drop=True)
     train.attrs = dict(table.attrs)
-    law = fit_approach3(train, approach3).law
+    law = fit_approach3(train, approach3, per_token=per_token).law
     predicted = law.loss(test["n_params"].to_numpy(), test["n_tokens"].to_numpy())
     relative = predicted / test["loss"].to_numpy() - 1.0
     return {
@@ -141,6 +153,7 @@ def seed_bootstrap(data: FitInput, boot: BootstrapConfig) -> tuple[list[pd.DataF
 def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
     """Run every requested approach; an approach that cannot run is skipped with its reason."""
     points, replicates = data.points, data.replicate_points()
+    per_token = flops_per_token_of(points, data.source)
     boot = config.bootstrap if config.bootstrap.n_resamples > 0 else None
     resamples: list[pd.DataFrame] | None = None
     curve_resamples: list[pd.DataFrame] | None = None
@@ -156,7 +169,7 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     runners = {
-        "approach3": lambda: fit_approach3(points, config.approach3, boot, resamples),
+        "approach3": lambda: fit_approach3(points, config.approach3, boot, resamples, per_token=per_token),
         "approach2": lambda: fit_approach2(points, config.approach2, boot, resamples),
         "approach1": lambda: _approach1(data, config, boot, curve_resamples),
         "kaplan": lambda: fit_kaplan(points, config.kaplan, boot, resamples),
@@ -172,7 +185,7 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
     extrapolation = None
     if config.extrapolation.holdout_budgets > 0:
         try:
-            extrapolation = extrapolation_check(points, config.approach3, config.extrapolation)
+            extrapolation = extrapolation_check(points, config.approach3, config.extrapolation, per_token)
         except FitError as error:
             skipped["extrapolation"] = str(error)
     meta = {
@@ -181,6 +194,8 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
         "sweeps": list(data.sweeps),
         "n_params_column": points.attrs.get("n_params_column", "n_params"),
         "flops_column": points.attrs.get("flops_column", "6ND"),
+        "flops_accounting": per_token.accounting,
+        "flops_per_token": per_token.to_dict(),
         "group": str(points["group"].iloc[0]),
         "n_points": len(points),
         "seeds": data.seeds,
@@ -192,7 +207,8 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
         if boot is None
         else {"n_resamples": boot.n_resamples, "seed": boot.seed, "by": boot.by, "level": boot.level},
     }
-    return FitOutcome(results=results, skipped=skipped, extrapolation=extrapolation, meta=meta)
+    block = agreement(results, points, per_token, config.approach2)
+    return FitOutcome(results=results, skipped=skipped, extrapolation=extrapolation, meta=meta, agreement=block)
 
 
 def _approach1(
@@ -228,6 +244,16 @@ def _interval(ci: dict[str, list[float]] | None, name: str) -> str:
     return f"  [{low:.6g}, {high:.6g}]"
 
 
+def _accounting_line(meta: dict[str, Any]) -> str:
+    """How the table counts C, as the report states it (frontiers are solved along that C)."""
+    f = FlopsPerToken.from_dict(meta["flops_per_token"])
+    if f.is_6nd:
+        return "6nd: C = 6·N·D"
+    linear = f"{f.per_param:g}·N + " if f.per_param else ""
+    span = "" if f.n_params_range is None else f" fitted on N {f.n_params_range[0]:.3g}..{f.n_params_range[1]:.3g},"
+    return f"exact: C/D = {linear}{f.overhead:.4g}·N^{f.exponent:.4g} ({span} max error {f.max_rel_error:.2%})"
+
+
 def report_text(outcome: FitOutcome) -> str:
     """A plain-text report in the spirit of lmfit's fit_report: estimates, intervals, how they were fitted."""
     meta = outcome.meta
@@ -236,6 +262,7 @@ def report_text(outcome: FitOutcome) -> str:
         f"    input        = {meta['input']} ({meta['input_kind']})",
         f"    N column     = {meta['n_params_column']}",
         f"    C column     = {meta['flops_column']}",
+        f"    FLOPs        = {_accounting_line(meta)}",
         f"    group        = {meta['group'] or '(none)'}",
         f"    points       = {meta['n_points']}",
         f"    bootstrap    = {meta['bootstrap'] or 'off'}",
@@ -252,6 +279,9 @@ def report_text(outcome: FitOutcome) -> str:
             f"    points       = {r3.n_points}",
             f"    starts       = {r3.n_starts} screened, {r3.n_polished} polished, {r3.n_converged} converged",
         ]
+        if not r3.flops_per_token.is_6nd:
+            lines.append("    frontier     = solved along the table's exact FLOPs; a, b, G below are the law's 6ND"
+                         " values (a along exact FLOPs: [[Agreement]])")  # fmt: skip
         for name in (*PARAMS, "a", "b", "G"):
             lines.append(f"    {name:<12} = {getattr(r3, name):.6g}{_interval(r3.ci95, name)}")
         for row in r3.frontier:
@@ -328,6 +358,8 @@ def report_text(outcome: FitOutcome) -> str:
                 f"    {name}: E={law['E']:.5g}{_interval(ci, 'E')}  A={law['A']:.5g}  "
                 f"alpha={law['alpha']:.5g}{_interval(ci, 'alpha')}  ({law['n_points']} points)"
             )
+    if outcome.agreement is not None:
+        lines += agreement_lines(outcome.agreement)
     ex = outcome.extrapolation
     if ex is not None:
         lines += [

@@ -1,7 +1,9 @@
 """Synthetic fit tables drawn from a known law: for recovery tests, benchmarks and examples.
 
 The grid is an isoFLOP design as in Hoffmann et al. 2022 §3.2: for each budget C, model sizes spaced
-evenly in log N around the law's N_opt(C), with D = C / (6 N). Noise is multiplicative (log-normal) on the loss.
+evenly in log N around the law's N_opt(C), with D = C / (6 N) — or C / f(N) for a FLOPs-per-token function f
+(scaling_lab.budget.FlopsPerToken), as a sweep budgeted in exact FLOPs has. Noise is multiplicative (log-normal)
+on the loss.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN, ChinchillaLaw
+from scaling_lab.budget import SIX_ND, FlopsPerToken
+from scaling_lab.fitting.laws import ChinchillaLaw
 
 
 def isoflop_table(
@@ -22,6 +25,7 @@ def isoflop_table(
     seed: int = 0,
     offset_decades: float | np.ndarray = 0.0,
     seeds: int = 1,
+    per_token: FlopsPerToken = SIX_ND,
 ) -> pd.DataFrame:
     """A fit table: per budget, ``sizes_per_budget`` sizes from N_opt/10^span to N_opt·10^span.
 
@@ -35,10 +39,10 @@ def isoflop_table(
     rows = []
     budgets = np.asarray(budgets, dtype=float)
     for flops, offset in zip(budgets, np.broadcast_to(offset_decades, budgets.shape), strict=True):
-        centre = np.log10(law.n_opt(flops)) + offset
+        centre = np.log10(law.n_opt(flops, per_token)) + offset
         for log_n in np.linspace(centre - span_decades, centre + span_decades, sizes_per_budget):
             n = 10.0**log_n
-            rows.append((n, flops / (FLOPS_PER_PARAM_PER_TOKEN * n), flops))
+            rows.append((n, flops / float(per_token(n)), flops))
     design = pd.DataFrame(rows, columns=["n_params", "n_tokens", "flops"])
     table = pd.concat([design.assign(seed=k) for k in range(seeds)], ignore_index=True)
     clean = law.loss(table["n_params"].to_numpy(), table["n_tokens"].to_numpy())
@@ -58,6 +62,7 @@ def curves_table(
     points_per_curve: int = 40,
     noise: float = 0.0,
     seed: int = 0,
+    per_token: FlopsPerToken = SIX_ND,
 ) -> pd.DataFrame:
     """Loss curves: for each size N, points at D from N to max_tokens_per_param·N (log-spaced), one run per size.
 
@@ -68,7 +73,7 @@ def curves_table(
     rows = []
     for i, n in enumerate(np.asarray(sizes, dtype=float)):
         for d in np.geomspace(n, max_tokens_per_param * n, points_per_curve):
-            rows.append((n, d, FLOPS_PER_PARAM_PER_TOKEN * n * d, f"size{i}"))
+            rows.append((n, d, float(per_token.flops(n, d)), f"size{i}"))
     table = pd.DataFrame(rows, columns=["n_params", "n_tokens", "flops", "run_id"])
     clean = law.loss(table["n_params"].to_numpy(), table["n_tokens"].to_numpy())
     table["loss"] = clean * np.exp(noise * rng.standard_normal(len(table)))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scaling_lab.budget import FlopsPerToken, fit_flops_per_token
 from scaling_lab.errors import ConfigError, TableError
 from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN
 from scaling_lab.fitting.seeds import check_mode, combine_curves, combine_points, with_run_tokens
@@ -364,3 +365,13 @@ def with_seeds(data: FitInput, mode: str) -> FitInput:
         seed_curves=None if data.curves is None else with_run_tokens(data.curves),
         seeds=mode,
     )
+
+
+def flops_per_token_of(points: pd.DataFrame, source: str) -> FlopsPerToken:
+    """How the table counts C, as FLOPs per token against N (scaling_lab.budget.fit_flops_per_token): 6ND when C
+    equals 6·N·D (as where it was filled in), else the exact count's function fitted on the table's own rows."""
+    try:
+        return fit_flops_per_token(points["n_params"].to_numpy(), points["n_tokens"].to_numpy(),
+                                   points["flops"].to_numpy())  # fmt: skip
+    except TableError as error:
+        raise TableError(f"{source}: column {points.attrs.get('flops_column', 'flops')}: {error}") from error

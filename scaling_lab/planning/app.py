@@ -51,7 +51,8 @@ class BudgetAppConfig:
     law: str = "chinchilla"
     """chinchilla, besiroglu2024, kaplan2020, or a fit.json path."""
     flops: float | None = None
-    """Training compute C (6ND). Give exactly one of flops, n_params, n_tokens, target_loss."""
+    """Training compute C (6ND, or exact FLOPs for a fit.json fitted on them). Give exactly one of flops, n_params,
+    n_tokens, target_loss."""
     n_params: float | None = None
     """Model size N in the law's N."""
     n_tokens: float | None = None
@@ -110,11 +111,19 @@ def run_budget(config: BudgetAppConfig) -> str:
     moe = config.moe.to_config()
     if moe is not None:
         sections.append(moe_sizes(n_opt, moe).report())
+    exact = not loaded.per_token.is_6nd
     if config.inference_tokens > 0:
-        sections.append(inference_aware_plan(loaded.law, inference_tokens=config.inference_tokens,
-                                             flops=plan.flops.value).report())
+        if exact:  # Sardana et al. count 6ND + 2N per served token: compare at the plan's loss, in their FLOPs
+            inference = inference_aware_plan(loaded.law, inference_tokens=config.inference_tokens,
+                                             target_loss=plan.loss.value)
+            sections.append("(inference-aware allocation at the plan's loss, costed in 6ND + 2N·D_inference FLOPs)\n"
+                            + inference.report())
+        else:
+            sections.append(inference_aware_plan(loaded.law, inference_tokens=config.inference_tokens,
+                                                 flops=plan.flops.value).report())
     if config.reference_models:
         table = reference_models_table(loaded.law)
-        sections.append(f"reference models under {loaded.source}:\n"
+        costed = " (costed in 6ND, as the models were published)" if exact else ""
+        sections.append(f"reference models under {loaded.source}{costed}:\n"
                         + table.to_string(float_format=lambda v: f"{v:.4g}"))
     return "\n\n".join(sections)

@@ -147,23 +147,23 @@ def compare_fits(fits: Mapping[str, LoadedLaw]) -> MixComparison:
 def _band(loaded: LoadedLaw, quantity, flops: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if not loaded.samples:
         return None
-    per_sample = np.array([quantity(s, flops) for s in loaded.samples])
+    per_sample = np.array([quantity(s, flops, loaded.per_token) for s in loaded.samples])
     low, high = np.array([percentile_interval(column, INTERVAL_LEVEL) for column in per_sample.T]).T
     return low, high
 
 
 def comparison_figure(fits: Mapping[str, LoadedLaw], *, flops_range: tuple[float, float],
                       table: pd.DataFrame | None = None, group_column: str = "group") -> Figure:
-    """Two panels, one colour per mix: the frontier N_opt(C) and the optimal loss L(C), each with its 95% band;
-    the table's points (``flops``, ``loss``) are drawn on the loss panel."""
+    """Two panels, one colour per mix: the frontier N_opt(C) and the optimal loss L(C), each with its 95% band,
+    solved along each fit's own FLOPs; the table's points (``flops``, ``loss``) are drawn on the loss panel."""
     flops = np.geomspace(*flops_range, 200)
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     frontier_axes, loss_axes = figure.subplots(1, 2)
-    panels = ((frontier_axes, lambda law, c: law.n_opt(c), "compute-optimal N"),
-              (loss_axes, lambda law, c: law.loss_at_optimum(c), "loss at the optimum"))
+    panels = ((frontier_axes, lambda law, c, per_token: law.n_opt(c, per_token), "compute-optimal N"),
+              (loss_axes, lambda law, c, per_token: law.loss_at_optimum(c, per_token), "loss at the optimum"))
     for colour, (name, loaded) in zip(itertools.cycle([f"C{i}" for i in range(10)]), fits.items(), strict=False):
         for axes, quantity, _ in panels:
-            axes.plot(flops, quantity(loaded.law, flops), color=colour, label=name)
+            axes.plot(flops, quantity(loaded.law, flops, loaded.per_token), color=colour, label=name)
             band = _band(loaded, quantity, flops)
             if band is not None:
                 axes.fill_between(flops, *band, color=colour, alpha=0.2, linewidth=0)

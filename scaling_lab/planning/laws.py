@@ -2,7 +2,8 @@
 
 Every law offers the same frontier interface as :class:`~scaling_lab.fitting.laws.ChinchillaLaw`:
 ``loss(N, D)``, ``a``, ``b``, ``G``, ``n_opt(C)``, ``d_opt(C)``, ``tokens_per_param(C)`` and
-``loss_at_optimum(C)``, with C = 6 N D. :func:`tokens_for_loss` inverts ``loss`` in D.
+``loss_at_optimum(C)``, with C = 6 N D, or C in a fit's own FLOPs when given its ``per_token`` function (a fit on
+exact FLOPs records it in fit.json). :func:`tokens_for_loss` inverts ``loss`` in D.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
+from scaling_lab.budget import SIX_ND, FlopsPerToken
 from scaling_lab.errors import ConfigError, TableError
 from scaling_lab.fitting.laws import (
     BESIROGLU_2024,
@@ -25,7 +27,8 @@ from scaling_lab.fitting.laws import (
 
 
 class LossLaw(Protocol):
-    """What the planner needs from a law: the loss surface and its compute-optimal frontier (C = 6 N D)."""
+    """What the planner needs from a law: the loss surface and its compute-optimal frontier (C = 6 N D by default,
+    C = per_token(N)·D when given)."""
 
     @property
     def a(self) -> float: ...
@@ -34,9 +37,12 @@ class LossLaw(Protocol):
     @property
     def G(self) -> float: ...
     def loss(self, n_params: ArrayLike, n_tokens: ArrayLike) -> np.ndarray: ...
-    def n_opt(self, flops: ArrayLike) -> np.ndarray: ...
-    def d_opt(self, flops: ArrayLike) -> np.ndarray: ...
-    def loss_at_optimum(self, flops: ArrayLike) -> np.ndarray: ...
+    def n_opt(self, flops: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray: ...
+    def d_opt(self, flops: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray: ...
+    def loss_at_optimum(self, flops: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray: ...
+    def tokens_at_optimum(self, n_params: ArrayLike, elasticity: ArrayLike) -> np.ndarray: ...
+    def flops_for_n_opt(self, n_params: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray: ...
+    def flops_for_d_opt(self, n_tokens: ArrayLike, per_token: FlopsPerToken = SIX_ND) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +78,12 @@ class KaplanLaw(PowerLawFrontier):
         n = np.asarray(n_params, dtype=float)
         d = np.asarray(n_tokens, dtype=float)
         return ((self.N_c / n) ** self._ratio + self.D_c / d) ** self.alpha_D
+
+    def tokens_at_optimum(self, n_params: ArrayLike, elasticity: ArrayLike) -> np.ndarray:
+        """r (N_c/N)^r = g D_c / D at the optimum (the derivation above with g = d log C / d log N at fixed D),
+        so D = g D_c (N/N_c)^r / r."""
+        n, g = np.asarray(n_params, dtype=float), np.asarray(elasticity, dtype=float)
+        return g * self.D_c * (n / self.N_c) ** self._ratio / self._ratio
 
     @property
     def a(self) -> float:
@@ -146,6 +158,9 @@ class LoadedLaw:
     """Bootstrap refits (empty for published laws and unbootstrapped fits)."""
     n_params_column: str = "n_params_nonembed"
     """Which N the law is stated on (fit.json's ``n_params_column``; non-embedding for the published laws)."""
+    per_token: FlopsPerToken = SIX_ND
+    """The C its frontier is solved along (fit.json's ``flops_per_token``; 6ND for published laws and for fit.json
+    written before it was recorded)."""
 
 
 def load_law(spec: str | Path) -> LoadedLaw:
@@ -181,4 +196,9 @@ def law_from_fit_dict(payload: dict, *, source: str) -> LoadedLaw:
         except (KeyError, TypeError, ValueError) as error:
             raise TableError(f"{source}: approach3.bootstrap_samples[{index}] is not a valid law ({error})") from error
     column = payload.get("n_params_column", block.get("n_params_column", "n_params_nonembed"))
-    return LoadedLaw(law=law, source=source, samples=tuple(samples), n_params_column=str(column))
+    per_token = payload.get("flops_per_token", block.get("flops_per_token"))
+    try:
+        per_token = SIX_ND if per_token is None else FlopsPerToken.from_dict(per_token)
+    except ConfigError as error:
+        raise TableError(f"{source}: {error}") from error
+    return LoadedLaw(law=law, source=source, samples=tuple(samples), n_params_column=str(column), per_token=per_token)

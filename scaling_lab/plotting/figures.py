@@ -16,9 +16,10 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from scaling_lab.budget import SIX_ND, FlopsPerToken
 from scaling_lab.fitting.approach2 import assign_budgets, profile_curve
 from scaling_lab.fitting.bootstrap import percentile_interval
-from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN, ChinchillaLaw
+from scaling_lab.fitting.laws import ChinchillaLaw
 
 FORMATS = ("png", "svg")
 COLORS = {"approach1": "tab:green", "approach2": "tab:orange", "approach3": "tab:blue"}
@@ -60,7 +61,7 @@ def isoflop_figure(points: pd.DataFrame, results: dict[str, Any], budget_rtol: f
         ax.scatter(rows["n_params"], rows["loss"], s=12, color=color, label=f"C={flops:.2g}")
         grid = np.geomspace(rows["n_params"].min(), rows["n_params"].max(), 100)
         if r3 is not None:
-            ax.plot(grid, r3.law.loss(grid, flops / (FLOPS_PER_PARAM_PER_TOKEN * grid)), "--", color=color, lw=1)
+            ax.plot(grid, r3.law.loss(grid, flops / r3.flops_per_token(grid)), "--", color=color, lw=1)
         budget = used.get(round(float(flops), -10))
         if r2 is not None and budget is not None:
             profile = profile_curve(np.log(rows["n_params"].to_numpy()), rows["loss"].to_numpy(), r2.curve)
@@ -81,8 +82,9 @@ def _frontier_lines(results: dict[str, Any], flops: np.ndarray, which: str) -> d
     out: dict[str, tuple] = {}
     r3 = results.get("approach3")
     if r3 is not None:
+        per_token = r3.flops_per_token
         pick: Callable[[ChinchillaLaw], np.ndarray] = (
-            (lambda law: law.n_opt(flops)) if which == "n" else (lambda law: law.d_opt(flops))
+            (lambda law: law.n_opt(flops, per_token)) if which == "n" else (lambda law: law.d_opt(flops, per_token))
         )
         band = None
         if r3.bootstrap_samples:
@@ -130,18 +132,19 @@ def frontier_figure(points: pd.DataFrame, results: dict[str, Any]) -> Figure:
     return figure
 
 
-def contour_figure(points: pd.DataFrame, law: ChinchillaLaw) -> Figure:
-    """L(N, D = C/6N) contours over (C, N) with the efficient frontier N_opt(C) (Hoffmann et al. 2022, Fig. 4)."""
+def contour_figure(points: pd.DataFrame, law: ChinchillaLaw, per_token: FlopsPerToken = SIX_ND) -> Figure:
+    """L(N, D = C/f(N)) contours over (C, N) with the efficient frontier N_opt(C) (Hoffmann et al. 2022, Fig. 4);
+    f is the table's FLOPs per token (6N for C = 6ND)."""
     figure = Figure(figsize=(6, 4.5), layout="constrained")
     ax = figure.add_subplot()
     flops = np.geomspace(points["flops"].min() / 10, points["flops"].max() * 100, 200)
     sizes = np.geomspace(points["n_params"].min() / 10, points["n_params"].max() * 10, 200)
     grid_c, grid_n = np.meshgrid(flops, sizes)
-    loss = law.loss(grid_n, grid_c / (FLOPS_PER_PARAM_PER_TOKEN * grid_n))
+    loss = law.loss(grid_n, grid_c / per_token(grid_n))
     levels = np.unique(np.quantile(loss, np.linspace(0.02, 0.9, 14)))  # the extreme corners would take every level
     contour = ax.contourf(grid_c, grid_n, loss, levels=levels, cmap="viridis_r", extend="both")
     figure.colorbar(contour, ax=ax, label="predicted loss")
-    ax.plot(flops, law.n_opt(flops), color="tab:blue", lw=2, label="efficient frontier N_opt(C)")
+    ax.plot(flops, law.n_opt(flops, per_token), color="tab:blue", lw=2, label="efficient frontier N_opt(C)")
     ax.scatter(points["flops"], points["n_params"], s=6, color="white", edgecolors="black", linewidths=0.3)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -211,6 +214,6 @@ def all_figures(
     }
     r3 = results.get("approach3")
     if r3 is not None:
-        figures["contours"] = contour_figure(points, r3.law)
+        figures["contours"] = contour_figure(points, r3.law, r3.flops_per_token)
         figures["residuals"] = residuals_figure(points, r3.law)
     return {name: save(figure, out_dir, name) for name, figure in figures.items()}

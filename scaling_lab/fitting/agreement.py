@@ -1,0 +1,231 @@
+"""Do the approaches agree on a (N_opt ∝ C^a)? Each approach's a with its interval, and for every pair whose
+intervals do not overlap, the known causes of disagreement that the data show.
+
+The causes are the ones the literature names for small sweeps, each detected from the fit table:
+
+* skewed profiles — isoFLOP profiles asymmetric around their minimum bias a parabola's minimum (Besiroglu et al.
+  2024; Czech et al. 2026): a slice is skewed when the cubic term of a cubic in log N is significant;
+* a minimum near the edge of the sampled sizes — a minimum beyond the second-smallest or second-largest size of
+  its slice rests on one side's points only, and an envelope (approach 1) whose largest budget is reached by the
+  largest size may have its optimum beyond the sampled sizes (Hoffmann et al. 2022, §3.2 sample around it);
+* too few budgets — a power law fitted to fewer than 4 slices or less than a decade of C;
+* seed noise — where runs were repeated over seeds, a seed-to-seed spread comparable to the loss differences
+  between neighbouring sizes of a slice moves the minimum (at quickstart scale the spread is ~5 % of the loss).
+
+a of approach 3 is read off its frontier in the table's own FLOPs at the table's budgets (laws.exponent_over), so
+that it compares with approach 2's power law fitted at those budgets.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from scaling_lab.budget import FlopsPerToken
+from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets
+from scaling_lab.fitting.bootstrap import percentile_interval
+from scaling_lab.fitting.laws import ChinchillaLaw
+
+APPROACHES_WITH_A = ("approach3", "approach2", "approach1")
+"""Approaches that estimate N_opt ∝ C^a (Kaplan's separate laws do not)."""
+
+SKEW_P_VALUE = 0.05
+"""A slice is skewed when its cubic term's two-sided t-test gives p below this."""
+MIN_BUDGETS = 4
+"""Fewer usable isoFLOP slices than this leave a power law of C poorly pinned down."""
+MIN_DECADES = 1.0
+"""Less C range than this (in decades) likewise."""
+SEED_NOISE_RATIO = 0.5
+"""Seed noise is flagged when the pooled seed-to-seed SD reaches this fraction of the median loss step between
+neighbouring sizes of a slice: two draws then differ by ≥ 0.7 step (√2 · 0.5) in SD, enough to swap neighbours
+near a minimum, where the steps are smaller than the median."""
+
+CAUSES = {
+    "skewed_profiles": "skewed profiles",
+    "edge_minimum": "minimum near the edge of the sampled sizes",
+    "few_budgets": "too few budgets",
+    "seed_noise": "seed noise",
+}
+"""Cause keys and the words a report uses for them."""
+
+
+def _cause(key: str, applies_to: tuple[str, ...] | list[str], detail: str) -> dict[str, Any]:
+    return {"cause": key, "applies_to": list(applies_to), "detail": detail}
+
+
+def _slices(points: pd.DataFrame, config: Approach2Config) -> list[tuple[float, pd.DataFrame]]:
+    """Approach 2's isoFLOP slices that have enough sizes to be fitted: (C, rows)."""
+    labels = assign_budgets(points["flops"].to_numpy(), config.budget_rtol)
+    out = []
+    for flops in np.unique(labels):
+        rows = points[labels == flops]
+        if rows["n_params"].nunique() >= config.min_sizes:
+            out.append((float(flops), rows))
+    return out
+
+
+def cubic_term_p_value(log_n: np.ndarray, loss: np.ndarray) -> float:
+    """Two-sided p-value of the cubic coefficient of loss = cubic(log N) by least squares (1.0 without a residual
+    degree of freedom). The standard error is floored at float precision: a profile that IS a parabola has a
+    cubic coefficient of rounding size, not a significant one."""
+    x = log_n - log_n.mean()
+    design = np.vander(x, 4)
+    dof = len(x) - 4
+    if dof < 1:
+        return 1.0
+    coef, *_ = np.linalg.lstsq(design, loss, rcond=None)
+    variance = float(np.sum((loss - design @ coef) ** 2)) / dof
+    floor = 1e-12 * float(np.max(np.abs(loss)))
+    stderr = max(float(np.sqrt(variance * np.linalg.pinv(design.T @ design)[0, 0])), floor)
+    return float(2.0 * stats.t.sf(abs(coef[0]) / stderr, dof))
+
+
+def _skew(slices: list[tuple[float, pd.DataFrame]]) -> dict[str, Any] | None:
+    p_values = [cubic_term_p_value(np.log(rows["n_params"].to_numpy(float)), rows["loss"].to_numpy(float))
+                for _, rows in slices]  # fmt: skip
+    skewed = sum(p < SKEW_P_VALUE for p in p_values)
+    if not skewed:
+        return None
+    return _cause("skewed_profiles", ["approach2"],
+                  f"{skewed} of {len(slices)} slices have a significant cubic term (p < {SKEW_P_VALUE:g})")
+
+
+def _edge(slices: list[tuple[float, pd.DataFrame]], results: dict[str, Any], points: pd.DataFrame) -> list[dict]:
+    out = []
+    fitted = {}
+    r2 = results.get("approach2")
+    if r2 is not None:
+        fitted = {b["flops"]: b for b in r2.budgets if "n_opt" in b}
+    near = 0
+    for flops, rows in slices:
+        sizes = np.sort(rows["n_params"].unique())
+        budget = fitted.get(flops)
+        if budget is not None:  # approach 2's fitted minimum
+            n_min, bracketed = budget["n_opt"], budget["bracketed"]
+        else:  # the lowest observed loss (approach 2 did not run)
+            n_min, bracketed = float(rows.groupby("n_params")["loss"].mean().idxmin()), True
+        if not bracketed or not sizes[1] <= n_min <= sizes[-2]:
+            near += 1
+    if near:
+        out.append(_cause("edge_minimum", ["approach2"],
+                          f"{near} of {len(slices)} slices have their minimum beyond the second size from an end"))
+    r1 = results.get("approach1")
+    if r1 is not None and r1.envelope and r1.envelope[-1]["n_params"] >= points["n_params"].max():
+        out.append(_cause("edge_minimum", ["approach1"], "approach 1's envelope at its largest C is the largest size"))
+    return out
+
+
+def _few_budgets(slices: list[tuple[float, pd.DataFrame]]) -> dict[str, Any] | None:
+    flops = [c for c, _ in slices]
+    decades = float(np.log10(max(flops) / min(flops))) if flops else 0.0
+    if len(flops) >= MIN_BUDGETS and decades >= MIN_DECADES:
+        return None
+    wanted = f"want ≥ {MIN_BUDGETS} and ≥ {MIN_DECADES:g}"
+    return _cause("few_budgets", APPROACHES_WITH_A, f"{len(flops)} slices over {decades:.2g} decades of C ({wanted})")
+
+
+def seed_noise(points: pd.DataFrame, slices: list[tuple[float, pd.DataFrame]],
+               budget_rtol: float) -> tuple[float, float] | None:  # fmt: skip
+    """(pooled seed-to-seed SD of one (N, C) point, median loss step between neighbouring sizes of a slice), or
+    None when no point was repeated over seeds."""
+    if "seed" not in points.columns or points["seed"].nunique() < 2:
+        return None
+    labels = assign_budgets(points["flops"].to_numpy(), budget_rtol)
+    groups = points.assign(budget=labels).groupby(["n_params", "budget"])
+    repeated = [g["loss"].to_numpy(float) for _, g in groups if g["seed"].nunique() > 1]
+    if not repeated:
+        return None
+    spread = float(np.sqrt(sum(np.sum((x - x.mean()) ** 2) for x in repeated) / sum(len(x) - 1 for x in repeated)))
+    steps = [np.abs(np.diff(rows.groupby("n_params")["loss"].mean().sort_index().to_numpy())) for _, rows in slices]
+    step = float(np.median(np.concatenate(steps))) if steps else float("nan")
+    return spread, step
+
+
+def _seed(points: pd.DataFrame, slices: list[tuple[float, pd.DataFrame]], budget_rtol: float) -> dict | None:
+    measured = seed_noise(points, slices, budget_rtol)
+    if measured is None or not measured[0] >= SEED_NOISE_RATIO * measured[1]:
+        return None
+    spread, step = measured
+    return _cause("seed_noise", APPROACHES_WITH_A,
+                  f"seed-to-seed SD {spread:.3g} against a median loss step of {step:.3g} between neighbouring sizes")
+
+
+def detected_causes(points: pd.DataFrame, results: dict[str, Any], config: Approach2Config) -> list[dict[str, Any]]:
+    """Every known cause of disagreement the table shows: {cause, applies_to (approaches), detail}."""
+    slices = _slices(points, config)
+    found = [_skew(slices), *_edge(slices, results, points), _few_budgets(slices),
+             _seed(points, slices, config.budget_rtol)]
+    return [cause for cause in found if cause is not None]
+
+
+def exponents(results: dict[str, Any], points: pd.DataFrame, per_token: FlopsPerToken,
+              config: Approach2Config) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """a and its interval (None without a bootstrap) of each approach that ran and estimates a."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in APPROACHES_WITH_A:
+        result = results.get(name)
+        if result is None:
+            continue
+        if name != "approach3":
+            ci = (result.ci95 or {}).get("a")
+            out[name] = {"a": float(result.a), "ci95": None if ci is None or ci[0] is None else list(ci)}
+            continue
+        budgets = np.unique(assign_budgets(points["flops"].to_numpy(), config.budget_rtol))
+        a = result.law.exponent_over(budgets, per_token)
+        ci = None
+        if result.bootstrap_samples:
+            samples = [ChinchillaLaw(**s).exponent_over(budgets, per_token) for s in result.bootstrap_samples]
+            ci = list(percentile_interval(np.array(samples), result.ci_level))
+        out[name] = {"a": a, "ci95": ci}
+    return out
+
+
+def _describe(name: str, entry: dict[str, Any]) -> str:
+    low, high = entry["ci95"]
+    return f"{name} a={entry['a']:.3g} [{low:.3g}, {high:.3g}]"
+
+
+def agreement(results: dict[str, Any], points: pd.DataFrame, per_token: FlopsPerToken,
+              config: Approach2Config) -> dict[str, Any]:  # fmt: skip
+    """fit.json's ``agreement`` object: exponents, the causes the data show, and each non-overlapping pair with
+    the causes that apply to it (``line`` is the report's sentence)."""
+    found = exponents(results, points, per_token, config)
+    causes = detected_causes(points, results, config)
+    with_ci = [name for name, entry in found.items() if entry["ci95"] is not None and np.isfinite(entry["ci95"]).all()]
+    disagreements = []
+    for first, second in combinations(with_ci, 2):
+        (low1, high1), (low2, high2) = found[first]["ci95"], found[second]["ci95"]
+        if low1 <= high2 and low2 <= high1:
+            continue
+        applying = [c for c in causes if first in c["applies_to"] or second in c["applies_to"]]
+        why = "; ".join(f"{CAUSES[c['cause']]} ({c['detail']})" for c in applying)
+        line = (f"{_describe(first, found[first])} and {_describe(second, found[second])} do not overlap: "
+                + (f"known causes in the data: {why}" if why else "no known cause detected in the data"))
+        disagreements.append({"pair": [first, second], "causes": sorted({c["cause"] for c in applying}),
+                              "line": line})  # fmt: skip
+    return {
+        "flops_accounting": per_token.accounting,
+        "exponents": found,
+        "judged": len(with_ci) >= 2,
+        "causes": causes,
+        "disagreements": disagreements,
+    }
+
+
+def agreement_lines(block: dict[str, Any]) -> list[str]:
+    """The report's lines for an ``agreement`` object."""
+    lines = [f"[[Agreement: N_opt ∝ C^a, C in {block['flops_accounting']} FLOPs, bootstrap intervals]]"]
+    for name, entry in block["exponents"].items():
+        ci = entry["ci95"]
+        interval = "" if ci is None else f"  [{ci[0]:.6g}, {ci[1]:.6g}]"
+        lines.append(f"    {name:<12} a = {entry['a']:.6g}{interval}")
+    if not block["judged"]:
+        lines.append("    not judged: fewer than two approaches have intervals (set bootstrap=N)")
+    elif not block["disagreements"]:
+        lines.append("    every pair of intervals overlaps")
+    lines += [f"    DISAGREE: {d['line']}" for d in block["disagreements"]]
+    return lines
