@@ -91,7 +91,7 @@ def _skew(slices: list[tuple[float, pd.DataFrame]]) -> dict[str, Any] | None:
     if not skewed:
         return None
     return _cause("skewed_profiles", ["approach2"],
-                  f"{skewed} of {len(slices)} slices have a significant cubic term (p < {SKEW_P_VALUE:g})")
+                  f"{skewed} of {len(slices)} slices have a significant cubic term at p < {SKEW_P_VALUE:g}")
 
 
 def _edge(slices: list[tuple[float, pd.DataFrame]], results: dict[str, Any], points: pd.DataFrame) -> list[dict]:
@@ -124,8 +124,8 @@ def _few_budgets(slices: list[tuple[float, pd.DataFrame]]) -> dict[str, Any] | N
     decades = float(np.log10(max(flops) / min(flops))) if flops else 0.0
     if len(flops) >= MIN_BUDGETS and decades >= MIN_DECADES:
         return None
-    wanted = f"want ≥ {MIN_BUDGETS} and ≥ {MIN_DECADES:g}"
-    return _cause("few_budgets", APPROACHES_WITH_A, f"{len(flops)} slices over {decades:.2g} decades of C ({wanted})")
+    return _cause("few_budgets", APPROACHES_WITH_A,
+                  f"{len(flops)} slices over {decades:.2g} decades of C, want ≥ {MIN_BUDGETS} over ≥ {MIN_DECADES:g}")
 
 
 def seed_noise(points: pd.DataFrame, slices: list[tuple[float, pd.DataFrame]],
@@ -223,6 +223,7 @@ def agreement_lines(block: dict[str, Any]) -> list[str]:
         ci = entry["ci95"]
         interval = "" if ci is None else f"  [{ci[0]:.6g}, {ci[1]:.6g}]"
         lines.append(f"    {name:<12} a = {entry['a']:.6g}{interval}")
+    lines += [f"    in the data: {CAUSES[c['cause']]} ({c['detail']})" for c in block["causes"]]
     if not block["judged"]:
         lines.append("    not judged: fewer than two approaches have intervals (set bootstrap=N)")
     elif not block["disagreements"]:

@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from scaling_lab.cli.fit import CONFIGS_DIR, run
 from scaling_lab.errors import exit_on_user_error
 from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3 as TRUTH
+from scaling_lab.fitting.laws import ChinchillaLaw
 from scaling_lab.fitting.run import ExtrapolationConfig, FitConfig, fit_input, write_outputs
 from scaling_lab.fitting.table import FitInput
 
@@ -71,6 +72,8 @@ def test_fit_json_follows_the_contract(tmp_path, chinchilla_table, capsys):
     assert {"a", "b", "n_budgets", "budgets", "ci95"} <= set(a2) and set(a2["ci95"]) >= {"a", "b"}
     assert all({"flops", "n_opt", "bracketed"} <= set(b) for b in a2["budgets"])
     assert "approach1" not in fit and "curves" in fit["skipped"]["approach1"]
+    assert fit["flops_accounting"] == "6nd" and fit["flops_per_token"]["per_param"] == 6  # a plain CSV: 6ND
+    assert a3["frontier"][0]["n_opt"] == pytest.approx(ChinchillaLaw.from_dict(a3).n_opt(a3["frontier"][0]["flops"]))
     assert fit["extrapolation"]["n_heldout"] == 9 and fit["extrapolation"]["mean_abs_rel_error"] < 0.05
     report = (out / "report.txt").read_text()
     assert "Approach 3" in report and "4500 screened" in report and "[[Skipped approach1]]" in report
@@ -82,6 +85,7 @@ def test_fit_json_follows_the_contract(tmp_path, chinchilla_table, capsys):
         (lambda t: t.drop(columns=["n_tokens"]), "column 'n_tokens'"),
         (lambda t: t.assign(loss=np.where(t.index == 0, -1.0, t["loss"])), "column loss must be finite and positive"),
         (lambda t: t.head(0), "table is empty"),
+        (lambda t: t.assign(flops=t["n_tokens"] * 1e12 / t["n_params"]), "column flops: C/D (FLOPs per token) falls"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_fit_json(tmp_path, chinchilla_table, frame_edit, needle, capsys):
@@ -214,3 +218,39 @@ def test_a_bad_record_beside_good_ones_is_reported_once_and_the_fit_runs(tmp_pat
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: skipped 1 unreadable run record(s): ")  # not twice
     assert str(root / "grid" / "broken" / "run.json") in lines[0]
+
+
+def test_a_table_in_exact_flops_gets_frontiers_along_exact_flops_and_says_so(tmp_path, capsys):
+    from scaling_lab.budget import FlopsPerToken
+    from scaling_lab.fitting.synthetic import isoflop_table
+    from scaling_lab.planning.budget import BudgetQuery, plan_budget
+    from scaling_lab.planning.laws import load_law
+
+    truth_per_token = FlopsPerToken(accounting="exact", overhead=89.45, exponent=0.66)  # the quickstart's shapes
+    table = isoflop_table(TRUTH, budgets=np.geomspace(1e11, 1e14, 4), sizes_per_budget=7, span_decades=0.6,
+                          noise=0.002, seed=1, per_token=truth_per_token)
+    # As sl-collect writes it: both FLOP counts, the store's column names.
+    collected = table.rename(columns={"n_params": "n_params_total", "flops": "flops_exact"}).assign(
+        n_params_nonembed=lambda t: t["n_params_total"] * 0.5, status="finished",
+        flops_6nd=lambda t: 6 * t["n_params_total"] * t["n_tokens"])
+    collected.to_csv(tmp_path / "collected.csv", index=False)
+    common = (f"input={tmp_path / 'collected.csv'}", "approaches=[approach3]", "figures=false",
+              "fit.extrapolation.holdout_budgets=0")
+    done = sl_fit(*common, f"out={tmp_path / 'exact'}", "fit.table.store_flops=exact", cwd=tmp_path, capsys=capsys)
+    assert done.returncode == 0, done.stderr
+    fit = json.loads((tmp_path / "exact" / "fit.json").read_text())
+    assert fit["flops_accounting"] == "exact" and fit["flops_column"] == "flops_exact"
+    per_token = FlopsPerToken.from_dict(fit["flops_per_token"])  # re-created from fit.json alone
+    assert per_token(table["n_params"]) == pytest.approx(table["flops"] / table["n_tokens"], rel=1e-9)
+    law = ChinchillaLaw.from_dict(fit["approach3"])
+    row = fit["approach3"]["frontier"][0]
+    assert row["n_opt"] == pytest.approx(float(law.n_opt(row["flops"], per_token)), rel=1e-9)
+    assert row["d_opt"] * float(per_token(row["n_opt"])) == pytest.approx(row["flops"], rel=1e-9)
+    assert float(law.d_opt(row["flops"])) / row["d_opt"] > 1.1  # solving along 6ND: D 1.13x too large here
+    assert "FLOPs        = exact: C/D = 6·N + 89.45·N^0.66" in (tmp_path / "exact" / "report.txt").read_text()
+    plan = plan_budget(load_law(tmp_path / "exact" / "fit.json"), BudgetQuery(flops=row["flops"]))
+    assert plan.n_params.value == pytest.approx(row["n_opt"], rel=1e-9) and "(FLOPs, exact)" in plan.report()
+
+    done = sl_fit(*common, f"out={tmp_path / 'sixnd'}", "fit.table.store_flops=6nd", cwd=tmp_path, capsys=capsys)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "sixnd" / "fit.json").read_text())["flops_accounting"] == "6nd"

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
-from scaling_lab.budget import BudgetConfig, flops_6nd, steps_for_tokens, tokens_for_budget
-from scaling_lab.errors import ConfigError
+from scaling_lab.budget import (
+    SIX_ND,
+    BudgetConfig,
+    FlopsPerToken,
+    fit_flops_per_token,
+    flops_6nd,
+    steps_for_tokens,
+    tokens_for_budget,
+)
+from scaling_lab.errors import ConfigError, TableError
 
 
 @pytest.mark.parametrize(
@@ -47,3 +56,59 @@ def test_zero_or_negative_budget_names_the_field(value: float) -> None:
 def test_unknown_budget_kind() -> None:
     with pytest.raises(ConfigError, match=r"budget\.kind='steps' is unknown"):
         BudgetConfig(kind="steps", value=10)
+
+
+# --- FLOPs per token against N (the C a fit's frontiers are solved along) ---------------------------------------
+
+# The quickstart's shape family (configs/experiment/isoflop_cosine.yaml): two layers, widths 8-48, bytes, context 128.
+QUICKSTART_WIDTHS = [(8, 1), (12, 1), (16, 1), (20, 1), (24, 1), (32, 2), (48, 2)]
+
+
+def _exact_rows(widths, *, layers=2, vocab=256, context=128):
+    """(N total, FLOPs per token) of real shapes, counted by scaling_lab.model.shapes (Chinchilla App. F)."""
+    from scaling_lab.model.shapes import Shape, flops_per_token_exact, n_params_total
+
+    shapes = [Shape(n_layers=layers, width=w, n_heads=h) for w, h in widths]
+    n = np.array([n_params_total(s, vocab, tied=False) for s in shapes], dtype=float)
+    return n, np.array([flops_per_token_exact(s, vocab, context) for s in shapes])
+
+
+def test_exact_flops_per_token_of_a_shape_family_is_fitted_and_extrapolates_towards_6n() -> None:
+    n, per_token = _exact_rows(QUICKSTART_WIDTHS)
+    assert np.all(per_token / (6 * n) > 1.3)  # 6ND is 1.31-1.77x off per token at quickstart scale
+    tokens = np.full(n.size, 1e6)
+    function = fit_flops_per_token(n, tokens, per_token * tokens)
+    assert function.accounting == "exact" and not function.is_6nd
+    assert function.max_rel_error < 0.02  # within 2 % of the exact count over the sampled sizes
+    assert function(n) == pytest.approx(per_token, rel=0.02)
+    # Width 160, ~9x the N of the widest sampled (48): the fitted function tracks the exact count within
+    # 4 % where a power law of C/D alone (fitted the same way) is off by 8 %.
+    far_n, far = _exact_rows([(160, 4)])
+    assert float(function(far_n[0])) == pytest.approx(far[0], rel=0.04)
+    slope, intercept = np.polyfit(np.log(n), np.log(per_token), 1)
+    assert abs(np.exp(intercept) * far_n[0] ** slope / far[0] - 1) > 0.08
+    assert FlopsPerToken.from_dict(function.to_dict()) == function
+
+
+def test_6nd_rows_are_6nd_and_elasticity_is_the_log_slope() -> None:
+    n = np.array([1e4, 3e4, 1e5])
+    tokens = np.array([1e6, 2e6, 3e6])
+    assert fit_flops_per_token(n, tokens, 6 * n * tokens * 1.004) is SIX_ND  # D rounded to whole steps: < 1 % off
+    assert SIX_ND.is_6nd and SIX_ND.elasticity(n) == pytest.approx(np.ones(3))
+    function = FlopsPerToken(accounting="exact", overhead=90.0, exponent=0.66)
+    step = 1e-6
+    numeric = (np.log(function(n * np.exp(step))) - np.log(function(n * np.exp(-step)))) / (2 * step)
+    assert function.elasticity(n) == pytest.approx(numeric, rel=1e-6)
+    assert FlopsPerToken.from_dict({"accounting": "6nd", "per_param": 6.0}) == SIX_ND
+
+
+def test_flops_per_token_below_6n_is_a_power_law_and_falling_per_token_is_refused() -> None:
+    n = np.array([1e4, 1e5, 1e6])
+    below = fit_flops_per_token(n, np.ones(3), 2.0 * n**0.9)  # e.g. N counts experts a token never uses
+    assert below.per_param == 0.0 and below.exponent == pytest.approx(0.9) and below.max_rel_error < 1e-12
+    with pytest.raises(TableError, match="falls as N grows"):
+        fit_flops_per_token(n, np.ones(3), 1e9 / n)
+    with pytest.raises(ConfigError, match=r"flops_per_token\.accounting"):
+        FlopsPerToken.from_dict({"accounting": "approximate"})
+    with pytest.raises(ConfigError, match="rerun sl-fit"):
+        FlopsPerToken.from_dict({"accounting": "exact", "overhead": "many"})

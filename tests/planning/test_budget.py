@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from scaling_lab.budget import SIX_ND, FlopsPerToken
 from scaling_lab.errors import ConfigError, TableError
 from scaling_lab.fitting.laws import BESIROGLU_2024, CHINCHILLA_APPROACH3, ChinchillaLaw
 from scaling_lab.planning.budget import BudgetQuery, flops_for_loss, plan_budget
@@ -134,3 +135,41 @@ def test_planning_does_not_import_torch():
 
     code = "import sys, scaling_lab.planning, scaling_lab.planning.app; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+QUICKSTART_PER_TOKEN = FlopsPerToken(accounting="exact", overhead=89.45, exponent=0.66)
+"""C/D of the quickstart's shapes against N (tests/fitting/test_laws.py)."""
+
+
+def test_kaplan_frontier_along_exact_flops_is_the_minimum_on_that_line():
+    flops = 1e15
+    grid = np.exp(np.linspace(np.log(1e5), np.log(1e8), 1_000_001))
+    losses = KAPLAN_2020.loss(grid, flops / QUICKSTART_PER_TOKEN(grid))
+    assert grid[np.argmin(losses)] == pytest.approx(KAPLAN_2020.n_opt(flops, QUICKSTART_PER_TOKEN), rel=1e-5)
+
+
+@pytest.mark.parametrize("law", LAWS)
+def test_every_query_kind_lands_on_the_same_exact_flop_frontier_point(law):
+    loaded = LoadedLaw(law=law, source="x", per_token=QUICKSTART_PER_TOKEN)
+    base = plan_budget(loaded, BudgetQuery(flops=3e14))
+    assert base.n_params.value == pytest.approx(law.n_opt(3e14, QUICKSTART_PER_TOKEN), rel=1e-12)
+    assert base.n_params.value != pytest.approx(law.n_opt(3e14), rel=1e-3)  # not the 6ND answer
+    for query in (BudgetQuery(n_params=base.n_params.value), BudgetQuery(n_tokens=base.n_tokens.value),
+                  BudgetQuery(target_loss=base.loss.value)):
+        plan = plan_budget(loaded, query)
+        assert plan.flops.value == pytest.approx(3e14, rel=1e-8)
+        assert plan.n_params.value == pytest.approx(base.n_params.value, rel=1e-8)
+    assert "compute C (FLOPs, exact)" in base.report()
+
+
+def test_fit_json_accounting_is_read_and_defaults_to_6nd(tmp_path):
+    path = _fit_json(tmp_path, [])
+    assert load_law(path).per_token == SIX_ND  # fit.json written before the accounting was recorded
+    payload = json.loads(path.read_text()) | {"flops_accounting": "exact",
+                                              "flops_per_token": QUICKSTART_PER_TOKEN.to_dict()}
+    path.write_text(json.dumps(payload))
+    assert load_law(path).per_token == QUICKSTART_PER_TOKEN
+    path.write_text(json.dumps(payload | {"flops_per_token": {"accounting": "exact", "exponent": -1.0,
+                                                              "overhead": 1.0}}))
+    with pytest.raises(TableError, match=r"fit\.json: flops_per_token\.exponent=-1"):
+        load_law(path)

@@ -1,0 +1,100 @@
+"""Agreement of the exponent a across approaches: intervals, non-overlapping pairs, and the causes the data show."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from scaling_lab.budget import FlopsPerToken
+from scaling_lab.fitting.agreement import agreement_lines, cubic_term_p_value, detected_causes
+from scaling_lab.fitting.approach2 import Approach2Config
+from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3 as TRUTH
+from scaling_lab.fitting.run import ExtrapolationConfig, FitConfig, fit_input, write_outputs
+from scaling_lab.fitting.table import FitInput
+
+PER_TOKEN = FlopsPerToken(accounting="exact", overhead=89.45, exponent=0.66)
+"""C/D of the quickstart's shapes against N: the tables below are isoFLOP designs in exact FLOPs."""
+BUDGETS = np.geomspace(1e11, 1e14, 6)
+
+
+def design(*, exponent: float, span: float, noise: float, budgets=BUDGETS, seeds=(None,), offset=1.0) -> pd.DataFrame:
+    """7 sizes per exact-FLOP budget over ±span decades, centred on offset·N_opt(C_0)·(C/C_0)^exponent: a design
+    exponent above the truth's (~0.45) samples the larger budgets ever further right of their optimum, where L(N)
+    along an isoFLOP line is skewed, and the slices' parabola minima drift with C."""
+    rng = np.random.default_rng(0)
+    n_start = offset * float(TRUTH.n_opt(budgets[0], PER_TOKEN))
+    rows = []
+    for seed in seeds:
+        for flops in budgets:
+            for n in n_start * (flops / budgets[0]) ** exponent * np.geomspace(10**-span, 10**span, 7):
+                tokens = flops / float(PER_TOKEN(n))
+                loss = float(TRUTH.loss(n, tokens)) * np.exp(noise * rng.standard_normal())
+                rows.append({"n_params": n, "n_tokens": tokens, "flops": flops, "loss": loss,
+                             "seed": "" if seed is None else str(seed)})  # fmt: skip
+    table = pd.DataFrame(rows).assign(group="", run_id=lambda t: [f"r{i}" for i in range(len(t))])
+    return table
+
+
+def fit(table: pd.DataFrame, curve: str, n_resamples: int = 40):
+    config = FitConfig(approaches=("approach3", "approach2"), approach2=Approach2Config(curve=curve),
+                       bootstrap=BootstrapConfig(n_resamples=n_resamples, n_jobs=1),
+                       extrapolation=ExtrapolationConfig(holdout_budgets=0))  # fmt: skip
+    return fit_input(FitInput(points=table, curves=None, source="synthetic", kind="table"), config)
+
+
+def test_intervals_that_do_not_overlap_are_flagged_with_the_causes_in_the_data(tmp_path):
+    outcome = fit(design(exponent=0.8, span=1.0, noise=0.0005), curve="parabola")
+    block = outcome.agreement
+    assert block["flops_accounting"] == "exact" and block["judged"]
+    truth = TRUTH.exponent_over(BUDGETS, PER_TOKEN)  # a of the exact-FLOP frontier at these budgets
+    low, high = block["exponents"]["approach3"]["ci95"]
+    assert low <= truth <= high
+    assert block["exponents"]["approach2"]["ci95"][0] > high  # the parabola minima drift: a biased upwards
+    (pair,) = block["disagreements"]
+    assert pair["pair"] == ["approach3", "approach2"] and "skewed_profiles" in pair["causes"]
+    assert "do not overlap" in pair["line"] and "skewed profiles (" in pair["line"]
+    fit_path, report_path = write_outputs(outcome, tmp_path)
+    assert json.loads(fit_path.read_text())["agreement"]["disagreements"][0]["line"] == pair["line"]
+    report = report_path.read_text().splitlines()
+    assert "[[Agreement: N_opt ∝ C^a, C in exact FLOPs, bootstrap intervals]]" in report
+    assert [line for line in report if line.startswith("    DISAGREE: ")] == [f"    DISAGREE: {pair['line']}"]
+
+
+def test_intervals_that_overlap_are_not_flagged():
+    block = fit(design(exponent=0.45, span=0.6, noise=0.005), curve="cubic").agreement
+    truth = TRUTH.exponent_over(BUDGETS, PER_TOKEN)
+    for name in ("approach3", "approach2"):
+        low, high = block["exponents"][name]["ci95"]
+        assert low <= truth <= high, name
+    assert block["judged"] and block["disagreements"] == []
+    assert "    every pair of intervals overlaps" in agreement_lines(block)
+
+
+def test_without_a_bootstrap_agreement_is_not_judged():
+    block = fit(design(exponent=0.45, span=0.6, noise=0.005), curve="cubic", n_resamples=0).agreement
+    assert not block["judged"] and block["exponents"]["approach2"]["ci95"] is None
+    assert any("not judged" in line for line in agreement_lines(block))
+
+
+def test_the_cubic_term_test_separates_skewed_from_parabolic_profiles():
+    log_n = np.linspace(-1.0, 1.0, 7)
+    assert cubic_term_p_value(log_n, 2.0 + 0.3 * log_n**2) > 0.5  # an exact parabola: rounding-size cubic term
+    rng = np.random.default_rng(0)
+    skewed = 2.0 + 0.3 * log_n**2 + 0.05 * log_n**3 + 0.001 * rng.standard_normal(7)
+    assert cubic_term_p_value(log_n, skewed) < 0.01
+
+
+def test_few_budgets_edge_minima_and_seed_noise_are_detected_from_the_table():
+    config = Approach2Config()
+    causes = {c["cause"] for c in detected_causes(design(exponent=0.45, span=0.6, noise=0.005), {}, config)}
+    assert causes == set()  # 6 budgets over 3 decades, centred slices, no seeds: nothing to explain a disagreement
+    few = design(exponent=0.45, span=0.6, noise=0.005, budgets=np.geomspace(1e11, 1e12, 3))
+    assert {c["cause"] for c in detected_causes(few, {}, config)} == {"few_budgets"}
+    off_centre = design(exponent=0.45, span=0.6, noise=0.005, offset=6.0)  # every optimum below the smallest size
+    assert {c["cause"] for c in detected_causes(off_centre, {}, config)} == {"edge_minimum"}
+    noisy_seeds = design(exponent=0.45, span=0.6, noise=0.02, seeds=(0, 1))
+    (seed,) = [c for c in detected_causes(noisy_seeds, {}, config) if c["cause"] == "seed_noise"]
+    assert seed["applies_to"] == ["approach3", "approach2", "approach1"] and "seed-to-seed SD" in seed["detail"]
+    quiet_seeds = design(exponent=0.45, span=0.6, noise=1e-5, seeds=(0, 1))
+    assert "seed_noise" not in {c["cause"] for c in detected_causes(quiet_seeds, {}, config)}
