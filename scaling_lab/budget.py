@@ -186,9 +186,10 @@ class FlopsPerToken:
         if not isinstance(values, dict):
             raise ConfigError(f"flops_per_token={values!r} must be an object (rerun sl-fit)")
         try:
-            fields = {"accounting": str(values["accounting"])}
+            fields: dict[str, Any] = {"accounting": str(values["accounting"])}
             for name in ("per_param", "overhead", "exponent", "max_rel_error"):
-                fields[name] = float(values.get(name, 0.0))
+                if name in values:  # absent: the dataclass default (6ND's)
+                    fields[name] = float(values[name])
             span = values.get("n_params_range")
             fields["n_params_range"] = None if span is None else (float(span[0]), float(span[1]))
         except (KeyError, TypeError, ValueError, IndexError) as error:

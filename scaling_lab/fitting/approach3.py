@@ -351,10 +351,10 @@ FRONTIER_MULTIPLES = (1.0, 10.0, 100.0)
 """Frontier rows are reported at the table's largest budget times these (extrapolation made visible)."""
 
 
-def frontier_at(law: ChinchillaLaw, flops: float, per_token: FlopsPerToken = SIX_ND) -> dict[str, float]:
-    """Compute-optimal N, D, D/N and loss of a law at a budget C (C = per_token(N)·D)."""
-    n_opt, d_opt = float(law.n_opt(flops, per_token)), float(law.d_opt(flops, per_token))
-    return {"n_opt": n_opt, "d_opt": d_opt, "tokens_per_param": d_opt / n_opt, "loss": float(law.loss(n_opt, d_opt))}
+def frontier_at(law: ChinchillaLaw, flops: Any, per_token: FlopsPerToken = SIX_ND) -> dict[str, Any]:
+    """Compute-optimal N, D, D/N and loss of a law at a budget C, or at an array of budgets (C = per_token(N)·D)."""
+    n_opt, d_opt = law.n_opt(flops, per_token), law.d_opt(flops, per_token)
+    return {"n_opt": n_opt, "d_opt": d_opt, "tokens_per_param": d_opt / n_opt, "loss": law.loss(n_opt, d_opt)}
 
 
 def frontier_rows(
@@ -365,11 +365,14 @@ def frontier_rows(
     per_token: FlopsPerToken = SIX_ND,
 ) -> list[dict[str, Any]]:
     """Frontier quantities at each budget, with percentile intervals over the bootstrap samples when given."""
+    flops = np.asarray(budgets, dtype=float)
+    point = frontier_at(law, flops, per_token)  # every budget in one solve (a bisection off 6ND)
+    per_sample = [frontier_at(ChinchillaLaw(**s), flops, per_token) for s in samples or []]
     rows = []
-    for flops in budgets:
-        row: dict[str, Any] = {"flops": float(flops), **frontier_at(law, flops, per_token)}
-        if samples:
-            values = [frontier_at(ChinchillaLaw(**s), flops, per_token) for s in samples]
+    for i, budget in enumerate(flops):
+        row: dict[str, Any] = {"flops": float(budget), **{k: float(v[i]) for k, v in point.items()}}
+        if per_sample:
+            values = [{k: float(v[i]) for k, v in sample.items()} for sample in per_sample]
             row["ci95"] = bootstrap.intervals(values, ("n_opt", "d_opt", "tokens_per_param", "loss"), level)
         rows.append(row)
     return rows

@@ -248,7 +248,7 @@ def _accounting_line(meta: dict[str, Any]) -> str:
     """How the table counts C, as the report states it (frontiers are solved along that C)."""
     f = FlopsPerToken.from_dict(meta["flops_per_token"])
     if f.is_6nd:
-        return "6nd: C = 6·N·D"
+        return "6nd: C = 6·N·D (C/D is within 1 % of 6N on every row)"
     linear = f"{f.per_param:g}·N + " if f.per_param else ""
     span = "" if f.n_params_range is None else f" fitted on N {f.n_params_range[0]:.3g}..{f.n_params_range[1]:.3g},"
     return f"exact: C/D = {linear}{f.overhead:.4g}·N^{f.exponent:.4g} ({span} max error {f.max_rel_error:.2%})"
