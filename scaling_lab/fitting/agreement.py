@@ -30,8 +30,9 @@ from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets
 from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.fitting.laws import ChinchillaLaw
 
-APPROACHES_WITH_A = ("approach3", "approach2", "approach1")
-"""Approaches that estimate N_opt ∝ C^a (Kaplan's separate laws do not)."""
+APPROACHES_WITH_A = ("approach3", "approach3_vpnls", "approach2", "approach1")
+"""Estimates of N_opt ∝ C^a (Kaplan's separate laws give none); approach3_vpnls is approach 3 by variable projection
+(fit.approach3.method=vpnls), listed when it ran."""
 
 SKEW_P_VALUE = 0.05
 """A slice is skewed when its cubic term's two-sided t-test gives p below this."""
@@ -162,25 +163,34 @@ def detected_causes(points: pd.DataFrame, results: dict[str, Any], config: Appro
     return [cause for cause in found if cause is not None]
 
 
+def _law_exponent(params: dict[str, float], samples: list[dict[str, float]] | None, budgets: np.ndarray,
+                  per_token: FlopsPerToken, level: float) -> dict[str, Any]:  # fmt: skip
+    """a of a fitted L(N, D) along the table's FLOPs at its budgets, with the percentile interval over samples."""
+    law_params = {k: params[k] for k in ("E", "A", "B", "alpha", "beta")}
+    a = ChinchillaLaw(**law_params).exponent_over(budgets, per_token)
+    if not samples:
+        return {"a": a, "ci95": None}
+    values = np.array([ChinchillaLaw(**s).exponent_over(budgets, per_token) for s in samples])
+    return {"a": a, "ci95": list(percentile_interval(values, level))}
+
+
 def exponents(results: dict[str, Any], points: pd.DataFrame, per_token: FlopsPerToken,
               config: Approach2Config) -> dict[str, dict[str, Any]]:  # fmt: skip
     """a and its interval (None without a bootstrap) of each approach that ran and estimates a."""
+    budgets = np.unique(assign_budgets(points["flops"].to_numpy(), config.budget_rtol))
     out: dict[str, dict[str, Any]] = {}
-    for name in APPROACHES_WITH_A:
+    r3 = results.get("approach3")
+    if r3 is not None:
+        out["approach3"] = _law_exponent(r3.to_dict(), r3.bootstrap_samples, budgets, per_token, r3.ci_level)
+        vpnls = r3.vpnls
+        if vpnls is not None and "skipped" not in vpnls:
+            out["approach3_vpnls"] = _law_exponent(vpnls, vpnls.get("bootstrap_samples"), budgets, per_token,
+                                                   r3.ci_level)  # fmt: skip
+    for name in ("approach2", "approach1"):
         result = results.get(name)
-        if result is None:
-            continue
-        if name != "approach3":
+        if result is not None:
             ci = (result.ci95 or {}).get("a")
             out[name] = {"a": float(result.a), "ci95": None if ci is None or ci[0] is None else list(ci)}
-            continue
-        budgets = np.unique(assign_budgets(points["flops"].to_numpy(), config.budget_rtol))
-        a = result.law.exponent_over(budgets, per_token)
-        ci = None
-        if result.bootstrap_samples:
-            samples = [ChinchillaLaw(**s).exponent_over(budgets, per_token) for s in result.bootstrap_samples]
-            ci = list(percentile_interval(np.array(samples), result.ci_level))
-        out[name] = {"a": a, "ci95": ci}
     return out
 
 

@@ -343,6 +343,7 @@ def fit_vpnls(
         if samples:
             full = [{**sample, **frontier_of(sample)} for sample in samples]
             out["ci95"] = bootstrap.intervals(full, PARAMS + FRONTIER, bootstrap_config.level)
+            out["bootstrap_samples"] = samples  # {E, A, B, alpha, beta} each: a along the table's FLOPs is re-derived
         out["n_bootstrap_failed"] = n_failed
     return out
 
