@@ -9,8 +9,9 @@ The causes are the ones the literature names for small sweeps, each detected fro
   its slice rests on one side's points only, and an envelope (approach 1) whose largest budget is reached by the
   largest size may have its optimum beyond the sampled sizes (Hoffmann et al. 2022, §3.2 sample around it);
 * too few budgets — a power law fitted to fewer than 4 slices or less than a decade of C;
-* seed noise — where runs were repeated over seeds, a seed-to-seed spread comparable to the loss differences
-  between neighbouring sizes of a slice moves the minimum (at quickstart scale the spread is ~5 % of the loss).
+* seed noise — where points were repeated over seeds, a seed-to-seed spread (seeds.seed_spread) comparable to the
+  loss differences between neighbouring sizes of a slice moves the minimum (two seeds of one quickstart point
+  differed by up to 5 % of the loss).
 
 a of approach 3 is read off its frontier in the table's own FLOPs at the table's budgets (laws.exponent_over), so
 that it compares with approach 2's power law fitted at those budgets.
@@ -41,7 +42,7 @@ MIN_BUDGETS = 4
 MIN_DECADES = 1.0
 """Less C range than this (in decades) likewise."""
 SEED_NOISE_RATIO = 0.5
-"""Seed noise is flagged when the pooled seed-to-seed SD reaches this fraction of the median loss step between
+"""Seed noise is flagged when the mean seed-to-seed std of a point reaches this fraction of the median loss step between
 neighbouring sizes of a slice: two draws then differ by ≥ 0.7 step (√2 · 0.5) in SD, enough to swap neighbours
 near a minimum, where the steps are smaller than the median."""
 
@@ -129,37 +130,27 @@ def _few_budgets(slices: list[tuple[float, pd.DataFrame]]) -> dict[str, Any] | N
                   f"{len(flops)} slices over {decades:.2g} decades of C, want ≥ {MIN_BUDGETS} over ≥ {MIN_DECADES:g}")
 
 
-def seed_noise(points: pd.DataFrame, slices: list[tuple[float, pd.DataFrame]],
-               budget_rtol: float) -> tuple[float, float] | None:  # fmt: skip
-    """(pooled seed-to-seed SD of one (N, C) point, median loss step between neighbouring sizes of a slice), or
-    None when no point was repeated over seeds."""
-    if "seed" not in points.columns or points["seed"].nunique() < 2:
-        return None
-    labels = assign_budgets(points["flops"].to_numpy(), budget_rtol)
-    groups = points.assign(budget=labels).groupby(["n_params", "budget"])
-    repeated = [g["loss"].to_numpy(float) for _, g in groups if g["seed"].nunique() > 1]
-    if not repeated:
-        return None
-    spread = float(np.sqrt(sum(np.sum((x - x.mean()) ** 2) for x in repeated) / sum(len(x) - 1 for x in repeated)))
+def neighbour_step(slices: list[tuple[float, pd.DataFrame]]) -> float:
+    """Median |loss difference| between neighbouring sizes of a slice (seed means per size), over all slices."""
     steps = [np.abs(np.diff(rows.groupby("n_params")["loss"].mean().sort_index().to_numpy())) for _, rows in slices]
-    step = float(np.median(np.concatenate(steps))) if steps else float("nan")
-    return spread, step
+    return float(np.median(np.concatenate(steps))) if steps else float("nan")
 
 
-def _seed(points: pd.DataFrame, slices: list[tuple[float, pd.DataFrame]], budget_rtol: float) -> dict | None:
-    measured = seed_noise(points, slices, budget_rtol)
-    if measured is None or not measured[0] >= SEED_NOISE_RATIO * measured[1]:
+def _seed(slices: list[tuple[float, pd.DataFrame]], seed_std: float | None) -> dict[str, Any] | None:
+    step = neighbour_step(slices)
+    if seed_std is None or not seed_std >= SEED_NOISE_RATIO * step:
         return None
-    spread, step = measured
     return _cause("seed_noise", APPROACHES_WITH_A,
-                  f"seed-to-seed SD {spread:.3g} against a median loss step of {step:.3g} between neighbouring sizes")
+                  f"mean seed-to-seed std {seed_std:.3g} against a median loss step of {step:.3g} between neighbouring"
+                  " sizes")  # fmt: skip
 
 
-def detected_causes(points: pd.DataFrame, results: dict[str, Any], config: Approach2Config) -> list[dict[str, Any]]:
-    """Every known cause of disagreement the table shows: {cause, applies_to (approaches), detail}."""
+def detected_causes(points: pd.DataFrame, results: dict[str, Any], config: Approach2Config,
+                    seed_std: float | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Every known cause of disagreement the table shows: {cause, applies_to (approaches), detail}. ``seed_std`` is
+    the mean seed-to-seed standard deviation of a point (seeds.seed_spread's ``std_mean``; None with one seed)."""
     slices = _slices(points, config)
-    found = [_skew(slices), *_edge(slices, results, points), _few_budgets(slices),
-             _seed(points, slices, config.budget_rtol)]
+    found = [_skew(slices), *_edge(slices, results, points), _few_budgets(slices), _seed(slices, seed_std)]
     return [cause for cause in found if cause is not None]
 
 
@@ -199,12 +190,12 @@ def _describe(name: str, entry: dict[str, Any]) -> str:
     return f"{name} a={entry['a']:.3g} [{low:.3g}, {high:.3g}]"
 
 
-def agreement(results: dict[str, Any], points: pd.DataFrame, per_token: FlopsPerToken,
-              config: Approach2Config) -> dict[str, Any]:  # fmt: skip
+def agreement(results: dict[str, Any], points: pd.DataFrame, per_token: FlopsPerToken, config: Approach2Config,
+              seed_std: float | None = None) -> dict[str, Any]:  # fmt: skip
     """fit.json's ``agreement`` object: exponents, the causes the data show, and each non-overlapping pair with
     the causes that apply to it (``line`` is the report's sentence)."""
     found = exponents(results, points, per_token, config)
-    causes = detected_causes(points, results, config)
+    causes = detected_causes(points, results, config, seed_std)
     with_ci = [name for name, entry in found.items() if entry["ci95"] is not None and np.isfinite(entry["ci95"]).all()]
     disagreements = []
     for first, second in combinations(with_ci, 2):

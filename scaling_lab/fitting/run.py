@@ -207,7 +207,7 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
         if boot is None
         else {"n_resamples": boot.n_resamples, "seed": boot.seed, "by": boot.by, "level": boot.level},
     }
-    block = agreement(results, points, per_token, config.approach2)
+    block = agreement(results, points, per_token, config.approach2, meta["seed_spread"].get("std_mean"))
     return FitOutcome(results=results, skipped=skipped, extrapolation=extrapolation, meta=meta, agreement=block)
 
 

@@ -12,6 +12,7 @@ from scaling_lab.fitting.approach3 import Approach3Config
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3 as TRUTH
 from scaling_lab.fitting.run import ExtrapolationConfig, FitConfig, fit_input, write_outputs
+from scaling_lab.fitting.seeds import average_points, seed_spread
 from scaling_lab.fitting.synthetic import isoflop_table
 from scaling_lab.fitting.table import FitInput
 
@@ -24,11 +25,11 @@ def design(*, exponent: float, span: float, noise: float, budgets=BUDGETS, seeds
     """7 sizes per exact-FLOP budget over ±span decades, centred on offset·N_opt(C_0)·(C/C_0)^exponent: a design
     exponent above the truth's (~0.45) samples the larger budgets ever further right of their optimum, where L(N)
     along an isoFLOP line is skewed, and the slices' parabola minima drift with C. More than one seed repeats every
-    point with fresh noise, in a ``seed`` column."""
+    point with fresh noise (``seed`` 0, 1, ...)."""
     centres = offset * float(TRUTH.n_opt(budgets[0], PER_TOKEN)) * (budgets / budgets[0]) ** exponent
     offsets = np.log10(centres / TRUTH.n_opt(budgets, PER_TOKEN))
     tables = [isoflop_table(TRUTH, budgets=budgets, sizes_per_budget=7, span_decades=span, noise=noise, seed=seed,
-                            offset_decades=offsets, per_token=PER_TOKEN).assign(seed=str(seed) if seeds[1:] else "")
+                            offset_decades=offsets, per_token=PER_TOKEN).assign(seed=seed)
               for seed in seeds]  # fmt: skip
     return pd.concat(tables, ignore_index=True).assign(run_id=lambda t: [f"r{i}" for i in range(len(t))])
 
@@ -91,8 +92,12 @@ def test_few_budgets_edge_minima_and_seed_noise_are_detected_from_the_table():
     assert {c["cause"] for c in detected_causes(few, {}, config)} == {"few_budgets"}
     off_centre = design(exponent=0.45, span=0.6, noise=0.005, offset=6.0)  # every optimum below the smallest size
     assert {c["cause"] for c in detected_causes(off_centre, {}, config)} == {"edge_minimum"}
-    noisy_seeds = design(exponent=0.45, span=0.6, noise=0.02, seeds=(0, 1))
-    (seed,) = [c for c in detected_causes(noisy_seeds, {}, config) if c["cause"] == "seed_noise"]
-    assert {"approach3", "approach2", "approach1"} <= set(seed["applies_to"]) and "seed-to-seed SD" in seed["detail"]
-    quiet_seeds = design(exponent=0.45, span=0.6, noise=1e-5, seeds=(0, 1))
-    assert "seed_noise" not in {c["cause"] for c in detected_causes(quiet_seeds, {}, config)}
+
+    def seed_causes(noise: float) -> list[dict]:  # two seeds per point, the fit's mean over them and their spread
+        replicates = design(exponent=0.45, span=0.6, noise=noise, seeds=(0, 1))
+        std = seed_spread(replicates, config.budget_rtol)["std_mean"]
+        return [c for c in detected_causes(average_points(replicates), {}, config, std) if c["cause"] == "seed_noise"]
+
+    (seed,) = seed_causes(0.05)
+    assert {"approach3", "approach2", "approach1"} <= set(seed["applies_to"]) and "seed-to-seed std" in seed["detail"]
+    assert seed_causes(1e-5) == []
