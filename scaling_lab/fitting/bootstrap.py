@@ -17,11 +17,11 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from scaling_lab.errors import ConfigError
-from scaling_lab.fitting.seeds import max_seeds, point_columns
+from scaling_lab.fitting.seeds import min_seeds, point_columns
 
 BY = ("auto", "seed", "point", "run_id", "n_params", "group")
 """Resampling units: the seeds of each (N, D) point (stratified), single points, or all points of one run / model
-size / group together; ``auto`` is ``seed`` when some point of the table has ≥ 2 seeds, else ``point``."""
+size / group together; ``auto`` is ``seed`` when every point of the table has ≥ 2 seeds, else ``point``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,14 +52,17 @@ class BootstrapConfig:
 
 
 def resolve_by(table: pd.DataFrame, by: str) -> str:
-    """``auto`` → ``seed`` when some (N, D) point of the per-seed ``table`` has ≥ 2 rows (seeds), else ``point``.
+    """``auto`` → ``seed`` when every (N, D) point of the per-seed ``table`` has ≥ 2 rows (seeds), else ``point``.
 
     Resampling seeds within points keeps the design (every point, every size of every slice) and redraws only the
     seed noise, which at small scale is the largest error; rows drawn across points would also redraw the design.
+    But a point with one seed is the same in every such resample: where some points have one seed, their noise
+    would count as zero (a few repeated runs added to a single-seed sweep would collapse every interval), so
+    ``auto`` draws points instead.
     """
     if by != "auto":
         return by
-    return "seed" if max_seeds(table) >= 2 else "point"
+    return "seed" if min_seeds(table) >= 2 else "point"
 
 
 def seed_indices(

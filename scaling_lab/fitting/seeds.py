@@ -40,6 +40,11 @@ def max_seeds(table: pd.DataFrame) -> int:
     return int(seeds_per_point(table).max()) if len(table) else 0
 
 
+def min_seeds(table: pd.DataFrame) -> int:
+    """The fewest seeds any point has."""
+    return int(seeds_per_point(table).min()) if len(table) else 0
+
+
 def check_mode(mode: str) -> None:
     if mode not in SEED_MODES:
         raise ConfigError(f"table.seeds={mode!r} is unknown: choose {' or '.join(SEED_MODES)}")
