@@ -192,7 +192,7 @@ def law_from_fit_dict(payload: Any, *, source: str) -> LoadedLaw:
         raw_samples = []
     if not isinstance(raw_samples, list):
         raise TableError(
-            f"{source}: approach3.bootstrap_samples is a {_json_kind(raw_samples)}, not a list of"
+            f"{source}: approach3.bootstrap_samples is {_json_kind(raw_samples)}, not a list of"
             " {E, A, B, alpha, beta} objects; rerun sl-fit"
         )
     samples = tuple(
@@ -201,26 +201,26 @@ def law_from_fit_dict(payload: Any, *, source: str) -> LoadedLaw:
     )
     column = payload.get("n_params_column", block.get("n_params_column", "n_params_nonembed"))
     if not isinstance(column, str):
-        raise TableError(f"{source}: n_params_column is a {_json_kind(column)}, not a column name; rerun sl-fit")
+        raise TableError(f"{source}: n_params_column is {_json_kind(column)}, not a column name; rerun sl-fit")
     return LoadedLaw(law=law, source=source, samples=samples, n_params_column=column)
 
 
 def _top_level(payload: Any, source: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
-        raise TableError(f"{source}: the top level is a {_json_kind(payload)}, not an object: pass sl-fit's fit.json")
+        raise TableError(f"{source}: the top level is {_json_kind(payload)}, not an object: pass sl-fit's fit.json")
     return payload
 
 
 def _chinchilla_law(values: Any, source: str, where: str) -> ChinchillaLaw:
     """A ChinchillaLaw from a fit.json object; a TableError names ``source`` and the field (``where.name``)."""
     if not isinstance(values, Mapping):
-        raise TableError(f"{source}: {where} is a {_json_kind(values)}, not an object with E, A, B, alpha, beta")
+        raise TableError(f"{source}: {where} is {_json_kind(values)}, not an object with E, A, B, alpha, beta")
     for name in (parameter.name for parameter in fields(ChinchillaLaw)):  # E, A, B, alpha, beta
         value = values.get(name)
         if name not in values:
             raise TableError(f"{source}: {where}.{name} is missing; rerun sl-fit")
         if not isinstance(value, int | float) or isinstance(value, bool):
-            raise TableError(f"{source}: {where}.{name} is a {_json_kind(value)}, not a number; rerun sl-fit")
+            raise TableError(f"{source}: {where}.{name} is {_json_kind(value)}, not a number; rerun sl-fit")
     try:
         law = ChinchillaLaw.from_dict(dict(values))  # names the parameter that is not finite or not positive
         scale = law.G  # the frontier's scale overflows for absurd coefficients (A = 1e308)
@@ -232,6 +232,6 @@ def _chinchilla_law(values: Any, source: str, where: str) -> ChinchillaLaw:
 
 
 def _json_kind(value: Any) -> str:
-    """The JSON name of a parsed value's type, for messages."""
-    kinds = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    """The JSON name of a parsed value's type with its article, for messages ("an object", "null")."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return "null" if value is None else kinds.get(type(value), type(value).__name__)
