@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from scaling_lab.errors import TableError, exit_on_user_error
-from scaling_lab.planning.laws import read_fit_json
+from scaling_lab.fitting.laws import read_fit_json
 from scaling_lab.sweep.plan import plan_sweep
 
 

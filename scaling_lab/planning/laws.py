@@ -7,10 +7,7 @@ Every law offers the same frontier interface as :class:`~scaling_lab.fitting.law
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +20,9 @@ from scaling_lab.fitting.laws import (
     CHINCHILLA_APPROACH3,
     ChinchillaLaw,
     PowerLawFrontier,
+    approach3_laws,
+    json_kind,
+    read_fit_json,
 )
 
 
@@ -162,76 +162,11 @@ def load_law(spec: str | Path) -> LoadedLaw:
     return law_from_fit_dict(read_fit_json(path), source=str(path))
 
 
-def read_fit_json(path: str | Path) -> dict[str, Any]:
-    """The top-level object of a fit.json (as ``sl-fit`` writes it); a TableError names the file and what is wrong
-    when it cannot be read, is not UTF-8 JSON, or is not an object."""
-    path = Path(path)
-    try:
-        payload = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as error:
-        raise TableError(f"{path}: cannot be read ({error.strerror or error}): check the path") from None
-    except UnicodeDecodeError as error:
-        raise TableError(f"{path}: not UTF-8 text (offset {error.start}), so not a fit.json: rerun sl-fit") from None
-    except json.JSONDecodeError as error:
-        raise TableError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); rerun sl-fit") from None
-    except (ValueError, RecursionError) as error:  # an integer of over 4300 digits; nesting deeper than the stack
-        raise TableError(f"{path}: not a JSON document this reader can hold ({error}); rerun sl-fit") from None
-    return _top_level(payload, str(path))
-
-
 def law_from_fit_dict(payload: Any, *, source: str) -> LoadedLaw:
-    """Read ``approach3`` (E, A, B, alpha, beta and optional ``bootstrap_samples``) of a fit.json payload; a
-    TableError names ``source`` and the field that is missing or of the wrong type."""
-    payload = _top_level(payload, source)
-    block = payload.get("approach3")
-    if not isinstance(block, Mapping):
-        raise TableError(f"{source}: no 'approach3' object; fit with approach 3 (sl-fit) to plan from it")
-    law = _chinchilla_law(block, source, "approach3")
-    raw_samples = block.get("bootstrap_samples", payload.get("bootstrap_samples"))
-    if raw_samples is None:  # a fit without a bootstrap
-        raw_samples = []
-    if not isinstance(raw_samples, list):
-        raise TableError(
-            f"{source}: approach3.bootstrap_samples is {_json_kind(raw_samples)}, not a list of"
-            " {E, A, B, alpha, beta} objects; rerun sl-fit"
-        )
-    samples = tuple(
-        _chinchilla_law(sample, source, f"approach3.bootstrap_samples[{index}]")
-        for index, sample in enumerate(raw_samples)
-    )
-    column = payload.get("n_params_column", block.get("n_params_column", "n_params_nonembed"))
+    """The approach-3 law of a fit.json payload with its bootstrap laws and the N it is stated on; a TableError names
+    ``source`` and the field that is missing or of the wrong type."""
+    law, samples = approach3_laws(payload, source)
+    column = payload.get("n_params_column", payload["approach3"].get("n_params_column", "n_params_nonembed"))
     if not isinstance(column, str):
-        raise TableError(f"{source}: n_params_column is {_json_kind(column)}, not a column name; rerun sl-fit")
+        raise TableError(f"{source}: n_params_column is {json_kind(column)}, not a column name; rerun sl-fit")
     return LoadedLaw(law=law, source=source, samples=samples, n_params_column=column)
-
-
-def _top_level(payload: Any, source: str) -> dict[str, Any]:
-    if not isinstance(payload, dict):
-        raise TableError(f"{source}: the top level is {_json_kind(payload)}, not an object: pass sl-fit's fit.json")
-    return payload
-
-
-def _chinchilla_law(values: Any, source: str, where: str) -> ChinchillaLaw:
-    """A ChinchillaLaw from a fit.json object; a TableError names ``source`` and the field (``where.name``)."""
-    if not isinstance(values, Mapping):
-        raise TableError(f"{source}: {where} is {_json_kind(values)}, not an object with E, A, B, alpha, beta")
-    for name in (parameter.name for parameter in fields(ChinchillaLaw)):  # E, A, B, alpha, beta
-        value = values.get(name)
-        if name not in values:
-            raise TableError(f"{source}: {where}.{name} is missing; rerun sl-fit")
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise TableError(f"{source}: {where}.{name} is {_json_kind(value)}, not a number; rerun sl-fit")
-    try:
-        law = ChinchillaLaw.from_dict(dict(values))  # names the parameter that is not finite or not positive
-        scale = law.G  # the frontier's scale overflows for absurd coefficients (A = 1e308)
-    except (ValueError, ArithmeticError) as error:  # overflow, or a product that underflows to zero
-        raise TableError(f"{source}: {where}: {error}; rerun sl-fit") from None
-    if not 0 < scale < math.inf:
-        raise TableError(f"{source}: {where}: the frontier scale G={scale} is not positive and finite; rerun sl-fit")
-    return law
-
-
-def _json_kind(value: Any) -> str:
-    """The JSON name of a parsed value's type with its article, for messages ("an object", "null")."""
-    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-    return "null" if value is None else kinds.get(type(value), type(value).__name__)

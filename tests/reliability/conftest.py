@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 TESTS = Path(__file__).parents[1]
 
 
-def tests_module(relative: str) -> ModuleType:
+def load_helpers(relative: str) -> ModuleType:
     """A helper module of another tests folder (e.g. ``results/conftest.py``), loaded by path rather than copied:
     conftest files are not importable by package name."""
     name = "tests_" + relative.removesuffix(".py").replace("/", "_")
@@ -31,7 +31,7 @@ def tests_module(relative: str) -> ModuleType:
 
 def results_factory() -> ModuleType:
     """tests/results/conftest.py (record_fields, wsd_fields)."""
-    return tests_module("results/conftest.py")
+    return load_helpers("results/conftest.py")
 
 
 def run_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> (

@@ -32,7 +32,7 @@ from scaling_lab.fitting.synthetic import isoflop_table
 from scaling_lab.results import RunRecord, read_record, record_path, write_record
 from scaling_lab.train.run import LOCK_NAME
 
-from .conftest import run_cli, tests_module
+from .conftest import load_helpers, run_cli
 from .test_bad_inputs import TEXT, TINY_TRAIN
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_collect_skips_each_kind_of_bad_record_alone_with_one_warning(tmp_path: 
 
 
 def test_fit_of_a_store_skips_a_binary_and_a_copied_record_with_one_warning(tmp_path: Path) -> None:
-    fitting = tests_module("fitting/conftest.py")
+    fitting = load_helpers("fitting/conftest.py")
     table = isoflop_table(CHINCHILLA_APPROACH3, budgets=fitting.BUDGETS)
     root = fitting.write_store(tmp_path / "results", table, sweep="grid")
     binary, copied = record_path(root, "grid", "binary"), record_path(root, "grid", "copied")
@@ -311,10 +311,26 @@ def _relaunch_problems(cases: list[Planted], tmp_path: Path, trained: Trained) -
         assert sorted(p.name for p in path.parent.iterdir()) == sorted(["run.json", "run.json.rejected", LOCK_NAME])
 
 
-def test_relaunch_trains_a_point_whose_folder_holds_another_points_or_a_tampered_record(
-    tmp_path: Path, trained: Trained
-) -> None:
-    _relaunch_problems([BY_NAME["another-points-record"], BY_NAME["tampered-config-hash"]], tmp_path, trained)
+def test_relaunch_trains_a_point_whose_folder_holds_another_points_record(tmp_path: Path, trained: Trained) -> None:
+    _relaunch_problems([BY_NAME["another-points-record"]], tmp_path, trained)
+
+
+def test_relaunched_sweep_warns_once_per_bad_record_and_trains_those_points(tmp_path: Path, trained: Trained) -> None:
+    # The usual relaunch is a multirun: each point's warning is one line there too.
+    bad = {"2048": BY_NAME["tampered-config-hash"], "4096": BY_NAME["binary"]}
+    paths, contents = {}, {}
+    for budget, case in bad.items():
+        paths[budget] = _record_path_of(_train_args(trained.shared, tmp_path / "results", budget))
+        contents[budget] = _plant(paths[budget], case, trained.own if budget == "2048" else trained.foreign, {})
+    done = run_cli("train", "-m", *_train_args(trained.shared, tmp_path / "results", "2048,4096"), cwd=tmp_path,
+                   timeout=600)  # fmt: skip
+    assert done.returncode == 0 and "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("warning: ") for line in lines), done.stderr[-3000:]
+    for (budget, case), line in zip(bad.items(), lines, strict=True):
+        assert line.startswith(f"warning: {paths[budget]}: ") and all(name in line for name in case.names), line
+        assert paths[budget].with_name("run.json.rejected").read_bytes() == contents[budget]
+        assert read_record(paths[budget]).status == "finished"
 
 
 @pytest.mark.slow
@@ -335,11 +351,11 @@ def test_relaunch_skips_a_point_whose_real_record_belongs(tmp_path: Path, traine
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# fit.json of the wrong shape given to sl-budget: one error line naming the file and the field, exit 2
+# fit.json of the wrong shape given to sl-budget or sl-verify: one error line naming the file and the field, exit 2
 
 
 GOOD_FIT = {"approach3": {**BESIROGLU_2024.to_dict(), "bootstrap_samples": [BESIROGLU_2024.to_dict()] * 3},
-            "n_params_column": "n_params_total"}  # fmt: skip
+            "n_params_column": "n_params_total", "flops_column": "flops_exact", "max_flops": 1e8}  # fmt: skip
 
 
 def _with(**approach3: Any) -> bytes:
@@ -393,3 +409,16 @@ def test_a_fit_json_of_the_wrong_shape_is_one_error_line_naming_the_field(tmp_pa
 @pytest.mark.slow
 def test_every_malformed_fit_json_is_one_error_line_naming_the_field(tmp_path: Path) -> None:
     _budget_problems(list(FIT_JSON_CASES), tmp_path)
+
+
+@pytest.mark.parametrize("name", ["list", "bootstrap-samples-object", "text-E"])
+def test_sl_verify_refuses_a_fit_json_of_the_wrong_shape(name: str, tmp_path: Path, trained: Trained) -> None:
+    # sl-verify reads fit.json through the same reader as sl-budget (a dry run: nothing trains, nothing is written)
+    (tmp_path / "fit.json").write_bytes(FIT_JSON_CASES[name][0])
+    before = _snapshot(trained.shared)
+    done = run_cli("verify", f"fit_json={tmp_path / 'fit.json'}", f"store={trained.shared / 'results' / 'bad'}",
+                   f"out={tmp_path / 'out'}", "--dry-run", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2
+    error = _one_line(done, f"error: {tmp_path / 'fit.json'}: ")
+    assert all(part in error for part in FIT_JSON_CASES[name][1]), error
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.json"] and _snapshot(trained.shared) == before
