@@ -11,31 +11,41 @@ the sweep spends, WSD cooldown branches included. Prints a Markdown table (the R
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from scaling_lab.errors import TableError, exit_on_user_error
+from scaling_lab.fitting.laws import read_fit_json
 from scaling_lab.sweep.plan import plan_sweep
 
 
-def _a(fit: dict, approach: str) -> str:
+def _a(fit: dict, approach: str, path: Path) -> str:
     result = fit.get(approach)
     if not result:
         return "not fitted"
-    low, high = (result.get("ci95") or {}).get("a", (float("nan"), float("nan")))
-    return f"{result['a']:.2f} [{low:.2f}, {high:.2f}]"
+    try:
+        low, high = (result.get("ci95") or {}).get("a") or (None, None)  # null bounds: the interval failed
+        return f"{result['a']:.2f} [{_bound(low)}, {_bound(high)}]"
+    except (AttributeError, KeyError, TypeError, ValueError):  # a fit.json of another shape
+        raise TableError(
+            f"{path}: {approach}.a must be a number and {approach}.ci95.a a [low, high] pair; rerun sl-fit"
+        ) from None
+
+
+def _bound(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.2f}"
 
 
 def row(name: str, fits_dir: Path, reference_flops: float | None) -> tuple[str, float]:
     path = fits_dir / name / "fit.json"
     if not path.is_file():
         raise TableError(f"{path} is missing: run sl-fit input=results/{name} out={fits_dir / name} first")
-    fit = json.loads(path.read_text())
+    fit = read_fit_json(path)
     plan = plan_sweep([f"experiment={name}"], probe=False)
     spent = float(plan.flops_spent.sum())
     share = f"{spent / reference_flops:.0%}" if reference_flops else "100%"
     runs, points = len(plan), int(plan.points.sum())
-    line = f"| `{name}` | {runs} | {points} | {spent:.3g} ({share}) | {_a(fit, 'approach2')} | {_a(fit, 'approach3')} |"
+    line = (f"| `{name}` | {runs} | {points} | {spent:.3g} ({share}) | {_a(fit, 'approach2', path)} |"
+            f" {_a(fit, 'approach3', path)} |")  # fmt: skip
     return line, spent
 
 

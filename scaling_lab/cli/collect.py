@@ -8,13 +8,15 @@ import hydra
 from omegaconf import DictConfig, ListConfig
 
 from scaling_lab.cli import CONFIGS_DIR
-from scaling_lab.errors import exit_on_user_error
+from scaling_lab.errors import ConfigError, exit_on_user_error
 from scaling_lab.sweep.collect import collect
 
 
 @exit_on_user_error
 def run(cfg: DictConfig) -> None:
-    stores = cfg.stores if isinstance(cfg.stores, ListConfig) else [cfg.stores]
+    stores = list(cfg.stores) if isinstance(cfg.stores, ListConfig) else [cfg.stores]
+    if not all(isinstance(store, str) for store in stores):
+        raise ConfigError(f"stores={cfg.stores}: give results directories, e.g. stores=[results/quickstart]")
     written = collect([Path(s) for s in stores], Path(cfg.out), statuses=tuple(cfg.statuses))
     for kind, path in written.items():
         print(f"{kind}: {path}")

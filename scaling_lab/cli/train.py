@@ -10,13 +10,14 @@ The only module of the trainer that sees a DictConfig: it converts to a typed Ru
 from __future__ import annotations
 
 import sys
+import warnings
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.config.schema import register_configs, run_config_from_dict
-from scaling_lab.errors import ScalingLabError, exit_on_user_error, user_line
+from scaling_lab.errors import ScalingLabError, exit_on_user_error, print_warning, user_line
 from scaling_lab.sweep.grids import register_resolvers
 
 register_configs()
@@ -35,10 +36,12 @@ def main(cfg: DictConfig) -> None:
     """Hydra task: one run. A user error ends a single run with exit status 2; in a sweep it is printed and the
     sweep goes on (one bad grid point never sinks the sweep)."""
     if _multirun():
-        try:
-            _run(cfg)
-        except ScalingLabError as error:
-            print(f"error: {user_line(error)}", file=sys.stderr)
+        with warnings.catch_warnings():  # one line per warning, as in a single run
+            warnings.showwarning = print_warning
+            try:
+                _run(cfg)
+            except ScalingLabError as error:
+                print(f"error: {user_line(error)}", file=sys.stderr)
     else:
         exit_on_user_error(_run)(cfg)
 

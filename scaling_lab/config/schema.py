@@ -22,6 +22,7 @@ from scaling_lab.budget import BudgetConfig
 from scaling_lab.data.config import MISSING, DataConfig, data_config_from_dict
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.shapes import ModelConfig
+from scaling_lab.results.provenance import run_config_hash
 from scaling_lab.results.record import check_directory_name
 from scaling_lab.results.redact import known_secrets, looks_secret
 from scaling_lab.tracking import LoggerConfig
@@ -29,11 +30,6 @@ from scaling_lab.train.optim import OptimConfig
 from scaling_lab.train.schedule import ScheduleConfig
 from scaling_lab.typed import check_seed, from_mapping
 
-# Sections and fields that do not change what a run computes: where it writes and logs, how many CPU threads,
-# whether it compiles (same maths), debug switches, and the device. The run_id derives from the rest, so a
-# relaunch anywhere finds the same run (shared/DESIGN.md "A grid point runs once").
-UNHASHED = ("paths", "logger", "debug", "threads", "jobs_per_device", "compile", "device", "sweep", "grid",
-            "retry_failed")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -171,10 +167,8 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def config_hash(self) -> str:
-        """Hash of what changes results (every field but :data:`UNHASHED`)."""
-        from scaling_lab.results.provenance import config_hash  # results imports pandas: load it only when hashing
-
-        return config_hash(self.to_dict(), ignore=UNHASHED)
+        """Hash of what changes results (every field but ``scaling_lab.results.provenance.UNHASHED``)."""
+        return run_config_hash(self.to_dict())
 
     def run_id(self) -> str:
         """Readable, stable id: model name, budget, and the config hash (``n7k-tokens1e+05-<hash>``)."""

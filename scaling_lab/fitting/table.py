@@ -254,20 +254,20 @@ def _store_frame(frame: pd.DataFrame, config: TableConfig) -> pd.DataFrame:
 
 def _from_store(root: Path, config: TableConfig) -> FitInput:
     try:
-        from scaling_lab.results.store import curves_of, scan_records, table_of, warn_skipped
+        from scaling_lab.results.store import curves_of, describe_skipped, scan_records, table_of, warn_skipped
     except ImportError as error:
         raise TableError(
             f"input={root} is a directory but scaling_lab.results.store is not available ({error}): "
             "give a CSV/Parquet table instead"
         ) from error
     records, skipped = scan_records(root)  # read once: the table and the curves come from the same records
-    warn_skipped(skipped)
     raw = table_of(records, statuses=config.statuses)
-    if raw.empty:
-        unreadable = f" ({len(skipped)} unreadable run.json skipped, listed in the warning above)" if skipped else ""
+    if raw.empty:  # one error line, the skipped files in it
+        unusable = f" ({describe_skipped(skipped)})" if skipped else ""
         raise TableError(
-            f"input={root}: the results store has no runs with status {', '.join(config.statuses)}{unreadable}"
+            f"input={root}: the results store has no runs with status {', '.join(config.statuses)}{unusable}"
         )
+    warn_skipped(skipped)
     store_config = TableConfig(
         n_params_column="n_params",
         flops_column="flops",

@@ -21,7 +21,6 @@ at C with the sweep's recipe, several seeds each; this module compares the two, 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,7 @@ import pandas as pd
 from scaling_lab.errors import ConfigError, FitError, TableError
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES, POLYNOMIAL_DEGREES, akima_minimum, profile_minimum
 from scaling_lab.fitting.bootstrap import percentile_interval
-from scaling_lab.fitting.laws import ChinchillaLaw
+from scaling_lab.fitting.laws import ChinchillaLaw, approach3_laws, read_fit_json
 
 SCHEMA_VERSION = 1
 APPROACHES = ("approach3", "approach2", "approach1")
@@ -61,13 +60,7 @@ def read_fit(path: str | Path) -> tuple[dict[str, Any], Path]:
         path = path / "fit.json"
     if not path.is_file():
         raise TableError(f"fit_json={path} does not exist: give the fit.json that sl-fit wrote (or its folder)")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise TableError(f"fit_json={path} is not a readable fit.json ({error}): rerun sl-fit") from None
-    if not isinstance(payload, dict):
-        raise TableError(f"fit_json={path} holds {type(payload).__name__}, not a fit object: rerun sl-fit")
-    return payload, path
+    return read_fit_json(path), path
 
 
 def fit_accounting(fit: dict[str, Any], source: str) -> tuple[str, str, float]:
@@ -148,15 +141,6 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
     return percentile_interval(values, level)
 
 
-def _laws(block: dict[str, Any], source: str) -> tuple[ChinchillaLaw, list[ChinchillaLaw]]:
-    try:
-        law = ChinchillaLaw.from_dict(block)
-        samples = [ChinchillaLaw.from_dict(s) for s in block.get("bootstrap_samples") or []]
-    except (KeyError, TypeError, ValueError) as error:
-        raise TableError(f"{source}: approach3 lacks a valid E, A, B, alpha, beta ({error}): rerun sl-fit") from None
-    return law, samples
-
-
 def profile_grid(law: ChinchillaLaw, flops: float) -> np.ndarray:
     """Sizes over which a law's isoFLOP profile at C is searched: around its 6ND optimum, PROFILE_SPAN each way."""
     centre = float(law.n_opt(flops))
@@ -184,7 +168,7 @@ def profile_minima(losses: np.ndarray, log_n: np.ndarray) -> tuple[np.ndarray, n
 
 def _approach3(fit: dict[str, Any], flops: float, per_token: PerToken, source: str) -> Prediction:
     block = fit["approach3"]
-    law, samples = _laws(block, source)
+    law, samples = approach3_laws(fit, source)
     grid = profile_grid(law, flops)
     tokens = flops / per_token(grid)
     n_opt, loss = profile_minima(law.loss(grid, tokens), np.log(grid))
@@ -268,7 +252,7 @@ def approach3_profile(fit: dict[str, Any], flops: float, per_token: PerToken, si
 ):
     """Approach 3's predicted isoFLOP profile L(N) at C over ``sizes``, and its bootstrap band (2 × len(sizes),
     the percentile interval at each size) when fit.json has samples, else None."""
-    law, samples = _laws(fit["approach3"], source)
+    law, samples = approach3_laws(fit, source)
     tokens = flops / per_token(sizes)
     centre = law.loss(sizes, tokens)
     if not samples:

@@ -8,10 +8,9 @@ exact FLOPs records it in fit.json). :func:`tokens_for_loss` inverts ``loss`` in
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -23,6 +22,9 @@ from scaling_lab.fitting.laws import (
     CHINCHILLA_APPROACH3,
     ChinchillaLaw,
     PowerLawFrontier,
+    approach3_laws,
+    json_kind,
+    read_fit_json,
 )
 
 
@@ -172,33 +174,21 @@ def load_law(spec: str | Path) -> LoadedLaw:
     if not path.is_file():
         names = ", ".join(PUBLISHED_LAWS)
         raise ConfigError(f"law={text!r} is neither a published law ({names}) nor an existing fit.json path")
-    try:
-        payload = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise TableError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); rerun sl-fit") from error
-    return law_from_fit_dict(payload, source=str(path))
+    return law_from_fit_dict(read_fit_json(path), source=str(path))
 
 
-def law_from_fit_dict(payload: dict, *, source: str) -> LoadedLaw:
-    """Read ``approach3`` (E, A, B, alpha, beta and optional ``bootstrap_samples``) of a fit.json payload."""
-    block = payload.get("approach3")
-    if not isinstance(block, dict):
-        raise TableError(f"{source}: no 'approach3' object; fit with approach 3 (sl-fit) to plan from it")
-    try:
-        law = ChinchillaLaw.from_dict(block)
-    except (KeyError, TypeError, ValueError) as error:
-        raise TableError(f"{source}: approach3 lacks a valid E, A, B, alpha, beta ({error}); rerun sl-fit") from error
-    raw_samples = block.get("bootstrap_samples", payload.get("bootstrap_samples")) or []
-    samples = []
-    for index, sample in enumerate(raw_samples):
-        try:
-            samples.append(ChinchillaLaw.from_dict(sample))
-        except (KeyError, TypeError, ValueError) as error:
-            raise TableError(f"{source}: approach3.bootstrap_samples[{index}] is not a valid law ({error})") from error
+def law_from_fit_dict(payload: Any, *, source: str) -> LoadedLaw:
+    """The approach-3 law of a fit.json payload with its bootstrap laws, the N it is stated on and the FLOPs per
+    token its frontier is solved in; a TableError names ``source`` and the field that is missing or of the wrong
+    type."""
+    law, samples = approach3_laws(payload, source)
+    block = payload["approach3"]
     column = payload.get("n_params_column", block.get("n_params_column", "n_params_nonembed"))
+    if not isinstance(column, str):
+        raise TableError(f"{source}: n_params_column is {json_kind(column)}, not a column name; rerun sl-fit")
     per_token = payload.get("flops_per_token", block.get("flops_per_token"))
     try:
         per_token = SIX_ND if per_token is None else FlopsPerToken.from_dict(per_token)
     except ConfigError as error:
         raise TableError(f"{source}: {error}") from error
-    return LoadedLaw(law=law, source=source, samples=tuple(samples), n_params_column=str(column), per_token=per_token)
+    return LoadedLaw(law=law, source=source, samples=samples, n_params_column=column, per_token=per_token)

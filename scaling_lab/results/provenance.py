@@ -17,6 +17,13 @@ from scaling_lab.results.redact import scrub_secrets
 VERSIONED_LIBRARIES = ("torch", "transformers", "datasets", "scaling_lab")
 """Distributions whose versions every record carries (with python)."""
 
+# Sections and fields of a run config that do not change what a run computes: where it writes and logs, how many
+# CPU threads, whether it compiles (same maths), debug switches, and the device. The run_id derives from the rest,
+# so a relaunch anywhere finds the same run; a record's config_hash leaves them out too, so a store that was moved
+# (paths) or a record read on another machine still checks out.
+UNHASHED = ("paths", "logger", "debug", "threads", "jobs_per_device", "compile", "device", "sweep", "grid",
+            "retry_failed")  # fmt: skip
+
 
 def utc_now() -> str:
     """The current time as ISO-8601 in UTC, to the second: the format of created_at / finished_at."""
@@ -69,3 +76,10 @@ def config_hash(config: Mapping[str, Any], *, ignore: Iterable[str] = ()) -> str
     kept = {key: value for key, value in config.items() if key not in skipped}
     canonical = json.dumps(scrub_secrets(kept, frozenset()), sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def run_config_hash(config: Mapping[str, Any]) -> str:
+    """:func:`config_hash` of a run's config without the sections in :data:`UNHASHED`: the hash a run_id ends with
+    (of the config as given) and a record's ``config_hash`` (of the config as stored, rule-derived values filled in).
+    """
+    return config_hash(config, ignore=UNHASHED)

@@ -31,8 +31,16 @@ import numpy as np
 from scaling_lab.errors import TableError
 from scaling_lab.results.redact import config_secrets, known_secrets, scrub_secrets, scrub_text
 
-SCHEMA_VERSION = 1
-"""Bump when a field is added, removed or changes meaning; :meth:`RunRecord.from_dict` refuses newer versions."""
+SCHEMA_VERSION = 2
+"""Bump when a field is added, removed or changes meaning; :meth:`RunRecord.from_dict` refuses newer versions.
+
+2: ``config_hash`` is the hash of ``config`` as stored, so a reader can recompute it
+(:data:`CONFIG_HASHED_FROM_SCHEMA`). In version 1 records it hashed the config before rule-derived values (learning
+rate, batch, warmup) were filled in, which the record does not keep."""
+
+CONFIG_HASHED_FROM_SCHEMA = 2
+"""The first schema version whose ``config_hash`` is :func:`~scaling_lab.results.provenance.run_config_hash` of the
+stored ``config``."""
 
 RunStatus = Literal["running", "finished", "failed", "diverged"]
 STATUSES: tuple[str, ...] = get_args(RunStatus)
@@ -95,7 +103,8 @@ class RunRecord:
     config: dict[str, Any]
     """The resolved run config as plain JSON values, credentials redacted."""
     config_hash: str
-    """Hash of the config (see :func:`scaling_lab.results.provenance.config_hash`): same hash, same run."""
+    """Hash of ``config`` as stored (:func:`scaling_lab.results.provenance.run_config_hash`, which leaves out where
+    the run wrote and logged): same hash, same computation. The store recomputes it on reading."""
     seed: int
     """Seed of model init (the data order is the config's data.seed)."""
     data_mix: str
@@ -353,7 +362,10 @@ def _coerce(value: Any, annotation: Any, path: str) -> Any:
             return int(value)
     elif annotation is float:
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond float's range (JSON integers are unbounded)
+                raise TableError(f"field {path} is an integer beyond a float's range") from None
     elif annotation is str:
         if isinstance(value, str):
             return value

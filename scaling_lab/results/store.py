@@ -17,7 +17,8 @@ import pandas as pd
 
 from scaling_lab.atomic import write_text_atomically
 from scaling_lab.errors import TableError
-from scaling_lab.results.record import STATUSES, RunRecord, check_directory_name
+from scaling_lab.results.provenance import run_config_hash
+from scaling_lab.results.record import CONFIG_HASHED_FROM_SCHEMA, STATUSES, RunRecord, check_directory_name
 
 RECORD_FILENAME = "run.json"
 
@@ -74,7 +75,8 @@ CONFIG_COLUMNS: dict[str, str] = {
 
 
 class SkippedRecordsWarning(UserWarning):
-    """Some run.json files could not be read; the warning lists each file and why."""
+    """Some run.json files could not be used (unreadable, invalid, or another grid point's); the warning lists each
+    file and why."""
 
 
 def run_dir(root: str | os.PathLike[str], sweep: str, run_id: str) -> Path:
@@ -129,20 +131,73 @@ def _stored_status(path: Path) -> str | None:
 
 
 def read_record(path: str | os.PathLike[str]) -> RunRecord:
-    """Read and validate one run.json; a TableError names the file and the field."""
+    """Read and validate one run.json and check that it belongs where it lies (:func:`check_belongs`).
+
+    Anything wrong with the file (not readable, not UTF-8, not JSON, a wrong shape or field, a newer schema, another
+    grid point's record) raises one TableError naming the file and the field.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as error:
-        raise TableError(f"{path}: cannot be read ({error.strerror}): check the path") from None
+        raise TableError(f"{path}: cannot be read ({error.strerror or error}): check the path") from None
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise TableError(
+            f"{path}: not UTF-8 text (byte {raw[error.start]:#04x} at offset {error.start}), so not a run record:"
+            " delete it or rerun the run"
+        ) from None
     except json.JSONDecodeError as error:
         raise TableError(
             f"{path}: not valid JSON ({error.msg.removesuffix(' at')} at line {error.lineno}):"  # "...character at"
             " delete it or rerun the run"
         ) from None
-    return RunRecord.from_dict(data, source=str(path))
+    except (ValueError, RecursionError) as error:  # an integer of over 4300 digits; nesting deeper than the stack
+        raise TableError(f"{path}: not a JSON record this reader can hold ({error}): delete it or rerun") from None
+    try:
+        record = RunRecord.from_dict(data, source=str(path))
+        check_belongs(record, path)
+    except RecursionError:  # validating, scrubbing and hashing walk the config recursively
+        raise TableError(f"{path}: nested too deeply to be a run record: delete it or rerun the run") from None
+    return record
+
+
+def check_belongs(record: RunRecord, path: str | os.PathLike[str]) -> None:
+    """Raise TableError unless ``record`` belongs at ``path``: ``<sweep>/<run_id>/run.json`` with its own sweep and
+    run_id, and (from schema 2 on) a ``config_hash`` that is the hash of its ``config``.
+
+    A finished record copied into another grid point's folder would otherwise make a relaunch skip that point and a
+    table report its numbers under the wrong run; an edited config or hash would pass for a run that never was.
+    """
+    path = Path(path).absolute()  # not resolve(): a symlinked run folder keeps its name
+    for field, value, folder in (("run_id", record.run_id, path.parent.name),
+                                 ("sweep", record.sweep, path.parent.parent.name)):  # fmt: skip
+        if value != folder:
+            raise TableError(
+                f"{path}: field {field}={value!r} but the record lies in folder {folder!r}: it is another grid"
+                f" point's record; move it to <results>/{record.sweep}/{record.run_id}/ or delete it"
+            )
+    if record.schema_version >= CONFIG_HASHED_FROM_SCHEMA:
+        expected = run_config_hash(record.config)
+        if record.config_hash != expected:
+            raise TableError(
+                f"{path}: field config_hash={record.config_hash!r} is not the hash of the record's config"
+                f" ({expected!r}): the record was edited; delete it and rerun the run"
+            )
+
+
+def set_aside(path: str | os.PathLike[str]) -> Path:
+    """Rename a record file that cannot be used to ``run.json.rejected`` beside it (``run.json.rejected-2``, ... when
+    taken) and return the new path: its grid point can run again and nothing is destroyed. Readers of the store
+    look for ``run.json`` only, so the renamed file is never read as a record."""
+    path = Path(path)
+    aside, index = path.with_name(f"{path.name}.rejected"), 1
+    while os.path.lexists(aside):
+        index += 1
+        aside = path.with_name(f"{path.name}.rejected-{index}")
+    os.rename(path, aside)
+    return aside
 
 
 def _record_files(roots: Roots) -> list[Path]:
@@ -160,36 +215,42 @@ def _record_files(roots: Roots) -> list[Path]:
     return [unique[key] for key in dict.fromkeys(path.resolve() for path in files)]
 
 
-def scan_records(roots: Roots) -> tuple[list[RunRecord], list[str]]:
-    """Every readable record under one or several roots (searched recursively for run.json; each file once), and
-    one entry per file that could not be read or validated: its path and error (a TableError's message).
-
-    A root that does not exist raises TableError. :func:`load_records` is this with the skipped files as a warning.
+def scan_record_files(roots: Roots) -> tuple[dict[Path, RunRecord], list[str]]:
+    """Every usable record under one or several roots (searched recursively for run.json; each file once) by its
+    path, and one entry per file that could not be read, validated or placed (:func:`read_record`): its path and
+    error on one line. A root that does not exist raises TableError.
     """
-    records, skipped = [], []
+    records, skipped = {}, []
     for path in _record_files(roots):
         try:
-            records.append(read_record(path))
+            records[path] = read_record(path)
         except TableError as error:
             skipped.append(" ".join(str(error).split()))  # one line each: the warning lists them on one line
     return records, skipped
 
 
+def scan_records(roots: Roots) -> tuple[list[RunRecord], list[str]]:
+    """:func:`scan_record_files` without the paths. :func:`load_records` is this with the skipped files as a warning."""
+    records, skipped = scan_record_files(roots)
+    return list(records.values()), skipped
+
+
+def describe_skipped(skipped: list[str]) -> str:
+    """``skipped N run record(s): <file>: <why>; ...``: the one line that lists the files a reader left out."""
+    return f"skipped {len(skipped)} run record(s): " + "; ".join(skipped)
+
+
 def warn_skipped(skipped: list[str]) -> None:
     """One :class:`SkippedRecordsWarning` listing every skipped file and why (nothing when none was skipped)."""
     if skipped:
-        warnings.warn(
-            f"skipped {len(skipped)} unreadable run record(s): " + "; ".join(skipped),
-            SkippedRecordsWarning,
-            stacklevel=3,
-        )
+        warnings.warn(describe_skipped(skipped), SkippedRecordsWarning, stacklevel=3)
 
 
 def load_records(roots: Roots) -> list[RunRecord]:
-    """Every readable record under one or several roots (searched recursively for run.json; each file once).
+    """Every usable record under one or several roots (searched recursively for run.json; each file once).
 
-    Files that cannot be read or validated are skipped, with one :class:`SkippedRecordsWarning` listing each
-    file and its error. A root that does not exist raises TableError.
+    Files that cannot be read, validated or placed (:func:`read_record`) are skipped, with one
+    :class:`SkippedRecordsWarning` listing each file and its error. A root that does not exist raises TableError.
     """
     records, skipped = scan_records(roots)
     warn_skipped(skipped)

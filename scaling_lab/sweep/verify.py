@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling_lab.config.schema import UNHASHED, run_config_from_dict
+from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.errors import ConfigError, TableError
 from scaling_lab.fitting.approach2 import CURVES
 from scaling_lab.fitting.verify import PerToken, flops_per_token_curve
@@ -45,6 +45,7 @@ from scaling_lab.model.shapes import (
     shape_for_target_n,
 )
 from scaling_lab.results import RunRecord, read_record, record_path
+from scaling_lab.results.provenance import UNHASHED
 from scaling_lab.results.store import scan_records, warn_skipped
 from scaling_lab.train.plan import make_plan
 from scaling_lab.typed import from_mapping

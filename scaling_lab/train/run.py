@@ -7,10 +7,12 @@ resumes interrupted ones from their checkpoint, and never trains one point in tw
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,12 @@ from filelock import FileLock, Timeout
 
 from scaling_lab.config.schema import RunConfig
 from scaling_lab.data import prepare_data
+from scaling_lab.errors import TableError
 from scaling_lab.model.hardware import mfu
 from scaling_lab.results import CurvePoint, RunPoint, RunRecord, read_record, record_path, run_dir, write_record
-from scaling_lab.results.provenance import git_commit, library_versions, utc_now
+from scaling_lab.results.provenance import git_commit, library_versions, run_config_hash, utc_now
 from scaling_lab.results.redact import scrub_text
+from scaling_lab.results.store import SkippedRecordsWarning, set_aside
 from scaling_lab.sweep.placement import cpu_threads_per_job, footprint_of, jobs_at_once_from_hydra, placed_device
 from scaling_lab.tracking import open_tracker, quantity_tags
 from scaling_lab.train import checkpoint
@@ -69,10 +73,10 @@ def make_record(config: RunConfig, plan: TrainPlan, data: Any, progress: Progres
     """The run record for the current progress."""
     tokens_per_second = progress.trained_tokens / progress.train_seconds if progress.train_seconds else 0.0
     flops_per_second = tokens_per_second * plan.flops_per_token_exact
-    name = device_name(device)
+    name, stored_config = device_name(device), resolved_config(config, plan)
     return RunRecord(
         run_id=config.run_id(), sweep=config.sweep, status=status, reason=progress.reason,
-        config=resolved_config(config, plan), config_hash=config.config_hash(), seed=config.seed,
+        config=stored_config, config_hash=run_config_hash(stored_config), seed=config.seed,
         data_mix=data.mix_name, data_mix_hash=data.mix_hash, n_params_total=plan.n_params_total,
         n_params_nonembed=plan.n_params_nonembed, tied_embeddings=config.model.tie_embeddings,
         points=[RunPoint(**p) for p in progress.points], n_tokens_planned=round(plan.n_tokens_planned),
@@ -98,16 +102,14 @@ def run_point(config: RunConfig) -> Outcome:
     check_can_start(config)
     root, run_id = Path(config.paths.results_dir), config.run_id()
     folder, path = run_dir(root, config.sweep, run_id), record_path(root, config.sweep, run_id)
-    status = read_record(path).status if path.exists() else None
-    if status in DONE:
-        print(f"skip {config.sweep}/{run_id}: {status} record at {path} (delete it to train again)")
-        return Outcome(action=f"skipped-{status}", record=None)
-    if status == "failed" and not config.retry_failed:
-        print(f"skip {config.sweep}/{run_id}: failed record at {path} (retry_failed=true resumes it)")
-        return Outcome(action="skipped-failed", record=None)
+    if (skipped := _skip_if_ended(config, path, locked=False)) is not None:
+        return skipped
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(folder / LOCK_NAME, timeout=0):
+            # Read again under the lock: another launch may have ended the point since the first read.
+            if (skipped := _skip_if_ended(config, path, locked=True)) is not None:
+                return skipped
             set_threads(config)
             data = prepare_data(config.data, config.paths.resolved_cache_dir())
             plan = make_plan(config, vocab_size=data.vocab_size)
@@ -119,6 +121,34 @@ def run_point(config: RunConfig) -> Outcome:
     except Timeout:
         print(f"skip {config.sweep}/{run_id}: another launch holds {folder / LOCK_NAME}")
         return Outcome(action="skipped-locked", record=None)
+
+
+def _skip_if_ended(config: RunConfig, path: Path, *, locked: bool) -> Outcome | None:
+    """The skip of a point whose record says it ended (finished, diverged, or failed unless retry_failed); None to
+    train it.
+
+    A record that cannot be used (unreadable, invalid, or another grid point's: results.store.read_record) does not
+    end the point. The launch that holds the point's lock renames it to run.json.rejected (kept to look at, never
+    overwritten) with one warning, and trains the point.
+    """
+    if not os.path.lexists(path):
+        return None
+    where = f"{config.sweep}/{config.run_id()}"
+    try:
+        status = read_record(path).status
+    except TableError as error:
+        if locked:
+            aside = set_aside(path)
+            warnings.warn(f"{error}; moved it to {aside.name} and training {where} again", SkippedRecordsWarning,
+                          stacklevel=2)  # fmt: skip
+        return None
+    if status in DONE:
+        print(f"skip {where}: {status} record at {path} (delete it to train again)")
+        return Outcome(action=f"skipped-{status}", record=None)
+    if status == "failed" and not config.retry_failed:
+        print(f"skip {where}: failed record at {path} (retry_failed=true resumes it)")
+        return Outcome(action="skipped-failed", record=None)
+    return None
 
 
 def _train_locked(config: RunConfig, plan: TrainPlan, data: Any, folder: Path, device: torch.device) -> Outcome:

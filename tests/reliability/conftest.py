@@ -18,13 +18,20 @@ torch.set_num_threads(1)
 TESTS = Path(__file__).parents[1]
 
 
-def results_factory() -> ModuleType:
-    """tests/results/conftest.py (record_fields, wsd_fields), loaded by path rather than copied."""
-    spec = importlib.util.spec_from_file_location("results_test_factory", TESTS / "results" / "conftest.py")
+def load_helpers(relative: str) -> ModuleType:
+    """A helper module of another tests folder (e.g. ``results/conftest.py``), loaded by path rather than copied:
+    conftest files are not importable by package name."""
+    name = "tests_" + relative.removesuffix(".py").replace("/", "_")
+    spec = importlib.util.spec_from_file_location(name, TESTS / relative)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def results_factory() -> ModuleType:
+    """tests/results/conftest.py (record_fields, wsd_fields)."""
+    return load_helpers("results/conftest.py")
 
 
 def run_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> (

@@ -24,7 +24,6 @@ def record_fields(**overrides: Any) -> dict[str, Any]:
         "sweep": "tiny",
         "status": "finished",
         "config": config,
-        "config_hash": config_hash(config),
         "seed": 0,
         "data_mix": "bytes",
         "data_mix_hash": "abc123",
@@ -53,6 +52,8 @@ def record_fields(**overrides: Any) -> dict[str, Any]:
         "finished_at": utc_now(),
     }
     fields.update(overrides)
+    if "config_hash" not in overrides:  # the store recomputes it from the config on reading
+        fields["config_hash"] = config_hash(fields["config"])
     return fields
 
 

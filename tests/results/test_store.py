@@ -75,7 +75,7 @@ def test_bad_files_are_skipped_with_one_warning_listing_them(tmp_path, make_reco
     assert [r.run_id for r in records] == ["w64_d1e4"]
     assert len(caught) == 1
     message = str(caught[0].message)
-    assert "skipped 2 unreadable run record(s)" in message
+    assert "skipped 2 run record(s)" in message
     assert f"{truncated}: not valid JSON" in message and f"{unknown}: unknown field colour" in message
 
 

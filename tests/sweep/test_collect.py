@@ -6,19 +6,21 @@ import sys
 import pandas as pd
 import pytest
 
+from scaling_lab.results.provenance import run_config_hash
 from scaling_lab.results.record import RunRecord
 from scaling_lab.results.store import write_record
 
 
 def _record(run_id: str, n_params: int, points: list[tuple[float, float]]) -> RunRecord:
+    config = {"optim": {"lr": 1e-3}, "model": {"n_params": n_params}}
     example = {
         "schema_version": RunRecord.__dataclass_fields__["schema_version"].default,
         "run_id": run_id,
         "sweep": "demo",
         "status": "finished",
         "reason": "",
-        "config": {"optim": {"lr": 1e-3}},
-        "config_hash": run_id,
+        "config": config,
+        "config_hash": run_config_hash(config),
         "seed": 0,
         "data_mix": "embedded",
         "data_mix_hash": "abc",
