@@ -1,4 +1,4 @@
-"""The one place for N / D / C arithmetic and tokens → steps (shared/DESIGN.md "D"; STYLE.md 6).
+"""The one place for N / D / C arithmetic and tokens → steps.
 
 D counts *predicted* tokens: steps × batch sequences × sequence length. A budget is given as tokens, as FLOPs
 (6·N·D or the exact Chinchilla Appendix F count, the kind is stated), or as tokens per parameter; it becomes a
@@ -18,7 +18,7 @@ from scaling_lab.errors import ConfigError, TableError
 
 BudgetKind = Literal["tokens", "flops_6nd", "flops_exact", "tokens_per_param"]
 BUDGET_KINDS: tuple[str, ...] = ("tokens", "flops_6nd", "flops_exact", "tokens_per_param")
-# Rounding tolerance before we warn (STYLE.md 6: "warn when rounding moves D by more than a percent").
+# Rounding tolerance before we warn (a budget rounded to whole steps should stay within a percent).
 ROUNDING_WARN_FRACTION = 0.01
 # Most tokens one run may train on: 1e15, 64× the 15.6T tokens of Llama 3 (Dubey et al. 2024), and below 2^53 so
 # that every token count stays an exact float64 (records and tables). A larger D is a typo (budget.value=1e30) and

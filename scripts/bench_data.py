@@ -5,7 +5,7 @@
 
 1. Copies the built corpus (python -m scaling_lab.data.corpus build) into an empty cache and times
    prepare_data on it: reading through `datasets`, tokenizing, writing and checksumming the memmaps.
-   Target (issue 2): <= 30 s on 2 cores.
+   Target: <= 30 s on 2 cores.
 2. Times train_sequences for one batch against a forward+backward+AdamW step of a tiny
    transformers.LlamaForCausalLM (hidden 32, 2 layers, 2 heads, vocabulary 256, context = sequence length).
    Target: loader <= 2 % of the step.

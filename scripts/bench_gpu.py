@@ -1,4 +1,4 @@
-"""GPU throughput by model size (tokens/s, MFU), and what packing several small runs on one GPU gains (issue 8).
+"""GPU throughput by model size (tokens/s, MFU), and what packing several small runs on one GPU gains.
 
 Every run is the library's own training (``scaling_lab.train.loop.train``: the transformers model, bf16 autocast,
 fused AdamW and, with --compile, torch.compile, exactly as sl-train runs it) on the embedded corpus, one run per
@@ -8,7 +8,7 @@ when each step's loss reaches the host.
 1. Sizes: one run at a time per preset: N, tokens/s, achieved FLOP/s (Chinchilla App. F count), MFU against the
    device's datasheet peak (scaling_lab/model/hardware.py), micro-batch, peak memory against the estimate.
 2. Packing: k processes of one small preset at once on one device (k = 1, 2, 4, 8), started together; aggregate
-   tokens/s over the window in which all k were past warm-up, and its ratio to k = 1 (issue 8 target: ≥ 4× for
+   tokens/s over the window in which all k were past warm-up, and its ratio to k = 1 (target: ≥ 4× for
    models of ≤ 10M parameters). Start MPS first (nvidia-cuda-mps-control -d) to let their kernels overlap.
 3. Check: every packed run's final eval loss equals the solo run's (same seed, same data, same maths). On CUDA a
    second solo run gives the run-to-run noise floor of non-deterministic kernels.

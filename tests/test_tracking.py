@@ -273,7 +273,7 @@ def make_record_for_tracking():
     return make
 
 
-# ---- issue 5 item 7: one group per sweep, tags with N, D and C, the fit run in the same group -----------------
+# ---- one group per sweep, tags with N, D and C, the fit run in the same group -----------------
 
 
 def test_quantity_tags_have_three_significant_figures_and_survive_the_secret_filter(tmp_path):

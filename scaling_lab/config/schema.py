@@ -1,4 +1,4 @@
-"""RunConfig: everything one training run needs, typed and validated (shared/DESIGN.md; STYLE.md 2).
+"""RunConfig: everything one training run needs, typed and validated.
 
 Component configs live next to their code (config groups mirror code folders): ModelConfig in ``model/``,
 DataConfig in ``data/``, OptimConfig and ScheduleConfig in ``train/``, BudgetConfig in ``budget.py``,
@@ -35,7 +35,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 @dataclass(kw_only=True)
 class PathsConfig:
-    """Where things are written; spelled once here (STYLE.md 3)."""
+    """Where things are written; spelled once here."""
 
     results_dir: str = "results"
     """Root of the results store: ``<results_dir>/<sweep>/<run_id>/run.json`` (+ checkpoint, lock)."""

@@ -1,1 +1,1 @@
-"""Scaling-law fits. Never imports torch: a refit runs anywhere in seconds (shared/DESIGN.md)."""
+"""Scaling-law fits. Never imports torch: a refit runs anywhere in seconds (docs/ARCHITECTURE.md)."""

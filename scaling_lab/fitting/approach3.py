@@ -174,7 +174,7 @@ class Approach3Result:
         return self.law.G
 
     def to_dict(self) -> dict[str, Any]:
-        """fit.json's ``approach3`` object (issue 4, item 10)."""
+        """fit.json's ``approach3`` object."""
         out: dict[str, Any] = {name: float(getattr(self, name)) for name in PARAMS + FRONTIER}
         out.update(
             objective=self.objective,

@@ -1,6 +1,6 @@
 """Run every requested approach on one fit input, check extrapolation, and write fit.json + report.txt.
 
-fit.json (issue 4, item 10; kept stable, other tools script against it)::
+fit.json (kept stable, other tools script against it)::
 
     {"schema_version": 1, "input": PATH, "input_kind": "table"|"store", "n_params_column": ..., "flops_column": ...,
      "flops_accounting": "6nd"|"exact", "flops_per_token": {...},   # the C every frontier is solved along

@@ -8,7 +8,7 @@ table averages them (``table.seeds=mean``, with ``n_seeds`` and ``loss_sem``) or
 per-seed rows stay in :attr:`FitInput.seed_points` for the seed bootstrap and the spread report. An optional
 ``loss_stderr`` column (the eval set's standard error of each loss) is carried when the file has one.
 Which source columns became N and C is kept in ``table.attrs["n_params_column"]`` and
-``table.attrs["flops_column"]`` so that every fit can say what it used (shared/DESIGN.md, "N" and "C").
+``table.attrs["flops_column"]`` so that every fit can say what it used (docs/ARCHITECTURE.md, "N" and "C").
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ The architecture is a Llama-style decoder (``model/build.py``): per layer, atten
 ``width × ffn`` matrices, and two RMSNorm weight vectors; one final RMSNorm; an input embedding and an output
 head of ``vocab × width`` each (one shared matrix when tied). Rotary embeddings have no parameters.
 
-**N** is defined once, here (shared/DESIGN.md "N"; STYLE.md 1):
+**N** is defined once, here:
 
 * ``n_params_total``: every trainable parameter of the built module (the tied matrix counted once).
 * ``n_params_nonembed``: total minus the input embedding and, when untied, minus the output head — the

@@ -1,6 +1,6 @@
 """The results store: one ``run.json`` per run on disk, written atomically, read back as tables.
 
-Layout: ``<root>/<sweep>/<run_id>/run.json``. Results on disk are the source of truth (shared/DESIGN.md);
+Layout: ``<root>/<sweep>/<run_id>/run.json``. Results on disk are the source of truth (docs/ARCHITECTURE.md);
 wandb only mirrors them. This module never imports torch: the fitter imports it.
 """
 

@@ -4,7 +4,7 @@ The local-parallel launcher (hydra-joblib-launcher, `configs/launcher/local.yaml
 once in worker processes. Each job then
 
 * claims a *share* of one GPU with file locks: ``jobs_per_device=k`` makes every job a 1/k share (k jobs per GPU,
-  1 → never two on one GPU; ``submitit_local`` would hand every job GPU 0: shared/DESIGN.md), and
+  1 → never two on one GPU; ``submitit_local`` would hand every job GPU 0), and
   ``jobs_per_device=auto`` makes a job's share 1/k for the k copies of *this* run that fit the device
   (:func:`jobs_that_fit`). A device takes jobs while the sum of their shares stays ≤ 1, so a sweep of mixed sizes
   needs no agreement between its jobs: eight 1M runs fill an 80 GB GPU, a 300M run holds one alone, and four 1M
@@ -40,11 +40,11 @@ from filelock import FileLock, Timeout
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.hardware import training_memory_bytes
 
-# The most runs that share one GPU under jobs_per_device=auto. Issue 8 asks for ≥ 4× aggregate throughput from
-# packing ≤ 10M-parameter models and measures k = 1, 2, 4, 8 (scripts/bench_gpu.py); past 8 processes the host's
+# The most runs that share one GPU under jobs_per_device=auto. The packing target is ≥ 4× aggregate throughput
+# from ≤ 10M-parameter models, measured at k = 1, 2, 4, 8 (scripts/bench_gpu.py); past 8 processes the host's
 # cores and the per-process CUDA context (hardware.PROCESS_OVERHEAD_BYTES) cost more than the GPU gives back.
 MAX_JOBS_PER_DEVICE = 8
-# Runs above this many parameters (total N) get a GPU to themselves under auto: issue 8 packs models of ≤ 10M
+# Runs above this many parameters (total N) get a GPU to themselves under auto: packing targets models of ≤ 10M
 # parameters; 12M admits the n10m preset (10.6M non-embedding, 10.8M total at the byte vocabulary). Larger models
 # keep a GPU busy on their own; scripts/bench_gpu.py measures where packing stops paying on a given GPU.
 PACK_MAX_PARAMS = 12_000_000

@@ -1,4 +1,4 @@
-"""The training loop: an orchestrator of the pieces in this package (STYLE.md 9)."""
+"""The training loop: an orchestrator of the pieces in this package."""
 
 from __future__ import annotations
 

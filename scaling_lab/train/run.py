@@ -175,7 +175,7 @@ def _train_locked(config: RunConfig, plan: TrainPlan, data: Any, folder: Path, d
         tracker.summary(summary)
         try:
             progress = train(config, plan, data, run_dir=folder, tracker=tracker, device=device)
-        except Exception as error:  # one failing grid point never sinks the sweep (STYLE.md 8)
+        except Exception as error:  # one failing grid point never sinks the sweep
             print(scrub_text(traceback.format_exc()), end="", file=sys.stderr)  # it may quote a credential
             failed = Progress(reason=f"{type(error).__name__}: {error}")
             record = record_of(failed, "failed")

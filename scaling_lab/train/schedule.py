@@ -1,4 +1,4 @@
-"""Learning-rate schedules as pure functions of the step (STYLE.md 9), and the WSD cooldown plan.
+"""Learning-rate schedules as pure functions of the step, and the WSD cooldown plan.
 
 ``step`` is 0-based: ``lr(step)`` is the rate of the step-th optimizer update. Every schedule warms up linearly
 from peak/W to peak over the first W updates.
@@ -19,7 +19,7 @@ COOLDOWN_SHAPES = ("1-sqrt", "linear")
 
 @dataclass(kw_only=True)
 class ScheduleConfig:
-    """Learning-rate schedule; the length always equals the run's budget (shared/DESIGN.md "D")."""
+    """Learning-rate schedule; the length always equals the run's budget (docs/ARCHITECTURE.md, "D")."""
 
     kind: str = "cosine"
     """cosine (warmup + cosine to final_lr_fraction), constant (warmup + flat), or wsd (warmup–stable–decay)."""

@@ -137,7 +137,7 @@ def test_config_hash_ignores_key_order_and_named_sections():
 
 
 def test_results_package_does_not_import_torch():
-    # The fitter imports the store; it must run where torch is absent (shared/DESIGN.md).
+    # The fitter imports the store; it must run where torch is absent (docs/ARCHITECTURE.md).
     import subprocess
 
     code = "import sys, scaling_lab.results; assert 'torch' not in sys.modules, 'torch imported'"

@@ -1,4 +1,4 @@
-"""Golden losses (STYLE.md 10): the first 20 training losses of a seeded tiny CPU run, against a stored file.
+"""Golden losses: the first 20 training losses of a seeded tiny CPU run, against a stored file.
 
 A change to the model, init, data stream, optimizer, schedule or rules moves these numbers; if the change is
 intended, regenerate the file with ``python tests/train/test_golden.py`` and say why in the commit.

@@ -1,4 +1,4 @@
-"""Schedules by tables of values (STYLE.md 9) and the per-size rules."""
+"""Schedules by tables of values and the per-size rules."""
 
 from __future__ import annotations
 
