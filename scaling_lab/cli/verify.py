@@ -29,6 +29,7 @@ from scaling_lab.atomic import write_text_atomically
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.errors import ConfigError, TableError, exit_on_user_error
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES
+from scaling_lab.fitting.laws import frontier_block
 from scaling_lab.fitting.run import _finite
 from scaling_lab.fitting.verify import (
     Prediction,
@@ -55,10 +56,11 @@ def to_config(cfg: DictConfig, train_overrides: list[str]) -> slice_.VerifyConfi
     return from_mapping(slice_.VerifyConfig, {**values, "train_overrides": train_overrides}, "", lists_as_tuples=True)
 
 
-def _curve(config: slice_.VerifyConfig, fit: dict[str, Any], n_sizes: int) -> str:
+def _curve(config: slice_.VerifyConfig, fit: dict[str, Any], source: str, n_sizes: int) -> str:
     if config.curve != "auto":
         return config.curve
-    curve = (fit.get("approach2") or {}).get("curve")
+    block = frontier_block(fit, "approach2", source)
+    curve = block.curve if block else None
     return curve if curve in CURVES and n_sizes >= MIN_SIZES[curve] else "parabola"
 
 
@@ -125,7 +127,7 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
     if missing:
         warnings.warn(f"{len(missing)} of {len(table)} planned runs have no finished record, left out: "
                       f"{', '.join(missing)}", stacklevel=1)  # fmt: skip
-    measured = measure(runs, _curve(config, fit, runs["n_params"].nunique()))
+    measured = measure(runs, _curve(config, fit, str(fit_path), runs["n_params"].nunique()))
     result = VerifyResult(meta={**meta, "missing_runs": missing, "runs": runs.to_dict(orient="records")},
                           predictions=predictions, skipped=skipped, measured=measured,
                           comparison=compare(predictions, measured))  # fmt: skip

@@ -262,6 +262,85 @@ def approach3_laws(fit: Any, source: str) -> tuple[ChinchillaLaw, tuple[Chinchil
     return law, tuple(_law(sample, source, f"approach3.bootstrap_samples[{i}]") for i, sample in enumerate(raw_samples))
 
 
+@dataclass(frozen=True, kw_only=True)
+class FrontierBlock:
+    """fit.json's approach-1 or approach-2 object, checked: N_opt = k_n C^a fitted directly, its bootstrap samples,
+    and the (C, lowest loss) points the approach found (approach 2's used per-budget minima, approach 1's envelope)."""
+
+    k_n: float
+    a: float
+    samples: tuple[tuple[float, float], ...]
+    """(k_n, a) of each bootstrap refit; empty without a bootstrap."""
+    minima: tuple[tuple[float, float], ...]
+    """(C, loss) points; a point sl-fit wrote as null (a NaN) is left out."""
+    curve: str | None
+    """Approach 2's profile curve; None for approach 1."""
+
+
+FRONTIER_POINTS = {"approach1": ("envelope", "flops", "loss"), "approach2": ("budgets", "flops", "loss_opt")}
+"""Where each frontier approach keeps its (C, lowest loss) points in fit.json: the list and its two fields."""
+
+
+def frontier_block(fit: Any, name: str, source: str) -> FrontierBlock | None:
+    """fit.json's ``approach1`` or ``approach2`` object checked field by field (None when the fit has none); a
+    TableError names ``source`` and the field that is missing or of the wrong type."""
+    block = _fit_object(fit, source).get(name)
+    if block is None:
+        return None
+    if not isinstance(block, Mapping):
+        raise TableError(f"{source}: {name} is {json_kind(block)}, not an object with k_n and a; rerun sl-fit")
+    k_n = _number(block, "k_n", source, name, positive=True)
+    a = _number(block, "a", source, name)
+    samples = []
+    for i, sample in enumerate(_list(block.get("bootstrap_samples"), source, f"{name}.bootstrap_samples")):
+        where = f"{name}.bootstrap_samples[{i}]"
+        if not isinstance(sample, Mapping):
+            raise TableError(f"{source}: {where} is {json_kind(sample)}, not an object with k_n and a; rerun sl-fit")
+        samples.append((_number(sample, "k_n", source, where, positive=True), _number(sample, "a", source, where)))
+    rows, x, y = FRONTIER_POINTS[name]
+    minima = []
+    for i, row in enumerate(_list(block.get(rows), source, f"{name}.{rows}")):
+        where = f"{name}.{rows}[{i}]"
+        if not isinstance(row, Mapping):
+            raise TableError(f"{source}: {where} is {json_kind(row)}, not an object; rerun sl-fit")
+        if (name == "approach2" and not row.get("used")) or row.get(x) is None or row.get(y) is None:
+            continue  # a budget approach 2 did not use, or a value sl-fit wrote as null
+        minima.append((_number(row, x, source, where, positive=True), _number(row, y, source, where)))
+    curve = block.get("curve")
+    if curve is not None and not isinstance(curve, str):
+        raise TableError(f"{source}: {name}.curve is {json_kind(curve)}, not a curve name; rerun sl-fit")
+    return FrontierBlock(k_n=k_n, a=a, samples=tuple(samples), minima=tuple(minima), curve=curve)
+
+
+def skipped_reasons(fit: Any, source: str) -> dict[str, str]:
+    """fit.json's ``skipped`` object (approach → why sl-fit skipped it; empty when absent), checked."""
+    skipped = _fit_object(fit, source).get("skipped")
+    if skipped is None:
+        return {}
+    if not isinstance(skipped, Mapping):
+        raise TableError(f"{source}: skipped is {json_kind(skipped)}, not an object of reasons; rerun sl-fit")
+    for name, reason in skipped.items():
+        if not isinstance(reason, str):
+            raise TableError(f"{source}: skipped.{name} is {json_kind(reason)}, not a reason; rerun sl-fit")
+    return dict(skipped)
+
+
+def interval_level(fit: Any, name: str, source: str) -> float:
+    """Central probability of an approach's bootstrap intervals: its ``ci_level``, else ``bootstrap.level``, else
+    0.95; a TableError names the field that is not a probability."""
+    fit = _fit_object(fit, source)
+    block, bootstrap = fit.get(name), fit.get("bootstrap")
+    if bootstrap is not None and not isinstance(bootstrap, Mapping):
+        raise TableError(f"{source}: bootstrap is {json_kind(bootstrap)}, not an object; rerun sl-fit")
+    for where, holder, key in ((f"{name}.ci_level", block, "ci_level"), ("bootstrap.level", bootstrap, "level")):
+        if isinstance(holder, Mapping) and holder.get(key) is not None:
+            level = _number(holder, key, source, where.rsplit(".", 1)[0])
+            if not 0 < level < 1:
+                raise TableError(f"{source}: {where}={level} is not a probability between 0 and 1; rerun sl-fit")
+            return level
+    return 0.95
+
+
 def json_kind(value: Any) -> str:
     """The JSON name of a parsed value's type with its article, for messages ("an object", "null")."""
     kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
@@ -272,6 +351,32 @@ def _fit_object(payload: Any, source: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise TableError(f"{source}: the top level is {json_kind(payload)}, not an object: pass sl-fit's fit.json")
     return payload
+
+
+def _list(value: Any, source: str, where: str) -> list[Any]:
+    """A list field of fit.json (absent or null: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TableError(f"{source}: {where} is {json_kind(value)}, not a list; rerun sl-fit")
+    return value
+
+
+def _number(values: Mapping[str, Any], key: str, source: str, where: str, *, positive: bool = False) -> float:
+    """``values[key]`` as a finite (and, if asked, positive) float; a TableError names ``where.key`` otherwise."""
+    if key not in values:
+        raise TableError(f"{source}: {where}.{key} is missing; rerun sl-fit")
+    value = values[key]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TableError(f"{source}: {where}.{key} is {json_kind(value)}, not a number; rerun sl-fit")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float's range
+        number = math.inf
+    if not math.isfinite(number) or (positive and number <= 0):
+        kind = "positive finite" if positive else "finite"
+        raise TableError(f"{source}: {where}.{key}={value} is not a {kind} number; rerun sl-fit")
+    return number
 
 
 def _law(values: Any, source: str, where: str) -> ChinchillaLaw:

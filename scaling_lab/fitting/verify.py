@@ -33,7 +33,14 @@ import pandas as pd
 from scaling_lab.errors import ConfigError, FitError, TableError
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES, POLYNOMIAL_DEGREES, akima_minimum, profile_minimum
 from scaling_lab.fitting.bootstrap import percentile_interval
-from scaling_lab.fitting.laws import ChinchillaLaw, approach3_laws, read_fit_json
+from scaling_lab.fitting.laws import (
+    ChinchillaLaw,
+    approach3_laws,
+    frontier_block,
+    interval_level,
+    read_fit_json,
+    skipped_reasons,
+)
 
 SCHEMA_VERSION = 1
 APPROACHES = ("approach3", "approach2", "approach1")
@@ -129,11 +136,6 @@ class Prediction:
         return out
 
 
-def _level(fit: dict[str, Any], block: dict[str, Any]) -> float:
-    level = block.get("ci_level") or (fit.get("bootstrap") or {}).get("level") or 0.95
-    return float(level)
-
-
 def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
     values = np.asarray(values, dtype=float)
     if not np.isfinite(values).any():
@@ -167,14 +169,13 @@ def profile_minima(losses: np.ndarray, log_n: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _approach3(fit: dict[str, Any], flops: float, per_token: PerToken, source: str) -> Prediction:
-    block = fit["approach3"]
     law, samples = approach3_laws(fit, source)
     grid = profile_grid(law, flops)
     tokens = flops / per_token(grid)
     n_opt, loss = profile_minima(law.loss(grid, tokens), np.log(grid))
     if not np.isfinite(n_opt[0]):
         raise FitError(f"approach3: its isoFLOP profile at C={flops:.3g} has no interior minimum")
-    level = _level(fit, block)
+    level = interval_level(fit, "approach3", source)
     n_ci = loss_ci = None
     if samples:
         profiles = np.array([s.loss(grid, tokens) for s in samples])
@@ -195,25 +196,19 @@ def _power_law_forecast(flops: np.ndarray, loss: np.ndarray, target: float) -> f
     return float(np.exp(intercept + slope * np.log(target)))
 
 
-def _frontier_approach(name: str, fit: dict[str, Any], flops: float, source: str) -> Prediction:
-    """Approaches 1 and 2: N_opt = k_n C^a, the loss by a power law through their own minima."""
-    block = fit[name]
-    try:
-        n_opt = float(block["k_n"]) * flops ** float(block["a"])
-        samples = [(float(s["k_n"]), float(s["a"])) for s in block.get("bootstrap_samples") or []]
-    except (KeyError, TypeError, ValueError) as error:
-        raise TableError(f"{source}: {name} lacks a valid k_n and a ({error}): rerun sl-fit") from None
+def _frontier_approach(name: str, fit: dict[str, Any], flops: float, source: str) -> Prediction | None:
+    """Approaches 1 and 2: N_opt = k_n C^a, the loss by a power law through their own minima; None when the fit has
+    no such approach."""
+    block = frontier_block(fit, name, source)
+    if block is None:
+        return None
+    n_opt = block.k_n * flops**block.a
     if not (math.isfinite(n_opt) and n_opt > 0):
         raise FitError(f"{name}: N_opt = k_n C^a is not a positive number at C={flops:.3g}")
-    level = _level(fit, block)
-    n_ci = _interval(np.array([k * flops**a for k, a in samples]), level) if samples else None
-    if name == "approach2":
-        used = [b for b in block.get("budgets") or [] if b.get("used") and "loss_opt" in b]
-        points, method = ([b["flops"] for b in used], [b["loss_opt"] for b in used]), LOSS_FORECAST
-    else:
-        envelope = block.get("envelope") or []
-        points, method = ([e["flops"] for e in envelope], [e["loss"] for e in envelope]), LOSS_FORECAST_ENVELOPE
-    loss = _power_law_forecast(*points, flops)
+    level = interval_level(fit, name, source)
+    n_ci = _interval(np.array([k * flops**a for k, a in block.samples]), level) if block.samples else None
+    method = LOSS_FORECAST if name == "approach2" else LOSS_FORECAST_ENVELOPE
+    loss = _power_law_forecast(*np.array(block.minima).T, flops) if block.minima else None
     method = method if loss is not None else "none (fewer than two budgets)"
     return Prediction(approach=name, n_opt=n_opt, n_opt_ci=n_ci, loss=loss, loss_ci=None, loss_method=method,
                       level=level)  # fmt: skip
@@ -228,16 +223,20 @@ def predict(fit: dict[str, Any], flops: float, per_token: PerToken, *, source: s
     """
     predictions: dict[str, Prediction] = {}
     skipped: dict[str, str] = {}
+    reasons = skipped_reasons(fit, source)
     for name in APPROACHES:
-        if not isinstance(fit.get(name), dict):
-            reason = (fit.get("skipped") or {}).get(name)
-            skipped[name] = f"not in the fit: {reason}" if reason else "not in the fit"
-            continue
         try:
-            predictions[name] = (_approach3(fit, flops, per_token, source) if name == "approach3"
-                                 else _frontier_approach(name, fit, flops, source))  # fmt: skip
+            if name == "approach3":
+                prediction = _approach3(fit, flops, per_token, source) if fit.get(name) is not None else None
+            else:
+                prediction = _frontier_approach(name, fit, flops, source)
         except FitError as error:
             skipped[name] = str(error)
+            continue
+        if prediction is None:
+            skipped[name] = f"not in the fit: {reasons[name]}" if reasons.get(name) else "not in the fit"
+        else:
+            predictions[name] = prediction
     if not predictions:
         reasons = "; ".join(f"{name}: {why}" for name, why in skipped.items())
         raise FitError(
@@ -257,7 +256,7 @@ def approach3_profile(fit: dict[str, Any], flops: float, per_token: PerToken, si
     centre = law.loss(sizes, tokens)
     if not samples:
         return centre, None
-    level = _level(fit, fit["approach3"])
+    level = interval_level(fit, "approach3", source)
     lines = np.array([s.loss(sizes, tokens) for s in samples])
     return centre, np.array([percentile_interval(column, level) for column in lines.T]).T
 

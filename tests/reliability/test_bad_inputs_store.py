@@ -384,6 +384,35 @@ FIT_JSON_CASES: dict[str, tuple[bytes, tuple[str, ...]]] = {
     "nested-too-deep": (b"[" * 100_000, ("not a JSON document",)),
 }  # fmt: skip
 QUICK_FIT_JSON = ("list", "bootstrap-samples-object", "missing-alpha", "text-E", "binary")
+FRONTIER = {"k_n": 0.1, "a": 0.5}
+
+
+def _with_block(**blocks: Any) -> bytes:
+    return _json({**GOOD_FIT, **blocks})
+
+
+VERIFY_FIT_JSON_CASES: dict[str, tuple[bytes, tuple[str, ...]]] = {
+    # the fields only sl-verify reads: approaches 1 and 2, why sl-fit skipped an approach, the interval level
+    "approach2-list": (_with_block(approach2=[FRONTIER]), ("approach2 is a list",)),
+    "approach2-text-k_n": (_with_block(approach2={**FRONTIER, "k_n": "0.1"}), ("approach2.k_n is a string",)),
+    "approach2-missing-a": (_with_block(approach2={"k_n": 0.1}), ("approach2.a is missing",)),
+    "approach1-nan-a": (_with_block(approach1={**FRONTIER, "a": math.nan}), ("approach1.a=nan", "finite")),
+    "approach1-negative-k_n": (_with_block(approach1={**FRONTIER, "k_n": -1}), ("approach1.k_n=-1", "positive")),
+    "approach2-budgets-string": (_with_block(approach2={**FRONTIER, "budgets": "all"}),
+                                 ("approach2.budgets is a string",)),
+    "approach2-budget-loss-list": (_with_block(approach2={**FRONTIER, "budgets": [
+        {"flops": 1e8, "loss_opt": [3.0], "used": True}]}), ("approach2.budgets[0].loss_opt is a list",)),
+    "approach1-envelope-number": (_with_block(approach1={**FRONTIER, "envelope": [3.0]}),
+                                  ("approach1.envelope[0] is a number",)),
+    "approach1-sample-missing-k_n": (_with_block(approach1={**FRONTIER, "bootstrap_samples": [{"a": 0.5}]}),
+                                     ("approach1.bootstrap_samples[0].k_n is missing",)),
+    "approach2-curve-list": (_with_block(approach2={**FRONTIER, "curve": ["cubic"]}), ("approach2.curve is a list",)),
+    "skipped-list": (_with_block(skipped=["approach1"]), ("skipped is a list",)),
+    "skipped-reason-number": (_with_block(skipped={"approach1": 3}), ("skipped.approach1 is a number",)),
+    "ci-level-text": (_with(ci_level="0.9"), ("approach3.ci_level is a string",)),
+    "ci-level-above-one": (_with(ci_level=95), ("approach3.ci_level=95", "between 0 and 1")),
+    "bootstrap-list": (_with_block(bootstrap=[0.95]), ("bootstrap is a list",)),
+}  # fmt: skip
 
 
 def _budget_problems(names: list[str], tmp_path: Path) -> None:
@@ -422,3 +451,22 @@ def test_sl_verify_refuses_a_fit_json_of_the_wrong_shape(name: str, tmp_path: Pa
     error = _one_line(done, f"error: {tmp_path / 'fit.json'}: ")
     assert all(part in error for part in FIT_JSON_CASES[name][1]), error
     assert [p.name for p in tmp_path.iterdir()] == ["fit.json"] and _snapshot(trained.shared) == before
+
+
+def test_sl_verify_refuses_approach_blocks_of_the_wrong_shape(tmp_path: Path, trained: Trained) -> None:
+    # approaches 1 and 2, skipped and the interval level are read through the same reader module as approach 3
+    before = _snapshot(trained.shared)
+
+    def run(name: str) -> tuple[str, CompletedProcess[str]]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "fit.json").write_bytes(VERIFY_FIT_JSON_CASES[name][0])
+        return name, run_cli("verify", f"fit_json={tmp_path / name / 'fit.json'}",
+                             f"store={trained.shared / 'results' / 'bad'}", f"out={tmp_path / name / 'out'}",
+                             "--dry-run", cwd=tmp_path / name)  # fmt: skip
+
+    for name, done in _in_parallel(run, list(VERIFY_FIT_JSON_CASES)):
+        assert done.returncode == 2, (name, done.stderr[-3000:])
+        error = _one_line(done, f"error: {tmp_path / name / 'fit.json'}: ")
+        assert all(part in error for part in VERIFY_FIT_JSON_CASES[name][1]), (name, error)
+        assert [p.name for p in (tmp_path / name).iterdir()] == ["fit.json"]
+    assert _snapshot(trained.shared) == before
