@@ -41,3 +41,28 @@ def write_text_atomically(path: Path, text: str) -> None:
     """Write UTF-8 text to ``path`` through :func:`atomic_path`."""
     with atomic_path(path) as temp:
         temp.write_text(text, encoding="utf-8")
+
+
+@contextmanager
+def text_written_for(path: Path, text: str, undo_on: type[BaseException] = BaseException) -> Iterator[None]:
+    """Write UTF-8 text to ``path`` for the block's use; if the block raises ``undo_on``, undo the write: the file's
+    old bytes back, or, where there was no file, no file and none of the folders this write created (a failed start
+    leaves nothing behind)."""
+    path = Path(path)
+    previous = path.read_bytes() if path.is_file() else None
+    created = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # deepest first
+    write_text_atomically(path, text)
+    try:
+        yield
+    except undo_on:
+        if previous is not None:
+            with atomic_path(path) as temp:
+                temp.write_bytes(previous)
+        else:
+            path.unlink(missing_ok=True)
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:  # something else was written there meanwhile: not ours to remove
+                    break
+        raise

@@ -43,6 +43,11 @@ class FitError(ScalingLabError):
     """A fit cannot be made from the given points (names the approach and the reason)."""
 
 
+class ReportedError(ScalingLabError):
+    """Bad input that a child process has already reported as its one ``error:`` line: the parent exits with status 2
+    without a second line."""
+
+
 def user_line(message: object, secrets: frozenset[str] | None = None) -> str:
     """A message as the one line a user sees: whitespace runs folded, credentials redacted (a message may quote a
     config value or an override, e.g. ``logger.api_key=...``). ``secrets``: the secret values to redact, default
@@ -72,7 +77,8 @@ def exit_on_user_error(fn: Callable[P, R]) -> Callable[P, R]:
             try:
                 return fn(*args, **kwargs)
             except ScalingLabError as error:
-                print(f"error: {user_line(error)}", file=sys.stderr)
+                if not isinstance(error, ReportedError):
+                    print(f"error: {user_line(error)}", file=sys.stderr)
                 sys.exit(EXIT_USER_ERROR)
 
     return wrapper

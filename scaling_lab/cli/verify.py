@@ -25,9 +25,9 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from scaling_lab.atomic import write_text_atomically
+from scaling_lab.atomic import text_written_for, write_text_atomically
 from scaling_lab.cli import CONFIGS_DIR
-from scaling_lab.errors import ConfigError, TableError, exit_on_user_error
+from scaling_lab.errors import ConfigError, ReportedError, TableError, exit_on_user_error
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES
 from scaling_lab.fitting.laws import frontier_block
 from scaling_lab.fitting.run import _finite
@@ -117,8 +117,8 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
         print("dry run: nothing trained, nothing written (train=true trains the slice)")
         return result
     sweep_path = out / "sweep" / "experiment" / f"{sweep}.yaml"
-    write_text_atomically(sweep_path, text)
-    slice_.launch(slice_.train_overrides(out / "sweep", sweep, config.train_overrides))
+    with text_written_for(sweep_path, text, undo_on=ReportedError):  # undone when sl-train refuses to start
+        slice_.launch(slice_.train_overrides(out / "sweep", sweep, config.train_overrides))
     runs, missing = slice_.collect(table, results_dir=results_dir, sweep=sweep, n_column=n_column,
                                    flops_column=flops_column)  # fmt: skip
     if runs.empty:

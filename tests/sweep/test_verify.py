@@ -164,6 +164,28 @@ def test_bad_inputs_end_with_one_error_line_and_leave_nothing(tiny: SimpleNamesp
             assert not out.exists()
 
 
+def test_a_slice_sl_train_refuses_to_start_is_one_error_line_and_leaves_nothing(tiny: SimpleNamespace,
+                                                                                tmp_path: Path) -> None:
+    # more threads than cores passes sl-verify's dry run of the slice; sl-train's pre-start check refuses it
+    out = tmp_path / "new" / "out"
+    done = run("verify", f"fit_json={tiny.fit}", f"store={tiny.store}", f"out={out}", "sweep=refused", "--", *TRAIN,
+               f"threads={4 * os.cpu_count()}", cwd=tmp_path)  # fmt: skip
+    *warnings, error = done.stderr.strip().splitlines()  # the plan's warnings (budgets rounded to whole steps)
+    assert done.returncode == 2 and error.startswith("error: threads="), done.stderr
+    assert all(line.startswith("warning: ") for line in warnings) and "Traceback" not in done.stderr
+    assert "custom-flopsexact" in done.stdout  # the slice was planned, so the refusal came from sl-train
+    assert not (tmp_path / "new").exists() and not (tiny.root / "results" / "refused").exists()
+    # a rerun's refusal puts back the sweep file a previous start wrote, byte for byte
+    sweep_file = out / "sweep" / "experiment" / "refused.yaml"
+    sweep_file.parent.mkdir(parents=True)
+    sweep_file.write_text("# the previous slice\n")
+    again = run("verify", f"fit_json={tiny.fit}", f"store={tiny.store}", f"out={out}", "sweep=refused", "--", *TRAIN,
+                f"threads={4 * os.cpu_count()}", cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 2 and again.stderr.count("error: ") == 1, again.stderr
+    assert sweep_file.read_text() == "# the previous slice\n" and sorted(out.rglob("*")) == [
+        out / "sweep", out / "sweep" / "experiment", sweep_file]
+
+
 def test_the_recipe_is_one_recipe(tiny: SimpleNamespace) -> None:
     records = load_records(tiny.store)
     recipe = recipe_of(records, tiny.store, "n_params_total", "flops_exact")
