@@ -76,12 +76,11 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
     fit, fit_path = read_fit(config.fit_json)
     n_column, flops_column, max_flops = fit_accounting(fit, str(fit_path))
     target = float(config.flops) if config.flops is not None else config.target_multiple * max_flops
+    predictions, skipped = predict(fit, target, source=str(fit_path))  # before the store: a bad fit costs nothing
     store = Path(config.store)
     recipe = slice_.recipe_of(slice_.sweep_records(store, fit, str(fit_path)), store, n_column, flops_column)
     low, high = recipe.n_range
     members = recipe.family.members(low * slice_.FAMILY_SPAN[0], high * slice_.FAMILY_SPAN[1])
-    per_token = recipe.family.per_token(members)
-    predictions, skipped = predict(fit, target, per_token, source=str(fit_path))
     chosen = slice_.snap(members, planned_sizes(predictions, config.sizes, config.min_ratio))
     sweep = config.sweep or f"{'+'.join(recipe.sweeps)}_verify"
     results_dir = Path(config.results_dir) if config.results_dir else recipe.results_dir
@@ -139,7 +138,7 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
         profile = None
         if "approach3" in predictions:
             sizes = _profile_sizes(predictions, [s["n_params"] for s in measured.sizes])
-            profile = (sizes, *approach3_profile(fit, target, per_token, sizes, source=str(fit_path)))
+            profile = (sizes, *approach3_profile(fit, target, sizes, source=str(fit_path)))
         save(verify_figure(predictions, measured, runs, flops=target, profile=profile), out, "verify")
     write_text_atomically(out / "report.txt", result.report())
     write_text_atomically(out / "verify.json", text_json)

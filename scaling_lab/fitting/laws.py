@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from scaling_lab.budget import FLOPS_PER_PARAM_PER_TOKEN, SIX_ND, FlopsPerToken
-from scaling_lab.errors import TableError
+from scaling_lab.errors import ConfigError, TableError
 
 _LOG_TOLERANCE = 1e-12
 """Bisection stops when the log-N bracket is this narrow (N to 12 significant digits)."""
@@ -339,6 +339,18 @@ def interval_level(fit: Any, name: str, source: str) -> float:
                 raise TableError(f"{source}: {where}={level} is not a probability between 0 and 1; rerun sl-fit")
             return level
     return 0.95
+
+
+def fit_per_token(fit: Any, source: str) -> FlopsPerToken:
+    """The FLOPs per token every frontier of a fit is solved along (``flops_per_token``, top level or in the
+    approach-3 object); 6ND for fit.json written before it was recorded. A TableError names ``source`` otherwise."""
+    fit = _fit_object(fit, source)
+    block = fit.get("approach3")
+    values = fit.get("flops_per_token", block.get("flops_per_token") if isinstance(block, Mapping) else None)
+    try:
+        return SIX_ND if values is None else FlopsPerToken.from_dict(values)
+    except ConfigError as error:
+        raise TableError(f"{source}: {error}") from None
 
 
 def json_kind(value: Any) -> str:

@@ -5,10 +5,10 @@ interval (approaches 1, 2, 3) and the loss reachable there (approach 3). A *veri
 at C with the sweep's recipe, several seeds each; this module compares the two, from tables, without torch:
 
 * **Predictions** (:func:`predict`): approach 3's N_opt and loss are the minimum of its isoFLOP profile
-  L(N, D = C / f(N)), with f the FLOPs per token of the slice's own model family in the fit's FLOP accounting
-  (f(N) = 6N for 6ND; the exact count of the family's shapes otherwise), so N_opt is solved along the same C as the
-  fit's (for f = 6N this is the closed form of Hoffmann et al. 2022, eq. 4); intervals are percentiles over the
-  fit's bootstrap samples. Approaches 1 and 2 give N_opt = k_n C^a (intervals from their samples); they have no
+  L(N, D = C / f(N)), with f the fit's own FLOPs per token (fit.json's ``flops_per_token``: 6N for 6ND, the fitted
+  exact count otherwise), solved by the law's frontier (``n_opt(C, f)``; for f = 6N the closed form of Hoffmann et
+  al. 2022, eq. 4), so N_opt is solved along the same C as the fit's; intervals are percentiles over the fit's
+  bootstrap samples. Approaches 1 and 2 give N_opt = k_n C^a (intervals from their samples); they have no
   loss law, so their loss forecast is a power law L ∝ C^-γ through their own per-budget minima (approach 2) or
   lower envelope (approach 1), extrapolated to C (Kaplan et al. 2020, eq. 1.3, without an irreducible term), with
   no interval.
@@ -22,7 +22,6 @@ at C with the sweep's recipe, several seeds each; this module compares the two, 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling_lab.budget import FlopsPerToken
 from scaling_lab.errors import ConfigError, FitError, TableError
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES, POLYNOMIAL_DEGREES, akima_minimum, profile_minimum
 from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.fitting.laws import (
     ChinchillaLaw,
     approach3_laws,
+    fit_per_token,
     frontier_block,
     interval_level,
     read_fit_json,
@@ -49,15 +50,8 @@ N_COLUMNS = ("n_params_total", "n_params_nonembed")
 """Which N a verifiable fit used: a store's counts (a plain table's N cannot be mapped onto model shapes)."""
 FLOPS_COLUMNS = ("flops_exact", "flops_6nd", "6ND")
 """Which C a verifiable fit used: a store's exact or 6ND FLOPs, or 6·N·D computed from the fit's N."""
-PROFILE_SPAN = 1e3
-"""Approach 3's profile minimum is searched over N_opt(6ND) / PROFILE_SPAN .. × PROFILE_SPAN."""
-PROFILE_POINTS = 2001
-"""Log-spaced sizes of that search (0.7 % apart; the minimum is refined by a parabola through 3 grid points)."""
 LOSS_FORECAST = "power law L ∝ C^-γ through the approach's per-budget minima"
 LOSS_FORECAST_ENVELOPE = "power law L ∝ C^-γ through the approach's loss-vs-compute envelope"
-
-PerToken = Callable[[np.ndarray], np.ndarray]
-"""Training FLOPs per token as a function of N (the fit's N), in the fit's FLOP accounting."""
 
 
 def read_fit(path: str | Path) -> tuple[dict[str, Any], Path]:
@@ -86,28 +80,6 @@ def fit_accounting(fit: dict[str, Any], source: str) -> tuple[str, str, float]:
     if not (isinstance(max_flops, int | float) and math.isfinite(max_flops) and max_flops > 0):
         raise TableError(f"{source}: max_flops={max_flops!r} is missing or not positive: rerun sl-fit")
     return str(n_column), str(flops_column), float(max_flops)
-
-
-def flops_per_token_curve(n_params: np.ndarray, flops_per_token: np.ndarray) -> PerToken:
-    """f(N) through a model family's (N, FLOPs per token) pairs: linear in log-log between them, continued with
-    the end segments' slopes beyond them (a family's FLOPs per token is a smooth power-like function of N)."""
-    order = np.argsort(n_params)
-    log_n, log_f = np.log(np.asarray(n_params, float)[order]), np.log(np.asarray(flops_per_token, float)[order])
-    log_n, unique = np.unique(log_n, return_index=True)
-    log_f = log_f[unique]
-    if len(log_n) < 2:
-        raise ValueError("flops_per_token_curve needs at least two distinct sizes")
-    slope_low = (log_f[1] - log_f[0]) / (log_n[1] - log_n[0])
-    slope_high = (log_f[-1] - log_f[-2]) / (log_n[-1] - log_n[-2])
-
-    def per_token(n: np.ndarray) -> np.ndarray:
-        x = np.log(np.asarray(n, dtype=float))
-        inside = np.interp(x, log_n, log_f)
-        below = log_f[0] + slope_low * (x - log_n[0])
-        above = log_f[-1] + slope_high * (x - log_n[-1])
-        return np.exp(np.where(x < log_n[0], below, np.where(x > log_n[-1], above, inside)))
-
-    return per_token
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,47 +115,29 @@ def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
     return percentile_interval(values, level)
 
 
-def profile_grid(law: ChinchillaLaw, flops: float) -> np.ndarray:
-    """Sizes over which a law's isoFLOP profile at C is searched: around its 6ND optimum, PROFILE_SPAN each way."""
-    centre = float(law.n_opt(flops))
-    return np.geomspace(centre / PROFILE_SPAN, centre * PROFILE_SPAN, PROFILE_POINTS)
+def _optimum(law: ChinchillaLaw, flops: float, per_token: FlopsPerToken) -> tuple[float, float]:
+    """(N_opt, lowest loss) of a law at C along the fit's FLOP accounting; NaN where no optimum is found."""
+    try:
+        n_opt = float(law.n_opt(flops, per_token))
+    except ValueError:  # no compute-optimal N within the solver's bracket
+        return math.nan, math.nan
+    return n_opt, float(law.loss(n_opt, flops / per_token(n_opt)))
 
 
-def profile_minima(losses: np.ndarray, log_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``losses`` (profiles over ``log_n``): (N at the minimum, loss there), refined by a parabola through
-    the grid minimum and its neighbours; NaN where the minimum is at the grid's edge (no interior minimum)."""
-    losses = np.atleast_2d(losses)
-    index = np.argmin(np.where(np.isfinite(losses), losses, np.inf), axis=1)
-    rows = np.arange(len(losses))
-    interior = (index > 0) & (index < losses.shape[1] - 1)
-    inner = np.clip(index, 1, losses.shape[1] - 2)
-    left, middle, right = losses[rows, inner - 1], losses[rows, inner], losses[rows, inner + 1]
-    step = log_n[1] - log_n[0]
-    curvature = left - 2 * middle + right
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift = np.where(curvature > 0, 0.5 * (left - right) / curvature, 0.0)
-    shift = np.clip(shift, -0.5, 0.5)
-    best_log_n = log_n[inner] + shift * step
-    best_loss = middle - 0.25 * (left - right) * shift
-    return np.where(interior, np.exp(best_log_n), np.nan), np.where(interior, best_loss, np.nan)
-
-
-def _approach3(fit: dict[str, Any], flops: float, per_token: PerToken, source: str) -> Prediction:
+def _approach3(fit: dict[str, Any], flops: float, source: str) -> Prediction:
     law, samples = approach3_laws(fit, source)
-    grid = profile_grid(law, flops)
-    tokens = flops / per_token(grid)
-    n_opt, loss = profile_minima(law.loss(grid, tokens), np.log(grid))
-    if not np.isfinite(n_opt[0]):
-        raise FitError(f"approach3: its isoFLOP profile at C={flops:.3g} has no interior minimum")
+    per_token = fit_per_token(fit, source)
+    n_opt, loss = _optimum(law, flops, per_token)
+    if not (math.isfinite(n_opt) and n_opt > 0):
+        raise FitError(f"approach3: no compute-optimal N at C={flops:.3g} in the fit's FLOP accounting")
     level = interval_level(fit, "approach3", source)
     n_ci = loss_ci = None
     if samples:
-        profiles = np.array([s.loss(grid, tokens) for s in samples])
-        sample_n, sample_loss = profile_minima(profiles, np.log(grid))
+        sample_n, sample_loss = np.array([_optimum(s, flops, per_token) for s in samples]).T
         n_ci, loss_ci = _interval(sample_n, level), _interval(sample_loss, level)
     method = "minimum of the isoFLOP profile L(N, C / f(N)) of the fitted law"
-    return Prediction(approach="approach3", n_opt=float(n_opt[0]), n_opt_ci=n_ci, loss=float(loss[0]),
-                      loss_ci=loss_ci, loss_method=method, level=level)  # fmt: skip
+    return Prediction(approach="approach3", n_opt=n_opt, n_opt_ci=n_ci, loss=loss, loss_ci=loss_ci,
+                      loss_method=method, level=level)  # fmt: skip
 
 
 def _power_law_forecast(flops: np.ndarray, loss: np.ndarray, target: float) -> float | None:
@@ -214,7 +168,7 @@ def _frontier_approach(name: str, fit: dict[str, Any], flops: float, source: str
                       level=level)  # fmt: skip
 
 
-def predict(fit: dict[str, Any], flops: float, per_token: PerToken, *, source: str) -> tuple[
+def predict(fit: dict[str, Any], flops: float, *, source: str) -> tuple[
     dict[str, Prediction], dict[str, str]
 ]:  # fmt: skip
     """Every approach's forecast at C (approaches 3, 2, 1 where fit.json has them), and why others were skipped.
@@ -227,7 +181,7 @@ def predict(fit: dict[str, Any], flops: float, per_token: PerToken, *, source: s
     for name in APPROACHES:
         try:
             if name == "approach3":
-                prediction = _approach3(fit, flops, per_token, source) if fit.get(name) is not None else None
+                prediction = _approach3(fit, flops, source) if fit.get(name) is not None else None
             else:
                 prediction = _frontier_approach(name, fit, flops, source)
         except FitError as error:
@@ -246,13 +200,13 @@ def predict(fit: dict[str, Any], flops: float, per_token: PerToken, *, source: s
     return predictions, skipped
 
 
-def approach3_profile(fit: dict[str, Any], flops: float, per_token: PerToken, sizes: np.ndarray, *, source: str) -> (
+def approach3_profile(fit: dict[str, Any], flops: float, sizes: np.ndarray, *, source: str) -> (
     tuple[np.ndarray, np.ndarray | None]
 ):
     """Approach 3's predicted isoFLOP profile L(N) at C over ``sizes``, and its bootstrap band (2 × len(sizes),
     the percentile interval at each size) when fit.json has samples, else None."""
     law, samples = approach3_laws(fit, source)
-    tokens = flops / per_token(sizes)
+    tokens = flops / fit_per_token(fit, source)(sizes)
     centre = law.loss(sizes, tokens)
     if not samples:
         return centre, None

@@ -23,6 +23,7 @@ from scaling_lab.fitting.laws import (
     ChinchillaLaw,
     PowerLawFrontier,
     approach3_laws,
+    fit_per_token,
     json_kind,
     read_fit_json,
 )
@@ -186,9 +187,5 @@ def law_from_fit_dict(payload: Any, *, source: str) -> LoadedLaw:
     column = payload.get("n_params_column", block.get("n_params_column", "n_params_nonembed"))
     if not isinstance(column, str):
         raise TableError(f"{source}: n_params_column is {json_kind(column)}, not a column name; rerun sl-fit")
-    per_token = payload.get("flops_per_token", block.get("flops_per_token"))
-    try:
-        per_token = SIX_ND if per_token is None else FlopsPerToken.from_dict(per_token)
-    except ConfigError as error:
-        raise TableError(f"{source}: {error}") from error
-    return LoadedLaw(law=law, source=source, samples=samples, n_params_column=column, per_token=per_token)
+    return LoadedLaw(law=law, source=source, samples=samples, n_params_column=column,
+                     per_token=fit_per_token(payload, source))  # fmt: skip

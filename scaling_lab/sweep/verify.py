@@ -34,7 +34,6 @@ import pandas as pd
 from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.errors import EXIT_USER_ERROR, ConfigError, ReportedError, TableError
 from scaling_lab.fitting.approach2 import CURVES
-from scaling_lab.fitting.verify import PerToken, flops_per_token_curve
 from scaling_lab.model.shapes import (
     PRESETS,
     ModelConfig,
@@ -318,11 +317,6 @@ class ShapeFamily:
         if width % heads or (width // heads) % 2:
             return None
         return Shape(n_layers=layers, width=width, n_heads=heads)
-
-    def per_token(self, members: Sequence[Member]) -> PerToken:
-        """FLOPs per token as a function of the fit's N, through the members."""
-        return flops_per_token_curve(np.array([m.n_params for m in members]),
-                                     np.array([m.flops_per_token for m in members]))  # fmt: skip
 
 
 def snap(members: Sequence[Member], wanted: Sequence[float]) -> list[Member]:

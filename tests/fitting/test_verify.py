@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling_lab.budget import FlopsPerToken
 from scaling_lab.errors import FitError, TableError
 from scaling_lab.fitting.laws import ChinchillaLaw
 from scaling_lab.fitting.verify import (
     Prediction,
     compare,
-    flops_per_token_curve,
     measure,
     planned_sizes,
     predict,
@@ -22,7 +22,6 @@ from scaling_lab.fitting.verify import (
 )
 
 LAW = ChinchillaLaw(E=1.8, A=400.0, B=600.0, alpha=0.35, beta=0.3)
-SIX_N = lambda n: 6.0 * np.asarray(n, dtype=float)  # noqa: E731
 
 
 def slice_table(n_opt: float, sizes: np.ndarray, *, spread: float = 0.01, seeds: int = 2) -> pd.DataFrame:
@@ -90,7 +89,7 @@ def _fit(**blocks) -> dict:
 def test_approach3_n_opt_on_6nd_is_the_closed_form_and_samples_give_an_interval():
     samples = [{**LAW.to_dict(), "alpha": LAW.alpha * f} for f in (0.97, 0.99, 1.01, 1.03)]
     fit = _fit(approach3={**LAW.to_dict(), "bootstrap_samples": samples, "ci_level": 0.9})
-    predictions, skipped = predict(fit, 1e18, SIX_N, source="fit.json")
+    predictions, skipped = predict(fit, 1e18, source="fit.json")
     p = predictions["approach3"]
     assert p.n_opt == pytest.approx(float(LAW.n_opt(1e18)), rel=1e-4)
     assert p.loss == pytest.approx(float(LAW.loss_at_optimum(1e18)), rel=1e-8)
@@ -101,14 +100,20 @@ def test_approach3_n_opt_on_6nd_is_the_closed_form_and_samples_give_an_interval(
 
 
 def test_approach3_n_opt_follows_the_fits_own_flop_accounting():
-    # FLOPs per token with an attention-and-vocabulary overhead, as the exact count has: the optimum moves.
-    per_token = flops_per_token_curve(np.geomspace(1e3, 1e8, 30), 6 * np.geomspace(1e3, 1e8, 30) + 4e3 *
-                                      np.geomspace(1e3, 1e8, 30) ** 0.5)  # fmt: skip
-    p = predict(_fit(approach3=LAW.to_dict()), 1e15, per_token, source="fit.json")[0]["approach3"]
-    grid = np.geomspace(1e4, 1e8, 400_001)
-    brute = grid[np.argmin(LAW.loss(grid, 1e15 / per_token(grid)))]
-    assert p.n_opt == pytest.approx(brute, rel=1e-4)
+    # FLOPs per token with an attention-and-vocabulary overhead, as the exact count has: the optimum moves, and
+    # the prediction is the shared solver's (tests/fitting/test_laws.py checks that against a brute-force minimum)
+    per_token = FlopsPerToken(accounting="exact", overhead=4e3, exponent=0.5)
+    samples = [{**LAW.to_dict(), "alpha": LAW.alpha * f} for f in (0.97, 0.99, 1.01, 1.03)]
+    fit = _fit(approach3={**LAW.to_dict(), "bootstrap_samples": samples}, flops_per_token=per_token.to_dict())
+    p = predict(fit, 1e15, source="fit.json")[0]["approach3"]
+    assert p.n_opt == pytest.approx(float(LAW.n_opt(1e15, per_token)), rel=1e-9)
+    assert p.loss == pytest.approx(float(LAW.loss_at_optimum(1e15, per_token)), rel=1e-9)
+    sample_n = [float(ChinchillaLaw.from_dict(s).n_opt(1e15, per_token)) for s in samples]
+    assert p.n_opt_ci == pytest.approx(tuple(np.percentile(sample_n, [2.5, 97.5])), rel=1e-9)
     assert abs(p.n_opt / float(LAW.n_opt(1e15)) - 1) > 0.05  # not the 6ND answer
+    # the accounting is read from fit.json alone: a malformed one is refused naming the file
+    with pytest.raises(TableError, match=r"fit\.json: flops_per_token"):
+        predict({**fit, "flops_per_token": {"accounting": "exact", "overhead": "many"}}, 1e15, source="fit.json")
 
 
 def test_frontier_approaches_use_k_n_c_to_the_a_and_forecast_loss_by_a_power_law():
@@ -116,7 +121,7 @@ def test_frontier_approaches_use_k_n_c_to_the_a_and_forecast_loss_by_a_power_law
     samples = [{"k_n": 0.1, "a": a, "b": 0.5, "k_d": 1.0} for a in (0.48, 0.5, 0.52)]
     fit = _fit(approach2={"a": 0.5, "k_n": 0.1, "budgets": budgets, "bootstrap_samples": samples},
                approach1={"a": 0.5, "k_n": 0.1, "envelope": [{"flops": 1e15, "loss": 3.0}]})  # fmt: skip
-    predictions, _ = predict(fit, 1e18, SIX_N, source="fit.json")
+    predictions, _ = predict(fit, 1e18, source="fit.json")
     assert predictions["approach2"].n_opt == pytest.approx(0.1 * 1e9)
     assert predictions["approach2"].loss == pytest.approx(5.0 * 1e18**-0.05, rel=1e-9)
     low, high = predictions["approach2"].n_opt_ci
@@ -125,9 +130,16 @@ def test_frontier_approaches_use_k_n_c_to_the_a_and_forecast_loss_by_a_power_law
     assert predictions["approach1"].loss is None and predictions["approach1"].n_opt_ci is None  # one budget
 
 
+def test_points_sl_fit_wrote_as_null_are_left_out_of_the_loss_forecast():
+    budgets = [{"flops": c, "loss_opt": 5.0 * c**-0.05, "used": True} for c in (1e15, 1e16)]
+    budgets += [{"flops": 1e17, "loss_opt": None, "used": True}, {"flops": 1e14, "loss_opt": 9.0, "used": False}]
+    p = predict(_fit(approach2={"a": 0.5, "k_n": 0.1, "budgets": budgets}), 1e18, source="fit.json")[0]["approach2"]
+    assert p.loss == pytest.approx(5.0 * 1e18**-0.05, rel=1e-9)
+
+
 def test_a_fit_without_an_n_opt_is_refused():
     with pytest.raises(FitError, match="no approach with an N_opt"):
-        predict(_fit(kaplan={"laws": {}}, skipped={"approach3": "too few points"}), 1e18, SIX_N, source="f.json")
+        predict(_fit(kaplan={"laws": {}}, skipped={"approach3": "too few points"}), 1e18, source="f.json")
 
 
 def test_read_fit_names_the_file(tmp_path):
