@@ -90,7 +90,8 @@ drawn["isoflop"]"""),
 drawn["frontier"] = figures.frontier_figure(data.points, results)
 drawn["frontier"]"""),
         ("code", """\
-drawn["contours"] = figures.contour_figure(data.points, results["approach3"].law)
+r3 = results["approach3"]  # its frontier along the table's own FLOP accounting (exact FLOPs here), as fitted
+drawn["contours"] = figures.contour_figure(data.points, r3.law, r3.flops_per_token)
 drawn["contours"]"""),
         ("code", """\
 drawn["residuals"] = figures.residuals_figure(data.points, results["approach3"].law)

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from scaling_lab.budget import SIX_ND, FlopsPerToken
+from scaling_lab.budget import FlopsPerToken
 from scaling_lab.fitting.approach2 import assign_budgets, profile_curve
 from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.fitting.laws import ChinchillaLaw
@@ -132,9 +132,10 @@ def frontier_figure(points: pd.DataFrame, results: dict[str, Any]) -> Figure:
     return figure
 
 
-def contour_figure(points: pd.DataFrame, law: ChinchillaLaw, per_token: FlopsPerToken = SIX_ND) -> Figure:
+def contour_figure(points: pd.DataFrame, law: ChinchillaLaw, per_token: FlopsPerToken) -> Figure:
     """L(N, D = C/f(N)) contours over (C, N) with the efficient frontier N_opt(C) (Hoffmann et al. 2022, Fig. 4);
-    f is the table's FLOPs per token (6N for C = 6ND)."""
+    f is the table's FLOPs per token (the approach-3 result's ``flops_per_token``; SIX_ND for C = 6ND): required,
+    because a frontier drawn along 6ND for a table of exact FLOPs is a different curve."""
     figure = Figure(figsize=(6, 4.5), layout="constrained")
     ax = figure.add_subplot()
     flops = np.geomspace(points["flops"].min() / 10, points["flops"].max() * 100, 200)

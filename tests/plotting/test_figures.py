@@ -1,13 +1,14 @@
 import numpy as np
 import pytest
 
+from scaling_lab.budget import FlopsPerToken
 from scaling_lab.fitting.approach1 import fit_approach1
 from scaling_lab.fitting.approach2 import fit_approach2
 from scaling_lab.fitting.approach3 import fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3 as TRUTH
 from scaling_lab.fitting.synthetic import curves_table, isoflop_table
-from scaling_lab.plotting.figures import all_figures, frontier_figure, isoflop_figure
+from scaling_lab.plotting.figures import all_figures, contour_figure, frontier_figure, isoflop_figure
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +52,11 @@ def test_isoflop_figure_marks_one_minimum_per_budget(fitted):
     figure = isoflop_figure(points, results)
     markers = [line for line in figure.axes[0].lines if line.get_marker() == "v"]
     assert len(markers) == results["approach2"].n_budgets == 5
+
+
+def test_contour_figure_draws_the_frontier_along_the_given_flop_accounting(fitted):
+    points, _, results = fitted
+    exact = FlopsPerToken(accounting="exact", overhead=4e4, exponent=0.5)
+    line = contour_figure(points, results["approach3"].law, exact).axes[0].lines[0]
+    np.testing.assert_allclose(line.get_ydata(), results["approach3"].law.n_opt(line.get_xdata(), exact))
+    assert not np.allclose(line.get_ydata(), results["approach3"].law.n_opt(line.get_xdata()))  # not 6ND's
