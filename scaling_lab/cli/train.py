@@ -69,23 +69,24 @@ def _held_elsewhere(folder: Path) -> bool:
         return True
 
 
-REFUSED = "no record: its start was refused"
+REFUSED = "refused at its start"
+"""What :func:`point_failure` says (with the reason) of a point whose start raised a user error: nothing trained."""
 
 
 def point_failure(point: GridPoint) -> tuple[Path, str] | None:
-    """Why a grid point did not end: its record (or run folder) and what happened (failed, interrupted, unreadable,
-    or :data:`REFUSED`); None when its record says finished or diverged, or another launch is training it now."""
+    """Why a grid point did not end: its record (or run folder) and what happened (failed, interrupted, or
+    :data:`REFUSED` and why); None when its record says finished or diverged, or another launch is training it."""
     from scaling_lab.results import read_record, record_path
     from scaling_lab.train.run import DONE
 
     folder = _run_folder(point)
     path = record_path(point.config.paths.results_dir, point.config.sweep, point.config.run_id())
     if not path.exists():
-        return None if _held_elsewhere(folder) else (folder, REFUSED)
+        return None if _held_elsewhere(folder) else (folder, f"{REFUSED}: no record")
     try:
         status = read_record(path).status
-    except ScalingLabError:
-        return path, "unreadable"
+    except ScalingLabError:  # run_point reads the record first: it refused to start
+        return path, f"{REFUSED}: unreadable record"
     if status in DONE or (status == "running" and _held_elsewhere(folder)):
         return None
     return path, "interrupted" if status == "running" else status
@@ -108,8 +109,8 @@ def _summary(failures: list[tuple[Path, str]], total: int, output_dir: Path) -> 
     listed = "; ".join(f"{where} ({what})" for where, what in failures[:LISTED_FAILURES])
     more = f"; and {len(failures) - LISTED_FAILURES} more" if len(failures) > LISTED_FAILURES else ""
     logs = f"; Hydra's logs: {output_dir}" if output_dir.exists() else "; nothing was left behind"
-    return (f"{len(failures)} of {total} grid points failed: {listed}{more}. A record's reason says why; a refused"
-            f" start printed a 'failed:' line above. A relaunch retries them (failed records with retry_failed=true)"
+    return (f"{len(failures)} of {total} grid points failed: {listed}{more}. A record's reason says why; a start"
+            f" refused printed a 'failed:' line above. A relaunch retries them (failed records with retry_failed=true)"
             f"{logs}")
 
 
@@ -153,7 +154,7 @@ def cli() -> None:
     if not failures:
         return
     # Hydra's output folder goes too when no point got past its start; otherwise it holds the sweep's logs.
-    refused_everywhere = all(what == REFUSED for _, what in failures) and len(failures) == len(points)
+    refused_everywhere = all(what.startswith(REFUSED) for _, what in failures) and len(failures) == len(points)
     _remove_refused_start(absent if refused_everywhere else absent - {output_dir.absolute()}, output_dir, points)
     print(f"error: {user_line(_summary(failures, len(points), output_dir))}", file=sys.stderr)
     sys.exit(EXIT_POINTS_FAILED)

@@ -62,6 +62,9 @@ def hydra_error_message(error: BaseException) -> str:
     if isinstance(error, OmegaConfBaseException):
         return _omegaconf_message(error)
     message = _lines(str(error))
+    override = getattr(error, "override", None)  # an OverrideParseException names the override it rejected
+    if override and override not in message:
+        message = f"override {override}: {message}"
     cause = error.__cause__
     # "Error merging override seed=abc" says what and its cause why; "Could not override 'foo'" says both
     if isinstance(cause, HYDRA_ERRORS) and f"'{getattr(cause, 'full_key', None)}'" not in message:
