@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.cli.app import absent_paths, hydra_app, hydra_arguments, remove_created
 from scaling_lab.config.schema import register_configs, run_config_from_dict
-from scaling_lab.errors import EXIT_USER_ERROR, ScalingLabError, exit_on_user_error, user_line
+from scaling_lab.errors import EXIT_POINTS_FAILED, EXIT_USER_ERROR, ScalingLabError, exit_on_user_error, user_line
 from scaling_lab.sweep.grids import register_resolvers
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 register_configs()
 register_resolvers()  # ${sl.isoflop_n:...} in sweep files (configs/experiment/isoflop.yaml)
 
-EXIT_POINTS_FAILED = 1
-"""Exit status of a command in which a grid point failed (2, EXIT_USER_ERROR, is bad input: nothing ran)."""
 LISTED_FAILURES = 5
 """Failed points named in the summary line; the rest are counted."""
 

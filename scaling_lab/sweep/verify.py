@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from scaling_lab.config.schema import run_config_from_dict
-from scaling_lab.errors import ConfigError, TableError
+from scaling_lab.errors import EXIT_POINTS_FAILED, ConfigError, TableError
 from scaling_lab.fitting.approach2 import CURVES
 from scaling_lab.fitting.verify import PerToken, flops_per_token_curve
 from scaling_lab.model.shapes import (
@@ -460,7 +460,7 @@ def launch(overrides: Sequence[str]) -> None:
     """``sl-train -m`` in a child process (output shown as it comes); finished points are skipped there."""
     command = [sys.executable, "-m", "scaling_lab.cli.train", "-m", *overrides]
     done = subprocess.run(command, check=False)
-    if done.returncode != 0:
+    if done.returncode not in (0, EXIT_POINTS_FAILED):  # failed points: the runs that finished are compared
         raise ConfigError(f"sl-train -m exited with status {done.returncode} (its output is above): fix the cause "
                           "and rerun sl-verify; finished points are kept")  # fmt: skip
 
