@@ -53,13 +53,14 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def hydra_arguments(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
-    """Hydra's own command line (overrides, ``-m``, ``--cfg`` ...) as ``hydra.main`` parses it; errors in one line."""
-    from hydra._internal.utils import get_args_parser
+def hydra_arguments() -> argparse.Namespace:
+    """Hydra's own command line (overrides, ``-m``, ``--cfg`` ...) parsed from ``sys.argv`` as ``hydra.main`` parses
+    it, with errors in one line."""
+    from hydra._internal.utils import get_args_parser  # the parser hydra.main uses
 
     parser = get_args_parser()
-    parser.prog = prog or Path(sys.argv[0]).name
-    return one_line_errors(parser).parse_args(sys.argv[1:] if argv is None else argv)
+    parser.prog = Path(sys.argv[0]).name
+    return one_line_errors(parser).parse_args(sys.argv[1:])
 
 
 def multirun() -> bool:
@@ -111,15 +112,16 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
                 resolved(cfg)  # an interpolation that does not resolve is bad input, not a bug in the task
                 return task(cfg)
 
-            if not multirun():
-                return exit_on_user_error(checked_task)()
-            try:
-                return checked_task()
-            except ScalingLabError as error:  # one bad grid point never sinks the sweep
-                from hydra.core.hydra_config import HydraConfig
+            def grid_point() -> Any:
+                try:
+                    return checked_task()
+                except ScalingLabError as error:  # one bad grid point never sinks the sweep
+                    from hydra.core.hydra_config import HydraConfig
 
-                print(f"failed: grid point #{HydraConfig.get().job.num}: {user_line(error)}", file=sys.stderr)
-                return None
+                    print(f"failed: grid point #{HydraConfig.get().job.num}: {user_line(error)}", file=sys.stderr)
+                    return None
+
+            return exit_on_user_error(grid_point if multirun() else checked_task)()
 
         hydra_main = hydra.main(version_base="1.3", config_path=CONFIGS_DIR, config_name=config_name)(task_function)
 

@@ -90,9 +90,13 @@ def point_failure(point: GridPoint) -> tuple[Path, str] | None:
     return path, "interrupted" if status == "running" else status
 
 
-def _remove_refused_start(absent: set[Path], output_dir: Path, points: Sequence[GridPoint]) -> None:
+def _remove_refused_start(absent: set[Path], output_dir: Path, points: Sequence[GridPoint], *, logs: bool) -> None:
     """Remove what refused starts created: run folders that hold nothing but their free lock, Hydra's output folder
-    when it is in ``absent``, and the parents that this command created and that are now empty."""
+    when ``logs`` (and this command created it), and the parents that this command created and are now empty.
+
+    A folder that holds a run record is never removed (with ``hydra.job.chdir=true`` the results of a relative
+    ``paths.results_dir`` land inside Hydra's folder, where :func:`point_failure` does not look)."""
+    from scaling_lab.results import RECORD_FILENAME
     from scaling_lab.train.run import LOCK_NAME
 
     for point in points:
@@ -100,7 +104,8 @@ def _remove_refused_start(absent: set[Path], output_dir: Path, points: Sequence[
         only_lock = [p.name for p in folder.glob("*")] == [LOCK_NAME]
         if folder.absolute() in absent and only_lock and not _held_elsewhere(folder):
             (folder / LOCK_NAME).unlink(missing_ok=True)
-    remove_created(absent, owned=[output_dir])
+    logs = logs and not any(output_dir.rglob(RECORD_FILENAME))
+    remove_created(absent if logs else absent - {output_dir.absolute()}, owned=[output_dir] if logs else [])
 
 
 def _summary(failures: list[tuple[Path, str]], total: int, output_dir: Path) -> str:
@@ -144,7 +149,7 @@ def cli() -> None:
         main()
     except SystemExit as stop:
         if stop.code == EXIT_USER_ERROR:  # bad input found once the point started: leave nothing behind
-            _remove_refused_start(absent, output_dir, points)
+            _remove_refused_start(absent, output_dir, points, logs=True)
         raise
     finally:
         sys.argv = argv
@@ -153,9 +158,10 @@ def cli() -> None:
         return
     # Hydra's output folder goes too when no point got past its start; otherwise it holds the sweep's logs.
     refused_everywhere = all(what.startswith(REFUSED) for _, what in failures) and len(failures) == len(points)
-    _remove_refused_start(absent if refused_everywhere else absent - {output_dir.absolute()}, output_dir, points)
+    _remove_refused_start(absent, output_dir, points, logs=refused_everywhere)
     print(f"error: {user_line(_summary(failures, len(points), output_dir))}", file=sys.stderr)
     sys.exit(EXIT_POINTS_FAILED)
+
 
 if __name__ == "__main__":
     cli()
