@@ -7,8 +7,8 @@ The only module of the trainer that sees a DictConfig: it converts to a typed Ru
 :func:`scaling_lab.train.run.run_point`.
 
 Exit status: 0 when every grid point ends finished or diverged (or is being trained by another launch); 1 when a
-point failed (its training raised, it was interrupted, or under ``-m`` its start was refused: bad data, a bad
-record), with one ``error:`` line that counts them and says where their records are; 2 for bad input that stops
+point failed (its training raised, it was interrupted, or under ``-m`` its start was refused: data that cannot
+be prepared), with one ``error:`` line that counts them and says where their records are; 2 for bad input that stops
 the command before any point runs (a bad override or sweep file, an empty grid) or, without ``-m``, before its one
 point trains. A start refused for bad input leaves nothing behind: Hydra's output folder and the run folders it
 created are removed.
@@ -83,8 +83,8 @@ def point_failure(point: GridPoint) -> tuple[Path, str] | None:
         return None if _held_elsewhere(folder) else (folder, f"{REFUSED}: no record")
     try:
         status = read_record(path).status
-    except ScalingLabError:  # run_point reads the record first: it refused to start
-        return path, f"{REFUSED}: unreadable record"
+    except ScalingLabError:  # run_point sets such a record aside and trains: another process wrote it since
+        return path, "unreadable record"
     if status in DONE or (status == "running" and _held_elsewhere(folder)):
         return None
     return path, "interrupted" if status == "running" else status

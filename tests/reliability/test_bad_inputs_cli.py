@@ -2,7 +2,7 @@
 
 A table of Hydra's own failures (an unknown key, an override the grammar rejects, a missing config group option, a
 YAML syntax error in a sweep or config group file, an interpolation that does not resolve), flags argparse rejects,
-an empty grid, and bad input found after Hydra started (a bad data path, a malformed record), for all five CLIs
+an empty grid, and bad input found after Hydra started (a data path that names no file), for all five CLIs
 (sl-train, sl-plan, sl-fit, sl-collect, sl-budget). Each case runs in its own folder, snapshotted before and after:
 whatever the failed start wrote must be gone, and what was there before untouched. Then sweeps whose points fail
 (exit 1, one summary line, the good points recorded) under both local launchers, and bugs that keep their
@@ -16,15 +16,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from scaling_lab.cli.app import absent_paths, remove_created
-from scaling_lab.results import RunRecord, read_record
+from scaling_lab.results import read_record
 
 from .conftest import run_cli
-from .test_bad_inputs import GOOD_CSV, TEXT, TINY_TRAIN, _fill, _train_record_path, _truncated
+from .test_bad_inputs import GOOD_CSV, TEXT, TINY_TRAIN, _fill
 
 BROKEN_SWEEP = "# @package _global_\nhydra:\n  sweeper:\n    params:\n      model: n1k,n3k\n   seed: [\n"
 """A sweep file whose last line is indented wrongly (PyYAML: expected <block end>)."""
@@ -48,8 +47,6 @@ class Case:
     """Substrings the error line must contain (the key, option or file); ``{tmp}`` as above."""
     files: dict[str, str] | None = None
     """Files to write under the case folder before running: relative path -> text."""
-    record: bool = False
-    """Plant a truncated run.json where sl-train with TINY_TRAIN keeps its record (read at the run's start)."""
 
 
 CASES = [
@@ -99,12 +96,11 @@ CASES = [
          names=("no grid points",)),
     Case(name="plan-empty-grid", cli="plan", args=("--no-probe", "model=n1k", "seed=range(0,0)"),
          names=("no grid points",)),
-    # bad input found once the run started (a record is read, data is prepared, only after Hydra starts)
+    # bad input found once the run started (its data is prepared only after Hydra starts)
     Case(name="train-bad-budget", cli="train", args=(*TINY_TRAIN, "budget.value=-5"), names=("budget.value",)),
     Case(name="train-bad-budget-multirun", cli="train", args=("-m", *TINY_TRAIN, "budget.value=-5,2048"),
          names=("budget.value",)),
     Case(name="train-bad-data-path", cli="train", args=BAD_DATA, names=("nowhere.txt",)),
-    Case(name="train-bad-record", cli="train", args=TINY_TRAIN, names=("run.json",), record=True),
     # output folders: checked before anything is written
     Case(name="fit-bad-logger", cli="fit", files={"t.csv": GOOD_CSV},
          args=("input={tmp}/t.csv", "out={tmp}/new/fit", "logger.backend=bogus"), names=("logger.backend",)),
@@ -122,17 +118,12 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
     return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
 
 
-def prepare(tmp: Path, files: dict[str, str] | None = None, *, records: ModuleType | None = None) -> Path:
-    """The case folder with TEXT, ``files`` and, given ``records``, a truncated run.json of TINY_TRAIN's point."""
+def prepare(tmp: Path, files: dict[str, str] | None = None) -> Path:
+    """The case folder with TEXT and ``files``."""
     tmp.mkdir(parents=True)
     for relative, text in {**TEXT, **(files or {})}.items():
         (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp / relative).write_text(text)
-    if records is not None:
-        path = _train_record_path(tmp)
-        path.parent.mkdir(parents=True)
-        record = RunRecord(**records.record_fields(run_id=path.parent.name, sweep=path.parent.parent.name))
-        path.write_text(_truncated(record.to_dict()))
     return tmp
 
 
@@ -155,11 +146,8 @@ def problems_of(case: Case, tmp: Path, before: dict[str, bytes | None],
     return found
 
 
-def test_every_bad_command_line_ends_in_one_error_line_exit_2_and_leaves_nothing(
-    tmp_path: Path, records: ModuleType
-) -> None:
-    folders = {case.name: prepare(tmp_path / case.name, case.files, records=records if case.record else None)
-               for case in CASES}  # fmt: skip
+def test_every_bad_command_line_ends_in_one_error_line_exit_2_and_leaves_nothing(tmp_path: Path) -> None:
+    folders = {case.name: prepare(tmp_path / case.name, case.files) for case in CASES}
     before = {name: snapshot(folder) for name, folder in folders.items()}
 
     def run(case: Case) -> tuple[Case, subprocess.CompletedProcess[str]]:
@@ -210,29 +198,17 @@ def test_a_sweep_whose_every_point_fails_exits_1_with_one_summary_line(tmp_path:
 
 
 @pytest.mark.parametrize("launcher", ["sequential", "local"])
-def test_a_sweep_whose_points_are_refused_at_their_start_leaves_nothing_behind(
-    tmp_path: Path, records: ModuleType, launcher: str
-) -> None:
-    tmp = prepare(tmp_path / "case", records=records)  # the point's record is malformed: read at its start
-    before = snapshot(tmp)
-    args = ("-m", *TINY_TRAIN, f"launcher={launcher}")
-    done = run_cli("train", *(_fill(arg, tmp) for arg in args), cwd=tmp, timeout=300)
-    assert done.returncode == 1, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
-    (line,) = error_lines(done.stderr)
-    assert line.startswith("error: 1 of 1 grid points failed: ") and "nothing was left behind" in line, line
-    (refused,) = [line for line in done.stderr.splitlines() if line.startswith("failed: grid point #0: ")]
-    assert "run.json" in refused
-    assert snapshot(tmp) == before
-
-
-def test_a_sweep_with_a_bad_data_path_leaves_nothing_behind(tmp_path: Path) -> None:
-    """Refused before Hydra starts (exit 2) or by the point at its start (exit 1): one error line either way."""
+def test_a_sweep_whose_points_are_refused_at_their_start_leaves_nothing_behind(tmp_path: Path, launcher: str) -> None:
+    """Every point's data path names no file: found when the point prepares its data, after Hydra started."""
     tmp = prepare(tmp_path / "case")
     before = snapshot(tmp)
-    done = run_cli("train", "-m", *(_fill(arg, tmp) for arg in BAD_DATA), cwd=tmp)
-    assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr[-3000:]
-    assert len(error_lines(done.stderr)) == 1 and "nowhere.txt" in done.stderr
+    done = run_cli("train", "-m", *(_fill(arg, tmp) for arg in BAD_DATA), "budget.value=2048,4096",
+                   f"launcher={launcher}", cwd=tmp, timeout=300)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    (line,) = error_lines(done.stderr)
+    assert line.startswith("error: 2 of 2 grid points failed: ") and "nothing was left behind" in line, line
+    refused = [line for line in done.stderr.splitlines() if line.startswith("failed: grid point #")]
+    assert len(refused) == 2 and all("nowhere.txt" in line for line in refused), done.stderr[-3000:]
     assert snapshot(tmp) == before
 
 
