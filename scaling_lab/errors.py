@@ -17,6 +17,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 EXIT_USER_ERROR = 2
+"""Exit status of bad input: the command stopped before doing anything (one ``error:`` line)."""
+EXIT_POINTS_FAILED = 1
+"""Exit status of a command whose grid points ran and some failed (sl-train; one ``error:`` line counts them)."""
 
 
 class ScalingLabError(Exception):

@@ -6,12 +6,10 @@
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.cli.app import hydra_app
 from scaling_lab.cli.fit import build
-from scaling_lab.errors import exit_on_user_error
 from scaling_lab.planning.app import BudgetAppConfig, MoEOptions, run_budget
 
 
@@ -23,8 +21,7 @@ def to_config(cfg: DictConfig) -> BudgetAppConfig:
     return build(BudgetAppConfig, values, "sl_budget")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIGS_DIR, config_name="sl_budget")
-@exit_on_user_error
+@hydra_app("sl_budget")
 def main(cfg: DictConfig) -> None:
     print(run_budget(to_config(cfg)))
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from scaling_lab.cli import CONFIGS_DIR
-from scaling_lab.errors import ConfigError, exit_on_user_error
+from scaling_lab.cli import CONFIGS_DIR  # noqa: F401 (tests compose sl_fit from here)
+from scaling_lab.cli.app import hydra_app
+from scaling_lab.errors import ConfigError
 from scaling_lab.fitting.approach1 import Approach1Config
 from scaling_lab.fitting.approach2 import Approach2Config
 from scaling_lab.fitting.approach3 import Approach3Config
@@ -27,6 +27,9 @@ from scaling_lab.fitting.run import ExtrapolationConfig, FitConfig, FitOutcome, 
 from scaling_lab.fitting.table import FitInput, TableConfig, load_input
 from scaling_lab.outputs import check_output_folder
 from scaling_lab.typed import from_mapping
+
+if TYPE_CHECKING:
+    from scaling_lab.tracking import LoggerConfig
 
 T = TypeVar("T")
 
@@ -68,11 +71,18 @@ def summary_table(outcome: FitOutcome) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def log_to_wandb(cfg: DictConfig, data: FitInput, outcome: FitOutcome, figures: dict[str, list[Path]]) -> None:
-    """Store input: the fit as a job_type="fit" run in the sweep's wandb group, with figures and the fit table."""
-    from scaling_lab.tracking import LoggerConfig, open_tracker
+def logger_config(cfg: DictConfig) -> LoggerConfig:
+    """The typed ``logger`` section (checked before the fit writes anything)."""
+    from scaling_lab.tracking import LoggerConfig
 
-    logger = build(LoggerConfig, OmegaConf.to_container(cfg.logger, resolve=True), "logger")  # type: ignore[arg-type]
+    return build(LoggerConfig, OmegaConf.to_container(cfg.logger, resolve=True), "logger")  # type: ignore[arg-type]
+
+
+def log_to_wandb(cfg: DictConfig, logger: LoggerConfig, data: FitInput, outcome: FitOutcome,
+                 figures: dict[str, list[Path]]) -> None:  # fmt: skip
+    """Store input: the fit as a job_type="fit" run in the sweep's wandb group, with figures and the fit table."""
+    from scaling_lab.tracking import open_tracker
+
     if logger.backend == "none" or data.kind != "store":
         return
     if logger.dir == ".":
@@ -103,6 +113,7 @@ def log_to_wandb(cfg: DictConfig, data: FitInput, outcome: FitOutcome, figures: 
 def run(cfg: DictConfig) -> tuple[FitInput, FitOutcome]:
     table_config, config = fit_config(cfg)
     check_output_folder(cfg.out, "out")  # before the fit: a bootstrap can take minutes
+    logger = logger_config(cfg)
     data = load_input(cfg.input, table_config, cfg.curves)
     outcome = fit_input(data, config)
     out = Path(cfg.out)
@@ -114,12 +125,11 @@ def run(cfg: DictConfig) -> tuple[FitInput, FitOutcome]:
     fit_path, report_path = write_outputs(outcome, out)
     print(report_path.read_text(), end="")
     print(f"wrote {fit_path} and {report_path}")
-    log_to_wandb(cfg, data, outcome, figures)
+    log_to_wandb(cfg, logger, data, outcome, figures)
     return data, outcome
 
 
-@hydra.main(version_base="1.3", config_path=CONFIGS_DIR, config_name="sl_fit")
-@exit_on_user_error
+@hydra_app("sl_fit")
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

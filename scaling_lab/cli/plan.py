@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scaling_lab.cli.app import one_line_errors
 from scaling_lab.errors import exit_on_user_error
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="sl-plan", description=__doc__.split("\n")[0])
+    parser = one_line_errors(argparse.ArgumentParser(prog="sl-plan", description=__doc__.split("\n")[0]))
     parser.add_argument("overrides", nargs="*", help="the same Hydra overrides as `sl-train -m` (sweeps allowed)")
     parser.add_argument("--no-probe", action="store_true", help="skip the measured step-time probe")
     parser.add_argument("--out", type=Path, help="also write the table as CSV here")

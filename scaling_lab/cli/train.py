@@ -5,65 +5,162 @@
 
 The only module of the trainer that sees a DictConfig: it converts to a typed RunConfig and calls
 :func:`scaling_lab.train.run.run_point`.
+
+Exit status: 0 when every grid point ends finished or diverged (or is being trained by another launch); 1 when a
+point failed (its training raised, it was interrupted, or under ``-m`` its start was refused: data that cannot
+be prepared), with one ``error:`` line that counts them and says where their records are; 2 for bad input that stops
+the command before any point runs (a bad override or sweep file, an empty grid) or, without ``-m``, before its one
+point trains. A start refused for bad input leaves nothing behind: Hydra's output folder and the run folders it
+created are removed.
 """
 
 from __future__ import annotations
 
 import sys
-import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.cli.app import absent_paths, hydra_app, hydra_arguments, remove_created
 from scaling_lab.config.schema import register_configs, run_config_from_dict
-from scaling_lab.errors import ScalingLabError, exit_on_user_error, print_warning, user_line
+from scaling_lab.errors import EXIT_POINTS_FAILED, EXIT_USER_ERROR, ScalingLabError, exit_on_user_error, user_line
 from scaling_lab.sweep.grids import register_resolvers
+
+if TYPE_CHECKING:
+    from scaling_lab.sweep.plan import GridPoint
 
 register_configs()
 register_resolvers()  # ${sl.isoflop_n:...} in sweep files (configs/experiment/isoflop.yaml)
 
-
-def _multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+LISTED_FAILURES = 5
+"""Failed points named in the summary line; the rest are counted."""
 
 
-@hydra.main(version_base="1.3", config_path=CONFIGS_DIR, config_name="sl_train")
+@hydra_app("sl_train")
 def main(cfg: DictConfig) -> None:
-    """Hydra task: one run. A user error ends a single run with exit status 2; in a sweep it is printed and the
-    sweep goes on (one bad grid point never sinks the sweep)."""
-    if _multirun():
-        with warnings.catch_warnings():  # one line per warning, as in a single run
-            warnings.showwarning = print_warning
-            try:
-                _run(cfg)
-            except ScalingLabError as error:
-                print(f"error: {user_line(error)}", file=sys.stderr)
-    else:
-        exit_on_user_error(_run)(cfg)
-
-
-def _run(cfg: DictConfig) -> None:
+    """Hydra task: one run (one grid point)."""
     from scaling_lab.train.run import run_point  # torch and transformers load only after the config is valid
 
-    config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
-    run_point(config)
+    run_point(run_config_from_dict(OmegaConf.to_container(cfg, resolve=True)))
+
+
+def _run_folder(point: GridPoint) -> Path:
+    from scaling_lab.results import run_dir
+
+    return run_dir(point.config.paths.results_dir, point.config.sweep, point.config.run_id())
+
+
+def _held_elsewhere(folder: Path) -> bool:
+    """Whether another process holds the run's lock (it is training that point now)."""
+    from filelock import FileLock, Timeout
+
+    from scaling_lab.train.run import LOCK_NAME
+
+    if not (folder / LOCK_NAME).exists():
+        return False
+    try:
+        with FileLock(folder / LOCK_NAME, timeout=0):
+            return False
+    except Timeout:
+        return True
+
+
+REFUSED = "refused at its start"
+"""What :func:`point_failure` says (with the reason) of a point whose start raised a user error: nothing trained."""
+
+
+def point_failure(point: GridPoint) -> tuple[Path, str] | None:
+    """Why a grid point did not end: its record (or run folder) and what happened (failed, interrupted, or
+    :data:`REFUSED` and why); None when its record says finished or diverged, or another launch is training it."""
+    from scaling_lab.results import read_record, record_path
+    from scaling_lab.train.run import DONE
+
+    folder = _run_folder(point)
+    path = record_path(point.config.paths.results_dir, point.config.sweep, point.config.run_id())
+    if not path.exists():
+        return None if _held_elsewhere(folder) else (folder, f"{REFUSED}: no record")
+    try:
+        status = read_record(path).status
+    except ScalingLabError:  # run_point sets such a record aside and trains: another process wrote it since
+        return path, "unreadable record"
+    if status in DONE or (status == "running" and _held_elsewhere(folder)):
+        return None
+    return path, "interrupted" if status == "running" else status
+
+
+def _remove_refused_start(absent: set[Path], output_dir: Path, points: Sequence[GridPoint], *, logs: bool) -> None:
+    """Remove what refused starts created: run folders that hold nothing but their free lock, Hydra's output folder
+    when ``logs`` (and this command created it), and the parents that this command created and are now empty.
+
+    A folder that holds a run record is never removed (with ``hydra.job.chdir=true`` the results of a relative
+    ``paths.results_dir`` land inside Hydra's folder, where :func:`point_failure` does not look)."""
+    from scaling_lab.results import RECORD_FILENAME
+    from scaling_lab.train.run import LOCK_NAME
+
+    for point in points:
+        folder = _run_folder(point)
+        only_lock = [p.name for p in folder.glob("*")] == [LOCK_NAME]
+        if folder.absolute() in absent and only_lock and not _held_elsewhere(folder):
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+    logs = logs and not any(output_dir.rglob(RECORD_FILENAME))
+    remove_created(absent if logs else absent - {output_dir.absolute()}, owned=[output_dir] if logs else [])
+
+
+def _summary(failures: list[tuple[Path, str]], total: int, output_dir: Path) -> str:
+    listed = "; ".join(f"{where} ({what})" for where, what in failures[:LISTED_FAILURES])
+    more = f"; and {len(failures) - LISTED_FAILURES} more" if len(failures) > LISTED_FAILURES else ""
+    logs = f"; Hydra's logs: {output_dir}" if output_dir.exists() else "; nothing was left behind"
+    return (f"{len(failures)} of {total} grid points failed: {listed}{more}. A record's reason says why; a start"
+            f" refused printed a 'failed:' line above. A relaunch retries them (failed records with retry_failed=true)"
+            f"{logs}")
+
+
+def _quoted(value: str) -> str:
+    """A Hydra override value that stays one string (spaces, commas, brackets and quotes in a path)."""
+    return "'" + value.replace("'", "\\'") + "'"
 
 
 def cli() -> None:
-    """Console entry: compose and validate every grid point first, and check that each can start (writable folders,
-    device, memory, checkpoint), so that a bad override, sweep file, sweep name, path or size ends with one line and
-    exit 2 *before* Hydra creates output directories or any point trains."""
-    from scaling_lab.sweep.plan import expand_grid
+    """Console entry (``sl-train``): compose and validate every grid point first, and check that each can start
+    (writable folders, device, memory, checkpoint), so that a bad override, sweep file, sweep name, path or size or an
+    empty grid ends with one line and exit 2 *before* Hydra creates output folders or any point trains; then run
+    Hydra, and sum up failed points (exit 1) or remove what a refused start created."""
+    from scaling_lab.sweep.plan import expand_grid, hydra_output_dir
     from scaling_lab.train.preflight import check_can_start
 
-    overrides = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-    for point in exit_on_user_error(expand_grid)(overrides):
+    args = exit_on_user_error(hydra_arguments)()
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun:
+        main()
+        return
+    config_name = args.config_name or "sl_train"
+    points = exit_on_user_error(expand_grid)(args.overrides, config_name=config_name)
+    for point in points:  # writable folders, device, memory, checkpoint: before Hydra creates anything
         exit_on_user_error(check_can_start)(point.config, on_this_host=point.runs_here)
-    main()
+    output_dir = hydra_output_dir(args.overrides, multirun=args.multirun, config_name=config_name)
+    # Hydra resolves ${now:...} in its output folder again when it starts: pin the folder named here, so that what
+    # a refused start created is known exactly.
+    key = f"hydra.{'sweep' if args.multirun else 'run'}.dir"
+    argv = sys.argv
+    sys.argv = [arg for arg in argv if not arg.startswith(f"{key}=")] + [f"{key}={_quoted(str(output_dir))}"]
+    absent = absent_paths([output_dir, *(_run_folder(point) for point in points)])
+    try:
+        main()
+    except SystemExit as stop:
+        if stop.code == EXIT_USER_ERROR:  # bad input found once the point started: leave nothing behind
+            _remove_refused_start(absent, output_dir, points, logs=True)
+        raise
+    finally:
+        sys.argv = argv
+    failures = [failure for failure in map(point_failure, points) if failure is not None]
+    if not failures:
+        return
+    # Hydra's output folder goes too when no point got past its start; otherwise it holds the sweep's logs.
+    refused_everywhere = all(what.startswith(REFUSED) for _, what in failures) and len(failures) == len(points)
+    _remove_refused_start(absent, output_dir, points, logs=refused_everywhere)
+    print(f"error: {user_line(_summary(failures, len(points), output_dir))}", file=sys.stderr)
+    sys.exit(EXIT_POINTS_FAILED)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
 from scaling_lab.atomic import text_written_for, write_text_atomically
 from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.cli.app import resolved
+from scaling_lab.config.hydra_errors import HYDRA_ERRORS, hydra_error_message
 from scaling_lab.errors import ConfigError, ReportedError, TableError, exit_on_user_error
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES
 from scaling_lab.fitting.laws import frontier_block
@@ -51,8 +51,7 @@ DRY_RUN_FLAG = "--dry-run"
 
 def to_config(cfg: DictConfig, train_overrides: list[str]) -> slice_.VerifyConfig:
     """The typed config of a composed ``sl_verify`` config and the sl-train overrides given after ``--``."""
-    values = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(values, dict)
+    values = resolved(cfg)
     return from_mapping(slice_.VerifyConfig, {**values, "train_overrides": train_overrides}, "", lists_as_tuples=True)
 
 
@@ -153,8 +152,8 @@ def compose_config(overrides: list[str]) -> DictConfig:
     try:
         with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
             return compose("sl_verify", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as error:  # unknown key, bad value, bad override syntax
-        raise ConfigError(f"sl-verify {' '.join(overrides)}: {' '.join(str(error).split())}") from None
+    except HYDRA_ERRORS as error:  # unknown key, bad value, bad override syntax, a YAML syntax error
+        raise ConfigError(f"sl-verify {' '.join(overrides)}: {hydra_error_message(error)}") from None
 
 
 @exit_on_user_error

@@ -14,16 +14,16 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.cli import CONFIGS_DIR
+from scaling_lab.config.hydra_errors import HYDRA_ERRORS, hydra_error_message
 from scaling_lab.config.schema import RunConfig, register_configs, run_config_from_dict
 from scaling_lab.errors import ConfigError
 from scaling_lab.sweep.grids import register_resolvers
@@ -50,15 +50,22 @@ class GridPoint:
     """Whether the sweep's launcher runs this point on this host (see :data:`LOCAL_LAUNCHERS`)."""
 
 
+def _base_config(parser: OverridesParser, overrides: Sequence[str], config_name: str) -> DictConfig:
+    """The sweep's own config, with its ``hydra`` node: composed from the overrides that sweep nothing (inside
+    ``initialize_config_dir``)."""
+    fixed = [o.input_line for o in parser.parse_overrides(list(overrides)) if not o.is_sweep_override()]
+    return compose(config_name, overrides=fixed, return_hydra_config=True)
+
+
 def expand_grid(overrides: Sequence[str], *, config_name: str = "sl_train") -> list[GridPoint]:
-    """Every grid point of the sweep that ``sl-train -m <overrides>`` would launch, in launch order."""
+    """Every grid point of the sweep that ``sl-train -m <overrides>`` would launch, in launch order; a sweep without
+    any (an empty range or list) is a ConfigError, as is any override, sweep file or point that does not compose."""
     register_configs()
     register_resolvers()
     try:
         parser = OverridesParser.create()
-        fixed = [o.input_line for o in parser.parse_overrides(list(overrides)) if not o.is_sweep_override()]
         with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
-            base = compose(config_name, overrides=fixed, return_hydra_config=True)
+            base = _base_config(parser, overrides, config_name)
             runs_here = str(base.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
             params = base.hydra.sweeper.get("params")
             params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
@@ -69,9 +76,22 @@ def expand_grid(overrides: Sequence[str], *, config_name: str = "sl_train") -> l
                 cfg = compose(config_name, overrides=list(job))
                 config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
                 points.append(GridPoint(overrides=tuple(job), config=config, runs_here=runs_here))
-    except (HydraException, OmegaConfBaseException) as error:  # unknown group option, bad key, bad interpolation
-        raise ConfigError(f"sweep {' '.join(overrides)}: {' '.join(str(error).split())}") from error
+    except HYDRA_ERRORS as error:  # unknown group option, bad key, bad interpolation, YAML syntax
+        raise ConfigError(f"sweep {' '.join(overrides)}: {hydra_error_message(error)}") from error
+    if not points:
+        raise ConfigError(f"sweep {' '.join(overrides)} has no grid points (an empty range or list): check its sweep"
+                          " overrides and hydra.sweeper.params in the sweep file")  # fmt: skip
     return points
+
+
+def hydra_output_dir(overrides: Sequence[str], *, multirun: bool, config_name: str = "sl_train") -> Path:
+    """The folder Hydra creates for ``sl-train [-m] <overrides>``: ``hydra.sweep.dir`` under ``-m``, else
+    ``hydra.run.dir``, resolved now (a ``${now:...}`` in it is this second). Call :func:`expand_grid` first."""
+    register_configs()
+    register_resolvers()
+    with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
+        hydra = _base_config(OverridesParser.create(), overrides, config_name).hydra
+        return Path(str(hydra.sweep.dir if multirun else hydra.run.dir))
 
 
 def _vocab_size(config: RunConfig) -> int:
@@ -165,8 +185,6 @@ def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
             row["est_seconds"] = plan.steps_trained * step_seconds + eval_seconds
         row["flags"] = "; ".join(flags)
         rows.append(row)
-    if not rows:
-        raise ConfigError("the sweep has no grid points: check hydra.sweeper.params in the sweep file")
     return pd.DataFrame(rows)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from scaling_lab.config.schema import run_config_from_dict
-from scaling_lab.errors import EXIT_USER_ERROR, ConfigError, ReportedError, TableError
+from scaling_lab.errors import EXIT_POINTS_FAILED, EXIT_USER_ERROR, ConfigError, ReportedError, TableError
 from scaling_lab.fitting.approach2 import CURVES
 from scaling_lab.model.shapes import (
     PRESETS,
@@ -456,7 +456,7 @@ def launch(overrides: Sequence[str]) -> None:
     done = subprocess.run(command, check=False)
     if done.returncode == EXIT_USER_ERROR:  # a pre-start check refused the slice: its one error line is above
         raise ReportedError(f"sl-train -m refused the slice ({' '.join(overrides)})")
-    if done.returncode != 0:
+    if done.returncode not in (0, EXIT_POINTS_FAILED):  # failed points: the runs that finished are compared
         raise ConfigError(f"sl-train -m exited with status {done.returncode} (its output is above): fix the cause "
                           "and rerun sl-verify; finished points are kept")  # fmt: skip
 

@@ -136,12 +136,14 @@ def test_in_a_multirun_each_failing_points_error_line_is_redacted(tmp_path: Path
                    f"logger.tags=[{ENV_KEY}]", "budget.value=2048,3072", f"launcher={launcher}", cwd=tmp_path,
                    env=_env(tmp_path))  # fmt: skip
     printed = done.stdout + done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 2, printed[-3000:]
-    assert all("data.sources" in line and "<redacted>" in line for line in errors), errors
+    failed = [line for line in done.stderr.splitlines() if line.startswith("failed: grid point #")]
+    assert len(failed) == 2, printed[-3000:]
+    assert all("data.sources" in line and "<redacted>" in line for line in failed), failed
+    # the sweep's one summary line (every point failed: exit 1)
+    assert done.returncode == 1 and done.stderr.count("error: 2 of 2 grid points failed") == 1, printed[-3000:]
     assert "logger.tags=<redacted>" in printed  # the launcher's job lines
     assert not [secret for secret in SECRETS if secret in printed]
-    assert not _files_holding_a_secret(tmp_path / "results")
+    assert not (tmp_path / "results").exists()  # every start was refused: nothing left behind to hold a secret
 
 
 def test_a_sweep_named_by_a_secret_is_refused_before_anything_is_written(tmp_path: Path) -> None:
