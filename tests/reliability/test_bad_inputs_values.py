@@ -14,13 +14,13 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 
 from .conftest import run_cli
-from .test_bad_inputs import GOOD_CSV, TINY_TRAIN, Case, _fill, _prepare, _train_record_path
+from .test_bad_inputs import GOOD_CSV, TINY_TRAIN, Case, _fill, _prepare
+from .test_bad_inputs_store import _record_path_of
 from .test_security import Payload
 
 
@@ -153,15 +153,15 @@ def _snapshot(folder: Path) -> dict[str, int | None]:
             for path in sorted(folder.rglob("*"))}  # fmt: skip
 
 
-def _problems(cases: list[Case], tmp_path: Path, records: ModuleType) -> dict[str, str]:
+def _problems(cases: list[Case], tmp_path: Path) -> dict[str, str]:
     """Run every case's CLI (two at a time); the cases that did not end in one named error line, exit 2, with the
     case folder as it was before."""
     before = {}
     for case in cases:
         tmp = tmp_path / case.name
-        _prepare(case, tmp, records)
+        _prepare(case, tmp)
         if case.name in CHECKPOINTS:
-            path = _train_record_path(tmp).parent / "checkpoint.pt"
+            path = _record_path_of([_fill(arg, tmp) for arg in TINY_TRAIN]).parent / "checkpoint.pt"
             path.parent.mkdir(parents=True)
             path.write_bytes(CHECKPOINTS[case.name](path))
         before[case.name] = _snapshot(tmp)
@@ -190,8 +190,8 @@ def _problems(cases: list[Case], tmp_path: Path, records: ModuleType) -> dict[st
     return problems
 
 
-def _check(cases: list[Case], tmp_path: Path, records: ModuleType) -> None:
-    problems = _problems(cases, tmp_path, records)
+def _check(cases: list[Case], tmp_path: Path) -> None:
+    problems = _problems(cases, tmp_path)
     assert not problems, "\n".join(f"{name}: {text}" for name, text in problems.items())
 
 
@@ -205,14 +205,10 @@ QUICK = ("results-dir-under-a-file", "fit-out-under-proc", "budget-1e30-tokens",
          f"device-{MISSING_DEVICES[0].replace(':', '')}", "checkpoint-pickled-object")  # fmt: skip
 
 
-def test_one_bad_value_of_each_class_ends_in_one_error_line_and_leaves_nothing(
-    tmp_path: Path, records: ModuleType
-) -> None:
-    _check([case for case in CASES if case.name in QUICK], tmp_path, records)
+def test_one_bad_value_of_each_class_ends_in_one_error_line_and_leaves_nothing(tmp_path: Path) -> None:
+    _check([case for case in CASES if case.name in QUICK], tmp_path)
 
 
 @pytest.mark.slow
-def test_every_bad_value_ends_in_one_error_line_naming_it_and_leaves_nothing(
-    tmp_path: Path, records: ModuleType
-) -> None:
-    _check(CASES, tmp_path, records)
+def test_every_bad_value_ends_in_one_error_line_naming_it_and_leaves_nothing(tmp_path: Path) -> None:
+    _check(CASES, tmp_path)
