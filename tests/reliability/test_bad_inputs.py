@@ -29,7 +29,7 @@ class Case:
     name: str
     """Test id."""
     cli: str
-    """Module under scaling_lab.cli: train, plan or fit."""
+    """Module under scaling_lab.cli: train, plan, fit, collect, budget or verify."""
     args: tuple[str, ...]
     """Command-line arguments; ``{tmp}`` is the case's folder."""
     names: tuple[str, ...]
@@ -98,11 +98,54 @@ def _fill(text: str, tmp: Path) -> str:
     return text.replace("{tmp}", str(tmp))
 
 
-def _prepare(case: Case, tmp: Path) -> None:
+def prepare(tmp: Path, files: dict[str, str] | None = None) -> Path:
+    """The case folder with TEXT and ``files``."""
     tmp.mkdir(parents=True)
-    for relative, text in {**TEXT, **(case.files or {})}.items():
+    for relative, text in {**TEXT, **(files or {})}.items():
         (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp / relative).write_text(text)
+    return tmp
+
+
+def _prepare(case: Case, tmp: Path) -> None:
+    prepare(tmp, case.files)
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder``: a file's bytes, None for a folder."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
+def run_cases(cases: list[Case], folders: dict[str, Path]) -> list[tuple[Case, Any]]:
+    """Run every case's CLI in its folder (the working directory), two at a time."""
+
+    def run(case: Case) -> tuple[Case, Any]:
+        tmp = folders[case.name]
+        return case, run_cli(case.cli, *(_fill(arg, tmp) for arg in case.args), cwd=tmp)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(run, cases))
+
+
+def problems_of(case: Case, tmp: Path, before: dict[str, bytes | None], done: Any) -> list[str]:
+    """What is wrong with a bad-input case's outcome: exit status 2, exactly one ``error:`` line naming what the case
+    names, no traceback or torch's weights-only advice, and the case folder exactly as it was before."""
+    lines = done.stderr.strip().splitlines()
+    found = []
+    if done.returncode != 2:
+        found.append(f"exit {done.returncode}")
+    if len(lines) != 1 or not lines[0].startswith("error: "):
+        found.append(f"stderr is not one error: line: {done.stderr.strip()[-1500:]!r}")
+    elif missing := [name for name in (_fill(n, tmp) for n in case.names) if name not in lines[0]]:
+        found.append(f"{lines[0]!r} does not name {missing}")
+    if "Traceback" in done.stdout + done.stderr or "weights_only" in done.stderr:
+        found.append("shows a traceback or torch's weights-only advice")
+    after = snapshot(tmp)
+    if left := sorted(set(after) - set(before)):
+        found.append(f"left behind: {left}")
+    if changed := sorted(path for path in before if after.get(path, b"gone") != before[path]):
+        found.append(f"changed or removed what existed before: {changed}")
+    return found
 
 
 KNOWN_BUGS: dict[str, str] = {

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from scaling_lab.cli.app import absent_paths, remove_created
 from scaling_lab.results import read_record
 
 from .conftest import run_cli
-from .test_bad_inputs import GOOD_CSV, TEXT, TINY_TRAIN, _fill
+from .test_bad_inputs import GOOD_CSV, TINY_TRAIN, Case, _fill, prepare, problems_of, run_cases, snapshot
 
 BROKEN_SWEEP = "# @package _global_\nhydra:\n  sweeper:\n    params:\n      model: n1k,n3k\n   seed: [\n"
 """A sweep file whose last line is indented wrongly (PyYAML: expected <block end>)."""
@@ -32,21 +30,6 @@ BROKEN_GROUP = "preset: n1k\n  width: [\n"
 SEARCH = "hydra.searchpath=[file://{tmp}/conf]"
 BAD_DATA = tuple(arg.replace("text.txt", "nowhere.txt") for arg in TINY_TRAIN)
 
-
-@dataclass(frozen=True, kw_only=True)
-class Case:
-    """One bad command line: which CLI, its arguments and files, and what its one ``error:`` line must name."""
-
-    name: str
-    """Test id."""
-    cli: str
-    """Module under scaling_lab.cli: train, plan, fit, collect or budget."""
-    args: tuple[str, ...]
-    """Command-line arguments; ``{tmp}`` is the case's folder (also the working directory)."""
-    names: tuple[str, ...]
-    """Substrings the error line must contain (the key, option or file); ``{tmp}`` as above."""
-    files: dict[str, str] | None = None
-    """Files to write under the case folder before running: relative path -> text."""
 
 
 CASES = [
@@ -113,50 +96,10 @@ CASES = [
 ]  # fmt: skip
 
 
-def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every path under ``folder``: a file's bytes, None for a folder."""
-    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
-
-
-def prepare(tmp: Path, files: dict[str, str] | None = None) -> Path:
-    """The case folder with TEXT and ``files``."""
-    tmp.mkdir(parents=True)
-    for relative, text in {**TEXT, **(files or {})}.items():
-        (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
-        (tmp / relative).write_text(text)
-    return tmp
-
-
-def problems_of(case: Case, tmp: Path, before: dict[str, bytes | None],
-                done: subprocess.CompletedProcess[str]) -> list[str]:  # fmt: skip
-    """What is wrong with a bad-input case's outcome: exit status, stderr, leftovers."""
-    lines = done.stderr.strip().splitlines()
-    found = []
-    if done.returncode != 2:
-        found.append(f"exit {done.returncode}")
-    if len(lines) != 1 or not lines[0].startswith("error: "):
-        found.append(f"stderr is not one error: line: {done.stderr.strip()[-1500:]!r}")
-    elif missing := [name for name in (_fill(n, tmp) for n in case.names) if name not in lines[0]]:
-        found.append(f"{lines[0]!r} does not name {missing}")
-    after = snapshot(tmp)
-    if left := sorted(set(after) - set(before)):
-        found.append(f"left behind: {left}")
-    if changed := sorted(path for path in before if after.get(path, b"gone") != before[path]):
-        found.append(f"changed or removed what existed before: {changed}")
-    return found
-
-
 def test_every_bad_command_line_ends_in_one_error_line_exit_2_and_leaves_nothing(tmp_path: Path) -> None:
     folders = {case.name: prepare(tmp_path / case.name, case.files) for case in CASES}
     before = {name: snapshot(folder) for name, folder in folders.items()}
-
-    def run(case: Case) -> tuple[Case, subprocess.CompletedProcess[str]]:
-        tmp = folders[case.name]
-        return case, run_cli(case.cli, *(_fill(arg, tmp) for arg in case.args), cwd=tmp)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(run, CASES))
-    problems = {case.name: found for case, done in results
+    problems = {case.name: found for case, done in run_cases(CASES, folders)
                 if (found := problems_of(case, folders[case.name], before[case.name], done))}  # fmt: skip
     assert not problems, "\n".join(f"{name}: {'; '.join(found)}" for name, found in problems.items())
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 
-from .conftest import run_cli
-from .test_bad_inputs import GOOD_CSV, TINY_TRAIN, Case, _fill, _prepare
+from .test_bad_inputs import GOOD_CSV, TINY_TRAIN, Case, _fill, prepare, problems_of, run_cases, snapshot
 from .test_bad_inputs_store import _record_path_of
 from .test_security import Payload
 
@@ -147,47 +145,19 @@ CASES = [
 ]  # fmt: skip
 
 
-def _snapshot(folder: Path) -> dict[str, int | None]:
-    """Every path under ``folder``: a file's size, None for a folder."""
-    return {str(path.relative_to(folder)): None if path.is_dir() else path.stat().st_size
-            for path in sorted(folder.rglob("*"))}  # fmt: skip
-
-
 def _problems(cases: list[Case], tmp_path: Path) -> dict[str, str]:
-    """Run every case's CLI (two at a time); the cases that did not end in one named error line, exit 2, with the
-    case folder as it was before."""
-    before = {}
+    """Run every case's CLI (two at a time); what went wrong in each case that did not end in one named error line,
+    exit 2, with the case folder as it was before."""
+    folders = {}
     for case in cases:
-        tmp = tmp_path / case.name
-        _prepare(case, tmp)
+        tmp = folders[case.name] = prepare(tmp_path / case.name, case.files)
         if case.name in CHECKPOINTS:
             path = _record_path_of([_fill(arg, tmp) for arg in TINY_TRAIN]).parent / "checkpoint.pt"
             path.parent.mkdir(parents=True)
             path.write_bytes(CHECKPOINTS[case.name](path))
-        before[case.name] = _snapshot(tmp)
-
-    def run(case: Case) -> tuple[Case, object]:
-        tmp = tmp_path / case.name
-        return case, run_cli(case.cli, *(_fill(arg, tmp) for arg in case.args), cwd=tmp)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(run, cases))
-    problems = {}
-    for case, done in results:
-        tmp = tmp_path / case.name
-        lines = done.stderr.strip().splitlines()
-        names = [_fill(name, tmp) for name in case.names]
-        after = _snapshot(tmp)
-        if done.returncode != 2 or len(lines) != 1 or not lines[0].startswith("error: "):
-            problems[case.name] = f"exit {done.returncode}, stderr {done.stderr.strip()[-600:]!r}"
-        elif missing := [name for name in names if name not in lines[0]]:
-            problems[case.name] = f"{lines[0]!r} does not name {missing}"
-        elif "Traceback" in done.stdout + done.stderr or "weights_only" in lines[0]:
-            problems[case.name] = f"{lines[0]!r} shows a traceback or torch's advice"
-        elif after != before[case.name]:
-            changed = sorted(set(after.items()) ^ set(before[case.name].items()))
-            problems[case.name] = f"left behind or changed: {changed}"
-    return problems
+    before = {name: snapshot(folder) for name, folder in folders.items()}
+    return {case.name: "; ".join(found) for case, done in run_cases(cases, folders)
+            if (found := problems_of(case, folders[case.name], before[case.name], done))}  # fmt: skip
 
 
 def _check(cases: list[Case], tmp_path: Path) -> None:
