@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from scaling_lab.budget import FlopsPerToken
-from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets
+from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets, isoflop_slices
 from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.fitting.laws import ChinchillaLaw
 
@@ -61,13 +61,8 @@ def _cause(key: str, applies_to: tuple[str, ...] | list[str], detail: str) -> di
 
 def _slices(points: pd.DataFrame, config: Approach2Config) -> list[tuple[float, pd.DataFrame]]:
     """Approach 2's isoFLOP slices that have enough sizes to be fitted: (C, rows)."""
-    labels = assign_budgets(points["flops"].to_numpy(), config.budget_rtol)
-    out = []
-    for flops in np.unique(labels):
-        rows = points[labels == flops]
-        if rows["n_params"].nunique() >= config.min_sizes:
-            out.append((float(flops), rows))
-    return out
+    return [(flops, rows) for flops, rows in isoflop_slices(points, config)
+            if rows["n_params"].nunique() >= config.min_sizes]  # fmt: skip
 
 
 def cubic_term_p_value(log_n: np.ndarray, loss: np.ndarray) -> float:

@@ -272,7 +272,7 @@ def _power_law(flops: np.ndarray, values: np.ndarray, log_std: np.ndarray | None
     return float(slope), float(np.exp(intercept))
 
 
-def _slices(table: pd.DataFrame, config: Approach2Config) -> list[tuple[float, pd.DataFrame]]:
+def isoflop_slices(table: pd.DataFrame, config: Approach2Config) -> list[tuple[float, pd.DataFrame]]:
     """(budget C, its rows) for every budget, by increasing C."""
     labels = assign_budgets(table["flops"].to_numpy(), config.budget_rtol)
     return [(float(flops), table[labels == flops]) for flops in np.unique(labels)]
@@ -321,7 +321,7 @@ def _akima_budget(rows: pd.DataFrame, config: Approach2Config, rng: np.random.Ge
 def _budgets(table: pd.DataFrame, config: Approach2Config) -> list[dict[str, Any]]:
     rng = np.random.default_rng(AKIMA_WEIGHTS_SEED)
     out = []
-    for flops, rows in _slices(table, config):
+    for flops, rows in isoflop_slices(table, config):
         n_sizes = int(rows["n_params"].nunique())
         entry: dict[str, Any] = {"flops": flops, "n_sizes": n_sizes, "n_points": len(rows)}
         if n_sizes < config.min_sizes:
@@ -414,7 +414,7 @@ def seed_noise_bootstrap(
     rng = np.random.default_rng(bootstrap_config.seed)
     used = {b["flops"]: b for b in result.budgets if b["used"]}
     flops, log_n, log_d, ok = [], [], [], []
-    for budget_flops, rows in _slices(table, config):
+    for budget_flops, rows in isoflop_slices(table, config):
         if budget_flops in used:
             n_at, d_at, _, bracketed = _noisy_minima(size_profile(rows), config, bootstrap_config.n_resamples, rng)
             flops.append(budget_flops)
