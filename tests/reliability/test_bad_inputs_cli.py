@@ -108,17 +108,24 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error: ")]
 
 
-@pytest.mark.parametrize("launcher", ["sequential", "local"])
-def test_a_sweep_with_a_failing_point_exits_1_with_one_summary_line_and_records_the_good_point(
-    tmp_path: Path, launcher: str
-) -> None:
+def _failing_sweep(tmp_path: Path, launcher: str, *, crash_at_step: int) -> tuple[Path, str]:
+    """A two-point sweep (2048 and 4096 tokens) whose runs crash at ``crash_at_step``: it must exit 1 with one
+    ``error:`` line; (the case folder, that line)."""
     tmp = prepare(tmp_path / "case")
-    # 2048 tokens are 16 steps and 4096 are 32 (128-token batches): only the larger budget reaches step 20
-    args = ("-m", *TINY_TRAIN[:1], *TINY_TRAIN[2:], "budget.value=2048,4096", "debug.crash_at_step=20",
+    args = ("-m", *TINY_TRAIN[:1], *TINY_TRAIN[2:], "budget.value=2048,4096", f"debug.crash_at_step={crash_at_step}",
             f"launcher={launcher}")  # fmt: skip
     done = run_cli("train", *(_fill(arg, tmp) for arg in args), cwd=tmp, timeout=300)
     assert done.returncode == 1, done.stderr[-3000:]
     (line,) = error_lines(done.stderr)
+    return tmp, line
+
+
+@pytest.mark.parametrize("launcher", ["sequential", "local"])
+def test_a_sweep_with_a_failing_point_exits_1_with_one_summary_line_and_records_the_good_point(
+    tmp_path: Path, launcher: str
+) -> None:
+    # 2048 tokens are 16 steps and 4096 are 32 (128-token batches): only the larger budget reaches step 20
+    tmp, line = _failing_sweep(tmp_path, launcher, crash_at_step=20)
     assert line.startswith("error: 1 of 2 grid points failed: "), line
     by_status = {read_record(path).status: path for path in (tmp / "results" / "bad").glob("*/run.json")}
     assert set(by_status) == {"finished", "failed"}
@@ -129,12 +136,7 @@ def test_a_sweep_with_a_failing_point_exits_1_with_one_summary_line_and_records_
 
 @pytest.mark.parametrize("launcher", ["sequential", pytest.param("local", marks=pytest.mark.slow)])
 def test_a_sweep_whose_every_point_fails_exits_1_with_one_summary_line(tmp_path: Path, launcher: str) -> None:
-    tmp = prepare(tmp_path / "case")
-    args = ("-m", *TINY_TRAIN[:1], *TINY_TRAIN[2:], "budget.value=2048,4096", "debug.crash_at_step=1",
-            f"launcher={launcher}")  # fmt: skip
-    done = run_cli("train", *(_fill(arg, tmp) for arg in args), cwd=tmp, timeout=300)
-    assert done.returncode == 1, done.stderr[-3000:]
-    (line,) = error_lines(done.stderr)
+    tmp, line = _failing_sweep(tmp_path, launcher, crash_at_step=1)
     assert line.startswith("error: 2 of 2 grid points failed: "), line
     failed = sorted((tmp / "results" / "bad").glob("*/run.json"))
     assert len(failed) == 2 and all(read_record(path).status == "failed" and str(path) in line for path in failed)

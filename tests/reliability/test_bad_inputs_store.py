@@ -33,7 +33,7 @@ from scaling_lab.results import RunRecord, read_record, record_path, write_recor
 from scaling_lab.train.run import LOCK_NAME
 
 from .conftest import load_helpers, run_cli
-from .test_bad_inputs import TEXT, TINY_TRAIN
+from .test_bad_inputs import TEXT, TINY_TRAIN, Case, problems_of, snapshot
 
 # ----------------------------------------------------------------------------------------------------------------
 # Planted run.json files
@@ -109,11 +109,6 @@ def _plant(path: Path, case: Planted, own: dict[str, Any], foreign: dict[str, An
     return content
 
 
-def _snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under root with its bytes (None for a folder): what a reader must leave as it found it."""
-    return {str(path.relative_to(root)): None if path.is_dir() else path.read_bytes() for path in root.rglob("*")}
-
-
 def _one_line(done: CompletedProcess[str], prefix: str) -> str:
     """The one stderr line, which starts with ``prefix``; no traceback anywhere."""
     assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
@@ -154,7 +149,7 @@ def _collect_problems(case_sets: list[list[Planted]], tmp_path: Path, records: M
     def run(index: int) -> tuple[int, CompletedProcess[str], dict[str, bytes | None]]:
         tmp = tmp_path / str(index)
         _store(tmp / "results", records, case_sets[index])
-        before = _snapshot(tmp / "results")
+        before = snapshot(tmp / "results")
         done = run_cli("collect", f"stores=[{tmp / 'results'}]", f"out={tmp / 'out' / 'table'}", cwd=tmp)
         return index, done, before
 
@@ -167,7 +162,7 @@ def _collect_problems(case_sets: list[list[Planted]], tmp_path: Path, records: M
             assert all(name in entry for name in case.names), (case.name, entry)
         assert sorted(pd.read_csv(tmp / "out" / "table.csv")["run_id"]) == ["g0", "g1"]
         assert sorted(pd.read_parquet(tmp / "out" / "table_curves.parquet")["run_id"].unique()) == ["g0", "g1"]
-        assert _snapshot(tmp / "results") == before  # nothing moved, rewritten or added in the store
+        assert snapshot(tmp / "results") == before  # nothing moved, rewritten or added in the store
 
 
 def test_collect_skips_every_kind_of_bad_record_in_one_warning_and_collects_the_rest(
@@ -189,37 +184,33 @@ def test_fit_of_a_store_skips_a_binary_and_a_copied_record_with_one_warning(tmp_
     _plant(binary, BY_NAME["binary"], {}, {})
     copied.parent.mkdir()
     copied.write_bytes(record_path(root, "grid", "run0").read_bytes())  # run0's record in another point's folder
-    before = _snapshot(root)
+    before = snapshot(root)
     done = run_cli("fit", f"input={root}", f"out={tmp_path / 'fit'}", "approaches=[approach3]", "figures=false",
                    "fit.extrapolation.holdout_budgets=0", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     warning = _one_line(done, "warning: skipped 2 run record(s): ")
     assert "not UTF-8" in _entry(warning, binary, root) and "field run_id='run0'" in _entry(warning, copied, root)
     assert json.loads((tmp_path / "fit" / "fit.json").read_text())["approach3"]["n_points"] == len(table)
-    assert _snapshot(root) == before
+    assert snapshot(root) == before
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # sl-collect with nothing to collect: one error line, exit 2, nothing written
 
 
-@dataclass(frozen=True, kw_only=True)
-class CollectError:
-    name: str
-    stores: str
-    """The stores= argument; ``{tmp}`` is the case's folder."""
-    names: tuple[str, ...]
-    """Substrings of the error line (``{tmp}`` as above)."""
+def _collect(name: str, stores: str, names: tuple[str, ...]) -> Case:
+    """An sl-collect case: ``stores`` is its stores= argument; ``{tmp}`` is the case's folder."""
+    return Case(name=name, cli="collect", args=(f"stores={stores}", "out={tmp}/out/t"), names=names)
 
 
 COLLECT_ERRORS = [
-    CollectError(name="no-stores", stores="[]", names=("stores=[]",)),
-    CollectError(name="missing-store", stores="[{tmp}/nowhere]", names=("{tmp}/nowhere", "no such results directory")),
-    CollectError(name="empty-store", stores="[{tmp}/empty]", names=("{tmp}/empty", "no usable run.json")),
-    CollectError(name="empty-beside-good", stores="[{tmp}/good,{tmp}/empty]", names=("{tmp}/empty ",)),
-    CollectError(name="only-bad-records", stores="[{tmp}/bad]",  # the skipped files are in the error line
-                 names=("{tmp}/bad holds no usable run.json", "{tmp}/bad/tiny/binary/run.json: not UTF-8")),
-    CollectError(name="nothing-finished", stores="[{tmp}/running]", names=("no run with status finished",)),
+    _collect("no-stores", "[]", ("stores=[]",)),
+    _collect("missing-store", "[{tmp}/nowhere]", ("{tmp}/nowhere", "no such results directory")),
+    _collect("empty-store", "[{tmp}/empty]", ("{tmp}/empty", "no usable run.json")),
+    _collect("empty-beside-good", "[{tmp}/good,{tmp}/empty]", ("{tmp}/empty ",)),
+    _collect("only-bad-records", "[{tmp}/bad]",  # the skipped files are in the error line
+             ("{tmp}/bad holds no usable run.json", "{tmp}/bad/tiny/binary/run.json: not UTF-8")),
+    _collect("nothing-finished", "[{tmp}/running]", ("no run with status finished",)),
 ]  # fmt: skip
 
 
@@ -233,16 +224,13 @@ def _collect_error_stores(tmp: Path, records: ModuleType) -> None:
 
 @pytest.mark.parametrize("case", COLLECT_ERRORS, ids=lambda case: case.name)
 def test_collect_with_nothing_to_collect_is_one_error_line_and_writes_nothing(
-    case: CollectError, tmp_path: Path, records: ModuleType
+    case: Case, tmp_path: Path, records: ModuleType
 ) -> None:
     _collect_error_stores(tmp_path, records)
-    before = _snapshot(tmp_path)
-    done = run_cli("collect", "stores=" + case.stores.replace("{tmp}", str(tmp_path)), f"out={tmp_path / 'out' / 't'}",
-                   cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 2
-    error = _one_line(done, "error: ")
-    assert all(name.replace("{tmp}", str(tmp_path)) in error for name in case.names), error
-    assert _snapshot(tmp_path) == before  # no table, no out folder, the stores untouched
+    before = snapshot(tmp_path)
+    done = run_cli(case.cli, *(arg.replace("{tmp}", str(tmp_path)) for arg in case.args), cwd=tmp_path)
+    # one error line naming the stores, exit 2, no traceback; no table, no out folder, the stores untouched
+    assert not (found := problems_of(case, tmp_path, before, done)), found
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -444,18 +432,18 @@ def test_every_malformed_fit_json_is_one_error_line_naming_the_field(tmp_path: P
 def test_sl_verify_refuses_a_fit_json_of_the_wrong_shape(name: str, tmp_path: Path, trained: Trained) -> None:
     # sl-verify reads fit.json through the same reader as sl-budget (a dry run: nothing trains, nothing is written)
     (tmp_path / "fit.json").write_bytes(FIT_JSON_CASES[name][0])
-    before = _snapshot(trained.shared)
+    before = snapshot(trained.shared)
     done = run_cli("verify", f"fit_json={tmp_path / 'fit.json'}", f"store={trained.shared / 'results' / 'bad'}",
                    f"out={tmp_path / 'out'}", "--dry-run", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 2
     error = _one_line(done, f"error: {tmp_path / 'fit.json'}: ")
     assert all(part in error for part in FIT_JSON_CASES[name][1]), error
-    assert [p.name for p in tmp_path.iterdir()] == ["fit.json"] and _snapshot(trained.shared) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.json"] and snapshot(trained.shared) == before
 
 
 def test_sl_verify_refuses_approach_blocks_of_the_wrong_shape(tmp_path: Path, trained: Trained) -> None:
     # approaches 1 and 2, skipped and the interval level are read through the same reader module as approach 3
-    before = _snapshot(trained.shared)
+    before = snapshot(trained.shared)
 
     def run(name: str) -> tuple[str, CompletedProcess[str]]:
         (tmp_path / name).mkdir()
@@ -469,4 +457,4 @@ def test_sl_verify_refuses_approach_blocks_of_the_wrong_shape(tmp_path: Path, tr
         error = _one_line(done, f"error: {tmp_path / name / 'fit.json'}: ")
         assert all(part in error for part in VERIFY_FIT_JSON_CASES[name][1]), (name, error)
         assert [p.name for p in (tmp_path / name).iterdir()] == ["fit.json"]
-    assert _snapshot(trained.shared) == before
+    assert snapshot(trained.shared) == before
