@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from scaling_lab.results import (
     TABLE_COLUMNS,
     CurvePoint,
     SkippedRecordsWarning,
+    files_named,
     load_curves,
     load_records,
     load_table,
@@ -210,3 +212,39 @@ def test_the_race_detects_a_plain_write(tmp_path, make_record):
     ]
     counts = _race(tmp_path, lambda index: path.write_text(texts[index % 2]), until="caught")
     assert counts["partial"] > 0
+
+
+def test_a_folder_removed_while_the_store_is_walked_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process removes a folder between the listing of its parent and the descent into it (a finished
+    point's checkpoint folder, a write probe): the walk goes on and finds every record that is still there."""
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "run.json").write_text("{}")
+    (tmp_path / "probe").mkdir()
+    real_scandir = os.scandir
+
+    class ScandirThenRemoveProbe:  # the listing is taken, then the folder goes, as with a concurrent writer
+        def __init__(self, path) -> None:
+            with real_scandir(path) as listing:
+                self.entries = iter(list(listing))
+            if Path(path) == tmp_path and (tmp_path / "probe").exists():
+                (tmp_path / "probe").rmdir()
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self.entries)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            pass
+
+    monkeypatch.setattr(os, "scandir", ScandirThenRemoveProbe)
+    assert files_named(tmp_path, "run.json") == [kept / "run.json"]
+    with pytest.raises(FileNotFoundError):  # what the walk did before: Path.rglob stops on the vanished folder
+        (tmp_path / "probe").mkdir() or list(tmp_path.rglob("run.json"))
