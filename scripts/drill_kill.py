@@ -123,8 +123,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--kills", type=int, default=4, help="SIGKILLs before the final relaunch")
     parser.add_argument("--budgets", default="8e3,1.2e4,1.6e4,2e4", help="token budgets of the n1k grid points")
     parser.add_argument("--checkpoint-tokens", type=int, default=1024, help="checkpoint_every_tokens")
-    parser.add_argument("--max-steps", type=int, default=3,
-                        help="each kill comes after 1 to this many records or checkpoints written by the launch")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=3,
+        help="each kill comes after 1 to this many records or checkpoints written by the launch",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill points")
     parser.add_argument("--out", type=Path, help="working folder (default: a new temporary folder)")
     args = parser.parse_args(argv)

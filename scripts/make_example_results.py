@@ -77,8 +77,14 @@ def two_mix_table(seed: int = 0) -> pd.DataFrame:
     """One isoFLOP table per published law, labelled by ``group``; run ids unique across groups."""
     frames = []
     for offset, (group, law_name) in enumerate(MIX_LAWS.items()):
-        frame = isoflop_table(PUBLISHED_LAWS[law_name], budgets=MIX_BUDGETS, sizes_per_budget=7,
-                              span_decades=0.6, noise=MIX_NOISE, seed=seed + offset)
+        frame = isoflop_table(
+            PUBLISHED_LAWS[law_name],
+            budgets=MIX_BUDGETS,
+            sizes_per_budget=7,
+            span_decades=0.6,
+            noise=MIX_NOISE,
+            seed=seed + offset,
+        )
         frame["group"] = group
         frame["run_id"] = group + "_" + frame["run_id"]
         frames.append(frame)
@@ -99,8 +105,12 @@ def dashboard_figure(table: Path, docs_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", type=Path, default=REPO / "data" / "examples")
-    parser.add_argument("--results-dir", type=Path, default=None,
-                        help="where the run records go (default: a temporary directory, removed afterwards)")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help="where the run records go (default: a temporary directory, removed afterwards)",
+    )
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--docs-dir", type=Path, default=REPO / "docs" / "dashboard")
     parser.add_argument("--skip-sweep", action="store_true", help="do not train: reuse the stored sweep table")

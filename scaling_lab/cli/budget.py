@@ -1,7 +1,7 @@
 """``sl-budget``: N_opt, D_opt, tokens per parameter and predicted loss for a budget, from a law.
 
-    sl-budget flops=5.88e21 law=besiroglu2024
-    sl-budget n_params=7e9 law=outputs/fit/fit.json inference_tokens=2e12 reference_models=true
+sl-budget flops=5.88e21 law=besiroglu2024
+sl-budget n_params=7e9 law=outputs/fit/fit.json inference_tokens=2e12 reference_models=true
 """
 
 from __future__ import annotations

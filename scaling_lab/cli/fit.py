@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+
 def build(cls: type[T], values: dict[str, Any] | None, prefix: str) -> T:
     """A frozen fitting config from a plain mapping (lists become tuples); unknown keys and values of the wrong type
     name the field."""

@@ -1,7 +1,7 @@
 """sl-plan: the dry run of a sweep (trains nothing).
 
-    sl-plan experiment=quickstart
-    sl-plan model=n3k,n7k budget.value=5e5,1e6 --no-probe --out plan.csv
+sl-plan experiment=quickstart
+sl-plan model=n3k,n7k budget.value=5e5,1e6 --no-probe --out plan.csv
 """
 
 from __future__ import annotations

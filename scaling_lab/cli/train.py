@@ -112,9 +112,11 @@ def _summary(failures: list[tuple[Path, str]], total: int, output_dir: Path) -> 
     listed = "; ".join(f"{where} ({what})" for where, what in failures[:LISTED_FAILURES])
     more = f"; and {len(failures) - LISTED_FAILURES} more" if len(failures) > LISTED_FAILURES else ""
     logs = f"; Hydra's logs: {output_dir}" if output_dir.exists() else "; nothing was left behind"
-    return (f"{len(failures)} of {total} grid points failed: {listed}{more}. A record's reason says why; a start"
-            f" refused printed a 'failed:' line above. A relaunch retries them (failed records with retry_failed=true)"
-            f"{logs}")
+    return (
+        f"{len(failures)} of {total} grid points failed: {listed}{more}. A record's reason says why; a start"
+        f" refused printed a 'failed:' line above. A relaunch retries them (failed records with retry_failed=true)"
+        f"{logs}"
+    )
 
 
 def _quoted(value: str) -> str:

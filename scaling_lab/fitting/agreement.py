@@ -87,8 +87,11 @@ def _skew(slices: list[tuple[float, pd.DataFrame]]) -> dict[str, Any] | None:
     skewed = sum(p < SKEW_P_VALUE for p in p_values)
     if not skewed:
         return None
-    return _cause("skewed_profiles", ["approach2"],
-                  f"{skewed} of {len(slices)} slices have a significant cubic term at p < {SKEW_P_VALUE:g}")
+    return _cause(
+        "skewed_profiles",
+        ["approach2"],
+        f"{skewed} of {len(slices)} slices have a significant cubic term at p < {SKEW_P_VALUE:g}",
+    )
 
 
 def _edge(slices: list[tuple[float, pd.DataFrame]], results: dict[str, Any], points: pd.DataFrame) -> list[dict]:
@@ -108,8 +111,13 @@ def _edge(slices: list[tuple[float, pd.DataFrame]], results: dict[str, Any], poi
         if not bracketed or not sizes[1] <= n_min <= sizes[-2]:
             near += 1
     if near:
-        out.append(_cause("edge_minimum", ["approach2"],
-                          f"{near} of {len(slices)} slices have their minimum beyond the second size from an end"))
+        out.append(
+            _cause(
+                "edge_minimum",
+                ["approach2"],
+                f"{near} of {len(slices)} slices have their minimum beyond the second size from an end",
+            )
+        )
     r1 = results.get("approach1")
     if r1 is not None and r1.envelope and r1.envelope[-1]["n_params"] >= points["n_params"].max():
         out.append(_cause("edge_minimum", ["approach1"], "approach 1's envelope at its largest C is the largest size"))
@@ -121,8 +129,11 @@ def _few_budgets(slices: list[tuple[float, pd.DataFrame]]) -> dict[str, Any] | N
     decades = float(np.log10(max(flops) / min(flops))) if flops else 0.0
     if len(flops) >= MIN_BUDGETS and decades >= MIN_DECADES:
         return None
-    return _cause("few_budgets", APPROACHES_WITH_A,
-                  f"{len(flops)} slices over {decades:.2g} decades of C, want ≥ {MIN_BUDGETS} over ≥ {MIN_DECADES:g}")
+    return _cause(
+        "few_budgets",
+        APPROACHES_WITH_A,
+        f"{len(flops)} slices over {decades:.2g} decades of C, want ≥ {MIN_BUDGETS} over ≥ {MIN_DECADES:g}",
+    )
 
 
 def neighbour_step(slices: list[tuple[float, pd.DataFrame]]) -> float:
@@ -199,8 +210,9 @@ def agreement(results: dict[str, Any], points: pd.DataFrame, per_token: FlopsPer
             continue
         applying = [c for c in causes if first in c["applies_to"] or second in c["applies_to"]]
         why = "; ".join(f"{CAUSES[c['cause']]} ({c['detail']})" for c in applying)
-        line = (f"{_describe(first, found[first])} and {_describe(second, found[second])} do not overlap: "
-                + (f"known causes in the data: {why}" if why else "no known cause detected in the data"))
+        line = f"{_describe(first, found[first])} and {_describe(second, found[second])} do not overlap: " + (
+            f"known causes in the data: {why}" if why else "no known cause detected in the data"
+        )
         disagreements.append({"pair": [first, second], "causes": sorted({c["cause"] for c in applying}),
                               "line": line})  # fmt: skip
     return {

@@ -200,9 +200,9 @@ def predict(fit: dict[str, Any], flops: float, *, source: str) -> tuple[
     return predictions, skipped
 
 
-def approach3_profile(fit: dict[str, Any], flops: float, sizes: np.ndarray, *, source: str) -> (
-    tuple[np.ndarray, np.ndarray | None]
-):
+def approach3_profile(
+    fit: dict[str, Any], flops: float, sizes: np.ndarray, *, source: str
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Approach 3's predicted isoFLOP profile L(N) at C over ``sizes``, and its bootstrap band (2 × len(sizes),
     the percentile interval at each size) when fit.json has samples, else None."""
     law, samples = approach3_laws(fit, source)

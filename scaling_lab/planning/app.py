@@ -40,8 +40,12 @@ class MoEOptions:
             return None
         if self.n_experts is None or self.experts_per_token is None:
             raise ConfigError("moe.n_experts and moe.experts_per_token go together: set both or neither")
-        return MoEConfig(n_experts=int(self.n_experts), experts_per_token=int(self.experts_per_token),
-                         expert_fraction=float(self.expert_fraction), bytes_per_param=float(self.bytes_per_param))
+        return MoEConfig(
+            n_experts=int(self.n_experts),
+            experts_per_token=int(self.experts_per_token),
+            expert_fraction=float(self.expert_fraction),
+            bytes_per_param=float(self.bytes_per_param),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,8 +78,9 @@ class BudgetAppConfig:
 
     @property
     def query(self) -> BudgetQuery:
-        return BudgetQuery(flops=self.flops, n_params=self.n_params, n_tokens=self.n_tokens,
-                           target_loss=self.target_loss)
+        return BudgetQuery(
+            flops=self.flops, n_params=self.n_params, n_tokens=self.n_tokens, target_loss=self.target_loss
+        )
 
 
 def shape_suggestion(n_params_nonembed: float) -> str:
@@ -84,14 +89,18 @@ def shape_suggestion(n_params_nonembed: float) -> str:
     from scaling_lab.model.shapes import n_params_nonembed as count
 
     def describe(shape) -> str:
-        return (f"{shape.n_layers} layers x width {shape.width}, {shape.n_heads} heads "
-                f"({count(shape):.3e} non-embedding params)")
+        return (
+            f"{shape.n_layers} layers x width {shape.width}, {shape.n_heads} heads "
+            f"({count(shape):.3e} non-embedding params)"
+        )
 
     name, preset = min(PRESETS.items(), key=lambda item: abs(math.log(count(item[1]) / n_params_nonembed)))
     ratio = n_params_nonembed / count(preset)
-    lines = [f"shape for N_opt (model.target_n rule): {describe(shape_for_target_n(n_params_nonembed))}",
-             f"nearest preset: model.preset={name}, {describe(preset)}"
-             + (f"; N_opt is {ratio:.3g}x the preset" if not 0.5 < ratio < 2 else "")]
+    lines = [
+        f"shape for N_opt (model.target_n rule): {describe(shape_for_target_n(n_params_nonembed))}",
+        f"nearest preset: model.preset={name}, {describe(preset)}"
+        + (f"; N_opt is {ratio:.3g}x the preset" if not 0.5 < ratio < 2 else ""),
+    ]
     return "\n".join(lines)
 
 
@@ -105,8 +114,9 @@ def run_budget(config: BudgetAppConfig) -> str:
         sections.append("(the law counts n_params_total; shape suggestion needs non-embedding N: skipped)")
     else:
         if loaded.n_params_column != "n_params_nonembed":
-            sections.append(f"(the fit's N column is {loaded.n_params_column!r}: the shape below reads it as "
-                            "non-embedding N)")
+            sections.append(
+                f"(the fit's N column is {loaded.n_params_column!r}: the shape below reads it as non-embedding N)"
+            )
         sections.append(shape_suggestion(n_opt))
     moe = config.moe.to_config()
     if moe is not None:
@@ -114,16 +124,23 @@ def run_budget(config: BudgetAppConfig) -> str:
     exact = not loaded.per_token.is_6nd
     if config.inference_tokens > 0:
         if exact:  # Sardana et al. count 6ND + 2N per served token: compare at the plan's loss, in their FLOPs
-            inference = inference_aware_plan(loaded.law, inference_tokens=config.inference_tokens,
-                                             target_loss=plan.loss.value)
-            sections.append("(inference-aware allocation at the plan's loss, costed in 6ND + 2N·D_inference FLOPs)\n"
-                            + inference.report())
+            inference = inference_aware_plan(
+                loaded.law, inference_tokens=config.inference_tokens, target_loss=plan.loss.value
+            )
+            sections.append(
+                "(inference-aware allocation at the plan's loss, costed in 6ND + 2N·D_inference FLOPs)\n"
+                + inference.report()
+            )
         else:
-            sections.append(inference_aware_plan(loaded.law, inference_tokens=config.inference_tokens,
-                                                 flops=plan.flops.value).report())
+            sections.append(
+                inference_aware_plan(
+                    loaded.law, inference_tokens=config.inference_tokens, flops=plan.flops.value
+                ).report()
+            )
     if config.reference_models:
         table = reference_models_table(loaded.law)
         costed = " (costed in 6ND, as the models were published)" if exact else ""
-        sections.append(f"reference models under {loaded.source}{costed}:\n"
-                        + table.to_string(float_format=lambda v: f"{v:.4g}"))
+        sections.append(
+            f"reference models under {loaded.source}{costed}:\n" + table.to_string(float_format=lambda v: f"{v:.4g}")
+        )
     return "\n\n".join(sections)

@@ -68,8 +68,18 @@ def flops_for_loss(law: LossLaw, target_loss: float, per_token: FlopsPerToken = 
     if float(law.loss_at_optimum(1.0, per_token)) <= target_loss:
         return 1.0
     if per_token.is_6nd:
-        return float(np.exp(brentq(lambda x: float(law.loss_at_optimum(np.exp(x))) - target_loss, log_lo, log_hi,
-                                   xtol=1e-12, rtol=1e-14)))
+        return float(
+            np.exp(
+                brentq(
+                    lambda x: float(law.loss_at_optimum(np.exp(x))) - target_loss,
+                    log_lo,
+                    log_hi,
+                    xtol=1e-12,
+                    rtol=1e-14,
+                )
+            )
+        )
+
     # Along other FLOPs each C's optimum costs a root-find: search the optimum's N instead (its loss falls as N
     # grows; D there is closed-form), then C is the budget of that N.
     def optimum_loss(log_n: float) -> float:
@@ -138,8 +148,9 @@ class BudgetPlan:
 
     def report(self) -> str:
         """A two-column text table; intervals are 95% bootstrap intervals."""
-        header = f"law: {self.source}" + (f" ({self.n_bootstrap} bootstrap samples, 95% intervals)"
-                                          if self.n_bootstrap else "")
+        header = f"law: {self.source}" + (
+            f" ({self.n_bootstrap} bootstrap samples, 95% intervals)" if self.n_bootstrap else ""
+        )
         width = max(len(name) for name, _ in self.rows())
         lines = [header] + [f"  {name:<{width}}  {value}" for name, value in self.rows()]
         return "\n".join([*lines, *self.notes])
@@ -166,6 +177,13 @@ def plan_budget(loaded: LoadedLaw, query: BudgetQuery) -> BudgetPlan:
     exact = next(index for name, index in given.items() if getattr(query, name) is not None)
     estimates[exact] = Estimate(value=point[exact])  # the asked-for quantity is exact, not estimated
     flops, n_params, n_tokens, tokens_per_param, loss = estimates
-    return BudgetPlan(flops=flops, n_params=n_params, n_tokens=n_tokens, tokens_per_param=tokens_per_param,
-                      loss=loss, source=loaded.source, n_bootstrap=len(loaded.samples),
-                      flops_accounting=loaded.per_token.accounting)
+    return BudgetPlan(
+        flops=flops,
+        n_params=n_params,
+        n_tokens=n_tokens,
+        tokens_per_param=tokens_per_param,
+        loss=loss,
+        source=loaded.source,
+        n_bootstrap=len(loaded.samples),
+        flops_accounting=loaded.per_token.accounting,
+    )

@@ -39,8 +39,9 @@ def _fit(table: pd.DataFrame, source: str, config, bootstrap_config) -> LoadedLa
     return law_from_fit_dict(payload, source=source)
 
 
-def fit_groups(table: pd.DataFrame, *, group_column: str = "group", config=None,
-               bootstrap_config=None) -> dict[str, LoadedLaw]:
+def fit_groups(
+    table: pd.DataFrame, *, group_column: str = "group", config=None, bootstrap_config=None
+) -> dict[str, LoadedLaw]:
     """Fit approach 3 (``scaling_lab.fitting.approach3.fit_approach3``) to each group of one fit table.
 
     ``config`` is an ``Approach3Config`` and ``bootstrap_config`` a ``BootstrapConfig`` (None: the fitter's defaults,
@@ -55,15 +56,18 @@ def fit_groups(table: pd.DataFrame, *, group_column: str = "group", config=None,
     return fits
 
 
-def fit_sources(sources: Mapping[str, str | Path], *, table_config=None, config=None,
-                bootstrap_config=None) -> dict[str, LoadedLaw]:
+def fit_sources(
+    sources: Mapping[str, str | Path], *, table_config=None, config=None, bootstrap_config=None
+) -> dict[str, LoadedLaw]:
     """Fit approach 3 to each named source — a results store directory or a CSV/Parquet table, read by the fitter's
     ``scaling_lab.fitting.table.load_input`` with ``table_config`` (a ``TableConfig``) — one mix per source."""
     from scaling_lab.fitting.table import TableConfig, load_input
 
     table_config = table_config or TableConfig()
-    return {name: _fit(load_input(path, table_config).points, f"{name} ({path})", config, bootstrap_config)
-            for name, path in sources.items()}
+    return {
+        name: _fit(load_input(path, table_config).points, f"{name} ({path})", config, bootstrap_config)
+        for name, path in sources.items()
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,8 +86,10 @@ class Difference:
     """The higher mix's estimate."""
 
     def sentence(self) -> str:
-        return (f"{self.quantity}: {self.first} {self.low.format('.4g')} < {self.second} {self.high.format('.4g')} "
-                "(95% intervals do not overlap)")
+        return (
+            f"{self.quantity}: {self.first} {self.low.format('.4g')} < {self.second} {self.high.format('.4g')} "
+            "(95% intervals do not overlap)"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,15 +105,18 @@ class MixComparison:
 
     def table(self) -> pd.DataFrame:
         """Rows are mixes, columns the compared quantities, cells ``value [low, high]``."""
-        return pd.DataFrame({mix: {q: e.format(".4g") for q, e in row.items()}
-                             for mix, row in self.estimates.items()}).T[list(COMPARED)]
+        return pd.DataFrame(
+            {mix: {q: e.format(".4g") for q, e in row.items()} for mix, row in self.estimates.items()}
+        ).T[list(COMPARED)]
 
     def statement(self) -> str:
         """The differences in plain words."""
         lines = []
         if self.without_intervals:
-            lines.append(f"no bootstrap samples for {', '.join(self.without_intervals)}: refit with "
-                         "bootstrap.n_resamples > 0 to compare them")
+            lines.append(
+                f"no bootstrap samples for {', '.join(self.without_intervals)}: refit with "
+                "bootstrap.n_resamples > 0 to compare them"
+            )
         if self.differences:
             lines += [d.sentence() for d in self.differences]
         else:
@@ -121,8 +130,7 @@ class MixComparison:
 def _estimates(loaded: LoadedLaw) -> dict[str, Estimate]:
     point = law_parameters(loaded.law)
     per_sample = [law_parameters(s) for s in loaded.samples]
-    return {q: Estimate.from_samples(point[q], np.array([s[q] for s in per_sample], dtype=float))
-            for q in COMPARED}
+    return {q: Estimate.from_samples(point[q], np.array([s[q] for s in per_sample], dtype=float)) for q in COMPARED}
 
 
 def compare_fits(fits: Mapping[str, LoadedLaw]) -> MixComparison:
@@ -152,15 +160,22 @@ def _band(loaded: LoadedLaw, quantity, flops: np.ndarray) -> tuple[np.ndarray, n
     return low, high
 
 
-def comparison_figure(fits: Mapping[str, LoadedLaw], *, flops_range: tuple[float, float],
-                      table: pd.DataFrame | None = None, group_column: str = "group") -> Figure:
+def comparison_figure(
+    fits: Mapping[str, LoadedLaw],
+    *,
+    flops_range: tuple[float, float],
+    table: pd.DataFrame | None = None,
+    group_column: str = "group",
+) -> Figure:
     """Two panels, one colour per mix: the frontier N_opt(C) and the optimal loss L(C), each with its 95% band,
     solved along each fit's own FLOPs; the table's points (``flops``, ``loss``) are drawn on the loss panel."""
     flops = np.geomspace(*flops_range, 200)
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     frontier_axes, loss_axes = figure.subplots(1, 2)
-    panels = ((frontier_axes, lambda law, c, per_token: law.n_opt(c, per_token), "compute-optimal N"),
-              (loss_axes, lambda law, c, per_token: law.loss_at_optimum(c, per_token), "loss at the optimum"))
+    panels = (
+        (frontier_axes, lambda law, c, per_token: law.n_opt(c, per_token), "compute-optimal N"),
+        (loss_axes, lambda law, c, per_token: law.loss_at_optimum(c, per_token), "loss at the optimum"),
+    )
     for colour, (name, loaded) in zip(itertools.cycle([f"C{i}" for i in range(10)]), fits.items(), strict=False):
         for axes, quantity, _ in panels:
             axes.plot(flops, quantity(loaded.law, flops, loaded.per_token), color=colour, label=name)
@@ -179,9 +194,15 @@ def comparison_figure(fits: Mapping[str, LoadedLaw], *, flops_range: tuple[float
     return figure
 
 
-def plot_comparison(fits: Mapping[str, LoadedLaw], out_dir: str | Path, *, flops_range: tuple[float, float],
-                    table: pd.DataFrame | None = None, group_column: str = "group",
-                    name: str = "mix_comparison") -> list[Path]:
+def plot_comparison(
+    fits: Mapping[str, LoadedLaw],
+    out_dir: str | Path,
+    *,
+    flops_range: tuple[float, float],
+    table: pd.DataFrame | None = None,
+    group_column: str = "group",
+    name: str = "mix_comparison",
+) -> list[Path]:
     """Write :func:`comparison_figure` as ``name``.png and .svg into out_dir (the fitter's figure writer)."""
     figure = comparison_figure(fits, flops_range=flops_range, table=table, group_column=group_column)
     return save(figure, Path(out_dir), name)

@@ -81,16 +81,19 @@ class InferencePlan:
 
     def table(self) -> pd.DataFrame:
         rows = {"compute-optimal": self.reference, "inference-aware": self.optimal}
-        return pd.DataFrame({
-            name: {
-                "N (params)": a.n_params,
-                "D_train (tokens)": a.n_tokens,
-                "tokens/param": a.tokens_per_param,
-                "training FLOPs": a.training_flops,
-                "inference FLOPs": a.inference_flops,
-                "total FLOPs": a.total_flops,
-            } for name, a in rows.items()
-        }).T
+        return pd.DataFrame(
+            {
+                name: {
+                    "N (params)": a.n_params,
+                    "D_train (tokens)": a.n_tokens,
+                    "tokens/param": a.tokens_per_param,
+                    "training FLOPs": a.training_flops,
+                    "inference FLOPs": a.inference_flops,
+                    "total FLOPs": a.total_flops,
+                }
+                for name, a in rows.items()
+            }
+        ).T
 
     def report(self) -> str:
         lines = [
@@ -103,16 +106,24 @@ class InferencePlan:
         return "\n".join(lines)
 
 
-def lifetime_flops(law: ChinchillaLaw | KaplanLaw, n_params: np.ndarray, target_loss: float,
-                   inference_tokens: float) -> np.ndarray:
+def lifetime_flops(
+    law: ChinchillaLaw | KaplanLaw, n_params: np.ndarray, target_loss: float, inference_tokens: float
+) -> np.ndarray:
     """6 N D_train(N) + 2 N D_inference along the iso-loss curve L(N, D_train) = target (inf where unreachable)."""
     n = np.asarray(n_params, dtype=float)
-    return (FLOPS_PER_PARAM_PER_TOKEN * n * tokens_for_loss(law, n, target_loss)
-            + INFERENCE_FLOPS_PER_PARAM_PER_TOKEN * n * inference_tokens)
+    return (
+        FLOPS_PER_PARAM_PER_TOKEN * n * tokens_for_loss(law, n, target_loss)
+        + INFERENCE_FLOPS_PER_PARAM_PER_TOKEN * n * inference_tokens
+    )
 
 
-def inference_aware_plan(law: ChinchillaLaw | KaplanLaw, *, inference_tokens: float, flops: float | None = None,
-                         target_loss: float | None = None) -> InferencePlan:
+def inference_aware_plan(
+    law: ChinchillaLaw | KaplanLaw,
+    *,
+    inference_tokens: float,
+    flops: float | None = None,
+    target_loss: float | None = None,
+) -> InferencePlan:
     """Fewest training + inference FLOPs at the compute-optimal model's loss at ``flops`` (or at ``target_loss``)."""
     if inference_tokens < 0 or not np.isfinite(inference_tokens):
         raise ConfigError(f"inference_tokens={inference_tokens} must be a non-negative number of tokens")
@@ -133,12 +144,17 @@ def inference_aware_plan(law: ChinchillaLaw | KaplanLaw, *, inference_tokens: fl
     costs = lifetime_flops(law, np.exp(grid), target, inference_tokens)
     best = int(np.argmin(costs))
     bracket = (grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)])
-    refined = minimize_scalar(lambda x: float(lifetime_flops(law, np.exp(x), target, inference_tokens)),
-                              bounds=bracket, method="bounded", options={"xatol": 1e-10})
+    refined = minimize_scalar(
+        lambda x: float(lifetime_flops(law, np.exp(x), target, inference_tokens)),
+        bounds=bracket,
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     log_n = refined.x if refined.fun <= costs[best] else grid[best]
     n_opt = float(np.exp(log_n))
-    optimal = Allocation(n_params=n_opt, n_tokens=float(tokens_for_loss(law, n_opt, target)),
-                         inference_tokens=inference_tokens)
+    optimal = Allocation(
+        n_params=n_opt, n_tokens=float(tokens_for_loss(law, n_opt, target)), inference_tokens=inference_tokens
+    )
     return InferencePlan(target_loss=target, optimal=optimal, reference=reference)
 
 
@@ -150,8 +166,9 @@ REFERENCE_MODELS: dict[str, tuple[float, float]] = {
 """(N, D) of the classic allocation examples. N counts all parameters as published."""
 
 
-def reference_models_table(law: ChinchillaLaw | KaplanLaw,
-                           models: dict[str, tuple[float, float]] | None = None) -> pd.DataFrame:
+def reference_models_table(
+    law: ChinchillaLaw | KaplanLaw, models: dict[str, tuple[float, float]] | None = None
+) -> pd.DataFrame:
     """Tokens/param, training FLOPs (6ND), inference FLOPs/token (2N), predicted loss, and the law's
     compute-optimal loss and N at the same training FLOPs, one row per model."""
     rows = {}

@@ -70,9 +70,11 @@ class MoESizes:
     """Memory for all weights."""
 
     def report(self) -> str:
-        return (f"MoE: {self.active_params:.3e} active / {self.total_params:.3e} total params "
-                f"({self.total_params / self.active_params:.2f}x), one expert {self.expert_params:.3e}, "
-                f"weights {self.weight_bytes / 2**30:.1f} GiB")
+        return (
+            f"MoE: {self.active_params:.3e} active / {self.total_params:.3e} total params "
+            f"({self.total_params / self.active_params:.2f}x), one expert {self.expert_params:.3e}, "
+            f"weights {self.weight_bytes / 2**30:.1f} GiB"
+        )
 
 
 def moe_sizes(active_params: float, moe: MoEConfig) -> MoESizes:
@@ -80,5 +82,6 @@ def moe_sizes(active_params: float, moe: MoEConfig) -> MoESizes:
     routed_active = moe.expert_fraction * active_params
     expert = routed_active / moe.experts_per_token
     total = active_params - routed_active + moe.n_experts * expert
-    return MoESizes(active_params=active_params, total_params=total, expert_params=expert,
-                    weight_bytes=total * moe.bytes_per_param)
+    return MoESizes(
+        active_params=active_params, total_params=total, expert_params=expert, weight_bytes=total * moe.bytes_per_param
+    )

@@ -55,9 +55,16 @@ def _target_samples(loaded: LoadedLaw, target: str, target_flops: float | None) 
     raise ConfigError(f"suggest: target={target!r} is unknown: choose 'a' or 'loss'")
 
 
-def rank_candidates(loaded: LoadedLaw, candidates: pd.DataFrame, *, noise_sd: float, target: str = "a",
-                    target_flops: float | None = None, repeats: int = 1,
-                    rank_by: str = "shrink_per_flop") -> pd.DataFrame:
+def rank_candidates(
+    loaded: LoadedLaw,
+    candidates: pd.DataFrame,
+    *,
+    noise_sd: float,
+    target: str = "a",
+    target_flops: float | None = None,
+    repeats: int = 1,
+    rank_by: str = "shrink_per_flop",
+) -> pd.DataFrame:
     """Rank candidate runs (columns n_params, n_tokens) by shrink of the 95% interval of the target per FLOP
     (``rank_by="shrink"`` ranks by the shrink alone, for a run whose cost is already accepted).
 
@@ -67,8 +74,10 @@ def rank_candidates(loaded: LoadedLaw, candidates: pd.DataFrame, *, noise_sd: fl
     if rank_by not in RANK_BY:
         raise ConfigError(f"suggest: rank_by={rank_by!r} is unknown: choose one of {', '.join(RANK_BY)}")
     if len(loaded.samples) < MIN_SAMPLES:
-        raise FitError(f"suggest: {loaded.source} has {len(loaded.samples)} bootstrap samples; refit with "
-                       f"bootstrap.n_resamples >= {MIN_SAMPLES}")
+        raise FitError(
+            f"suggest: {loaded.source} has {len(loaded.samples)} bootstrap samples; refit with "
+            f"bootstrap.n_resamples >= {MIN_SAMPLES}"
+        )
     if not noise_sd > 0 or repeats < 1:
         raise ConfigError(f"suggest: noise_sd={noise_sd} must be > 0 and repeats={repeats} at least 1")
     n = candidates["n_params"].to_numpy(float)
@@ -95,8 +104,9 @@ def rank_candidates(loaded: LoadedLaw, candidates: pd.DataFrame, *, noise_sd: fl
     return ranked.sort_values(rank_by, ascending=False).reset_index(drop=True)
 
 
-def candidate_grid(*, flops: np.ndarray, sizes_per_budget: int = 5, span_decades: float = 0.5,
-                   loaded: LoadedLaw) -> pd.DataFrame:
+def candidate_grid(
+    *, flops: np.ndarray, sizes_per_budget: int = 5, span_decades: float = 0.5, loaded: LoadedLaw
+) -> pd.DataFrame:
     """IsoFLOP candidates (Hoffmann et al. 2022 §3.2): per budget, sizes log-spaced around the law's N_opt."""
     rows = []
     for budget in np.asarray(flops, dtype=float):

@@ -461,9 +461,9 @@ def launch(overrides: Sequence[str]) -> None:
                           "and rerun sl-verify; finished points are kept")  # fmt: skip
 
 
-def collect(table: pd.DataFrame, *, results_dir: Path, sweep: str, n_column: str, flops_column: str) -> (
-    tuple[pd.DataFrame, list[str]]
-):
+def collect(
+    table: pd.DataFrame, *, results_dir: Path, sweep: str, n_column: str, flops_column: str
+) -> tuple[pd.DataFrame, list[str]]:
     """The slice's measured points (n_params, loss, seed, flops, run_id) from the planned runs' records, and the
     planned runs without a finished record (with their status)."""
     rows, missing = [], []

@@ -38,8 +38,11 @@ def load_checkpoint(path: Path, device: torch.device, *, mmap: bool = False) -> 
     except Exception as error:  # whatever failed, the file cannot be used
         # torch's own message advises retrying with weights_only=False, which would run whatever the file holds:
         # it is neither shown nor chained.
-        why = ("it holds objects other than tensors and plain values, which are never unpickled"
-               if isinstance(error, pickle.UnpicklingError) else f"it is corrupt or truncated ({type(error).__name__})")
+        why = (
+            "it holds objects other than tensors and plain values, which are never unpickled"
+            if isinstance(error, pickle.UnpicklingError)
+            else f"it is corrupt or truncated ({type(error).__name__})"
+        )
         raise CheckpointError(f"checkpoint {path} is not trusted: {why}: delete it to train this point again from"
                               " its start") from None  # fmt: skip
 

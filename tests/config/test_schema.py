@@ -53,8 +53,10 @@ def config_with(**changes: Any):
         ({"seed": 2**64}, r"^seed=18446744073709551616 does not fit a 64-bit integer"),
         ({"sweep": "a/b"}, r"^sweep='a/b' must be a folder name"),
         ({"optim__lr": math.nan}, r"^optim\.lr=nan is not a finite number"),
-        ({"schedule": {"kind": "wsd", "cooldown_budgets": [1e5, math.inf]}},
-         r"^schedule\.cooldown_budgets=\[100000\.0, inf\] is not a finite number"),
+        (
+            {"schedule": {"kind": "wsd", "cooldown_budgets": [1e5, math.inf]}},
+            r"^schedule\.cooldown_budgets=\[100000\.0, inf\] is not a finite number",
+        ),
         ({"model": {"target_n": 1e16}}, r"^model\.target_n=1e\+16 must lie in \(0, 1e\+15\]"),
         ({"model": {"n_layers": 2, "width": 2**20, "n_heads": 2}}, r"^model\.width=1048576 is above 262144"),
         ({"model": {"preset": "n1k", "rope_theta": 0.0}}, r"^model\.rope_theta=0\.0 must be > 0"),
@@ -74,22 +76,30 @@ def test_batch_larger_than_the_budget_names_the_batch() -> None:
 
 def test_a_budget_beyond_any_run_names_budget_value() -> None:
     for budget in ({"kind": "tokens", "value": 1e30}, {"kind": "flops_6nd", "value": 1e30}):
-        with pytest.raises(ConfigError, match=r"gives .* tokens, more than the 1e\+15 one run may train on: lower"
-                                              r" budget\.value"):
+        with pytest.raises(
+            ConfigError,
+            match=r"gives .* tokens, more than the 1e\+15 one run may train on: lower"
+            r" budget\.value",
+        ):
             make_plan(config_with(budget=budget), vocab_size=256)
 
 
 def test_a_wsd_cooldown_beyond_the_budget_names_both_fields() -> None:
-    config = config_with(schedule={"kind": "wsd", "cooldown_budgets": [2e11]}, budget={"kind": "flops_exact",
-                                                                                      "value": 1e11})
-    with pytest.raises(ConfigError, match=r"schedule\.cooldown_budgets has 2e\+11 \(flops_exact\), beyond budget"
-                                          r"\.value=1e\+11"):
+    config = config_with(
+        schedule={"kind": "wsd", "cooldown_budgets": [2e11]}, budget={"kind": "flops_exact", "value": 1e11}
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"schedule\.cooldown_budgets has 2e\+11 \(flops_exact\), beyond budget"
+        r"\.value=1e\+11",
+    ):
         make_plan(config, vocab_size=256)
 
 
 def test_wsd_cooldowns_in_flops_land_on_their_budgets() -> None:
-    config = config_with(schedule={"kind": "wsd", "cooldown_budgets": [2.5e10, 5e10]}, budget={"kind": "flops_exact",
-                                                                                              "value": 1e11})
+    config = config_with(
+        schedule={"kind": "wsd", "cooldown_budgets": [2.5e10, 5e10]}, budget={"kind": "flops_exact", "value": 1e11}
+    )
     plan = make_plan(config, vocab_size=256)
     step_flops = plan.flops_per_token_exact * plan.tokens_per_step
     point_flops = [steps * step_flops for steps in plan.point_steps]

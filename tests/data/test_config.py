@@ -55,8 +55,10 @@ def config(**changes):
         ({"eval_tokens": -5}, r"data.eval_tokens=-5 must be a positive integer"),
         ({"seed": -1}, r"data.seed=-1"),
         ({"seed": 2**63}, r"data.seed=9223372036854775808 does not fit a 64-bit integer"),
-        ({"sources": [{"name": "a", "kind": "embedded", "domain": "prose", "weight": float("nan")}]},
-         r"data.sources\[0\].weight=nan is not a finite number"),
+        (
+            {"sources": [{"name": "a", "kind": "embedded", "domain": "prose", "weight": float("nan")}]},
+            r"data.sources\[0\].weight=nan is not a finite number",
+        ),
         ({"name": "???"}, r"data.name is required"),
     ],
 )

@@ -226,15 +226,28 @@ def test_a_table_in_exact_flops_gets_frontiers_along_exact_flops_and_says_so(tmp
     from scaling_lab.planning.laws import load_law
 
     truth_per_token = FlopsPerToken(accounting="exact", overhead=89.45, exponent=0.66)  # the quickstart's shapes
-    table = isoflop_table(TRUTH, budgets=np.geomspace(1e11, 1e14, 4), sizes_per_budget=7, span_decades=0.6,
-                          noise=0.002, seed=1, per_token=truth_per_token)
+    table = isoflop_table(
+        TRUTH,
+        budgets=np.geomspace(1e11, 1e14, 4),
+        sizes_per_budget=7,
+        span_decades=0.6,
+        noise=0.002,
+        seed=1,
+        per_token=truth_per_token,
+    )
     # As sl-collect writes it: both FLOP counts, the store's column names.
     collected = table.rename(columns={"n_params": "n_params_total", "flops": "flops_exact"}).assign(
-        n_params_nonembed=lambda t: t["n_params_total"] * 0.5, status="finished",
-        flops_6nd=lambda t: 6 * t["n_params_total"] * t["n_tokens"])
+        n_params_nonembed=lambda t: t["n_params_total"] * 0.5,
+        status="finished",
+        flops_6nd=lambda t: 6 * t["n_params_total"] * t["n_tokens"],
+    )
     collected.to_csv(tmp_path / "collected.csv", index=False)
-    common = (f"input={tmp_path / 'collected.csv'}", "approaches=[approach3]", "figures=false",
-              "fit.extrapolation.holdout_budgets=0")
+    common = (
+        f"input={tmp_path / 'collected.csv'}",
+        "approaches=[approach3]",
+        "figures=false",
+        "fit.extrapolation.holdout_budgets=0",
+    )
     done = sl_fit(*common, f"out={tmp_path / 'exact'}", "fit.table.store_flops=exact", cwd=tmp_path, capsys=capsys)
     assert done.returncode == 0, done.stderr
     fit = json.loads((tmp_path / "exact" / "fit.json").read_text())

@@ -30,8 +30,9 @@ def test_95_percent_intervals_cover_the_truth_in_at_least_90_percent_of_seeds():
 def test_approach2_residual_bootstrap_covers_the_true_exponent(parabolic_table):
     covered = failed = 0
     for seed in range(N_SEEDS):
-        result = fit_approach2(parabolic_table(seed), bootstrap_config=BootstrapConfig(n_resamples=N_RESAMPLES,
-                                                                                               seed=seed, n_jobs=1))
+        result = fit_approach2(
+            parabolic_table(seed), bootstrap_config=BootstrapConfig(n_resamples=N_RESAMPLES, seed=seed, n_jobs=1)
+        )
         low, high = result.ci95["a"]
         covered += low <= 0.5 <= high
         failed += result.n_bootstrap_failed

@@ -36,8 +36,11 @@ def test_kaplan_frontier_is_the_minimum_on_the_isoflop_line():
 def test_every_query_kind_lands_on_the_same_frontier_point(law):
     loaded = LoadedLaw(law=law, source="x")
     base = plan_budget(loaded, BudgetQuery(flops=3e22))
-    for query in (BudgetQuery(n_params=base.n_params.value), BudgetQuery(n_tokens=base.n_tokens.value),
-                  BudgetQuery(target_loss=base.loss.value)):
+    for query in (
+        BudgetQuery(n_params=base.n_params.value),
+        BudgetQuery(n_tokens=base.n_tokens.value),
+        BudgetQuery(target_loss=base.loss.value),
+    ):
         plan = plan_budget(loaded, query)
         assert plan.flops.value == pytest.approx(3e22, rel=1e-8)
         assert plan.n_params.value == pytest.approx(base.n_params.value, rel=1e-8)
@@ -81,9 +84,11 @@ def _fit_json(tmp_path, samples):
 
 def test_intervals_from_bootstrap_samples_in_fit_json(tmp_path):
     rng = np.random.default_rng(0)
-    samples = [CHINCHILLA_APPROACH3.to_dict() | {"alpha": 0.34 + 0.01 * rng.standard_normal(),
-                                                  "beta": 0.28 + 0.01 * rng.standard_normal()}
-               for _ in range(200)]
+    samples = [
+        CHINCHILLA_APPROACH3.to_dict()
+        | {"alpha": 0.34 + 0.01 * rng.standard_normal(), "beta": 0.28 + 0.01 * rng.standard_normal()}
+        for _ in range(200)
+    ]
     loaded = load_law(_fit_json(tmp_path, samples))
     assert loaded.n_params_column == "n_params_total" and len(loaded.samples) == 200
     plan = plan_budget(loaded, BudgetQuery(flops=1e22))
@@ -117,9 +122,12 @@ def test_reads_the_fit_json_that_the_fitter_writes(tmp_path):
 
     truth = ChinchillaLaw(E=1.8, A=400.0, B=1200.0, alpha=0.34, beta=0.36)
     table = isoflop_table(truth, budgets=np.logspace(15, 17, 3), sizes_per_budget=7, noise=0.005, seed=3)
-    config = FitConfig(approaches=("approach3",), approach3=Approach3Config(n_polish=4, bootstrap_n_polish=1),
-                       bootstrap=BootstrapConfig(n_resamples=20, n_jobs=1),
-                       extrapolation=ExtrapolationConfig(holdout_budgets=0))
+    config = FitConfig(
+        approaches=("approach3",),
+        approach3=Approach3Config(n_polish=4, bootstrap_n_polish=1),
+        bootstrap=BootstrapConfig(n_resamples=20, n_jobs=1),
+        extrapolation=ExtrapolationConfig(holdout_budgets=0),
+    )
     outcome = fit_input(FitInput(points=table, curves=None, source="synthetic", kind="table"), config)
     (tmp_path / "fit.json").write_text(fit_json(outcome))
     loaded = load_law(tmp_path / "fit.json")
@@ -154,8 +162,11 @@ def test_every_query_kind_lands_on_the_same_exact_flop_frontier_point(law):
     base = plan_budget(loaded, BudgetQuery(flops=3e14))
     assert base.n_params.value == pytest.approx(law.n_opt(3e14, QUICKSTART_PER_TOKEN), rel=1e-12)
     assert base.n_params.value != pytest.approx(law.n_opt(3e14), rel=1e-3)  # not the 6ND answer
-    for query in (BudgetQuery(n_params=base.n_params.value), BudgetQuery(n_tokens=base.n_tokens.value),
-                  BudgetQuery(target_loss=base.loss.value)):
+    for query in (
+        BudgetQuery(n_params=base.n_params.value),
+        BudgetQuery(n_tokens=base.n_tokens.value),
+        BudgetQuery(target_loss=base.loss.value),
+    ):
         plan = plan_budget(loaded, query)
         assert plan.flops.value == pytest.approx(3e14, rel=1e-8)
         assert plan.n_params.value == pytest.approx(base.n_params.value, rel=1e-8)
@@ -165,11 +176,14 @@ def test_every_query_kind_lands_on_the_same_exact_flop_frontier_point(law):
 def test_fit_json_accounting_is_read_and_defaults_to_6nd(tmp_path):
     path = _fit_json(tmp_path, [])
     assert load_law(path).per_token == SIX_ND  # fit.json written before the accounting was recorded
-    payload = json.loads(path.read_text()) | {"flops_accounting": "exact",
-                                              "flops_per_token": QUICKSTART_PER_TOKEN.to_dict()}
+    payload = json.loads(path.read_text()) | {
+        "flops_accounting": "exact",
+        "flops_per_token": QUICKSTART_PER_TOKEN.to_dict(),
+    }
     path.write_text(json.dumps(payload))
     assert load_law(path).per_token == QUICKSTART_PER_TOKEN
-    path.write_text(json.dumps(payload | {"flops_per_token": {"accounting": "exact", "exponent": -1.0,
-                                                              "overhead": 1.0}}))
+    path.write_text(
+        json.dumps(payload | {"flops_per_token": {"accounting": "exact", "exponent": -1.0, "overhead": 1.0}})
+    )
     with pytest.raises(TableError, match=r"fit\.json: flops_per_token\.exponent=-1"):
         load_law(path)

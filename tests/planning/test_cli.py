@@ -21,8 +21,14 @@ def _config(*overrides):
 
 
 def test_report_for_a_flops_budget_with_every_section():
-    config = _config("flops=5.9e21", "law=besiroglu2024", "inference_tokens=2e12", "reference_models=true",
-                     "moe.n_experts=8", "moe.experts_per_token=2")
+    config = _config(
+        "flops=5.9e21",
+        "law=besiroglu2024",
+        "inference_tokens=2e12",
+        "reference_models=true",
+        "moe.n_experts=8",
+        "moe.experts_per_token=2",
+    )
     report = run_budget(config)
     assert f"{BESIROGLU_2024.n_opt(5.9e21):.3e}" in report
     for section in ("model.target_n rule", "nearest preset", "MoE:", "over-training factor", "Chinchilla 70B"):
@@ -52,8 +58,9 @@ def test_entry_point_exits_2_with_one_line(tmp_path):
     # The installed console script where there is one (Hydra finds configs/ differently from it than from -m).
     script = shutil.which("sl-budget")
     command = [script] if script else [sys.executable, "-m", "scaling_lab.cli.budget"]
-    result = subprocess.run([*command, "law=nosuchlaw", "flops=1e20"],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [*command, "law=nosuchlaw", "flops=1e20"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: law='nosuchlaw' is neither a published law (chinchilla, besiroglu2024, kaplan2020) "

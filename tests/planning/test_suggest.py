@@ -18,8 +18,11 @@ DATA_BUDGETS = np.logspace(15, 17, 3)  # the compute range the fit has seen
 @pytest.fixture(scope="module")
 def fitted():
     table = isoflop_table(TRUTH, budgets=DATA_BUDGETS, sizes_per_budget=7, noise=0.01, seed=1)
-    fits = fit_groups(table, config=Approach3Config(n_polish=4, bootstrap_n_polish=1),
-                      bootstrap_config=BootstrapConfig(n_resamples=40, seed=0, n_jobs=1))
+    fits = fit_groups(
+        table,
+        config=Approach3Config(n_polish=4, bootstrap_n_polish=1),
+        bootstrap_config=BootstrapConfig(n_resamples=40, seed=0, n_jobs=1),
+    )
     return fits[""], table
 
 
@@ -40,8 +43,9 @@ def test_per_flop_favours_extending_the_range_below(fitted):
 def test_extrapolated_loss_is_pinned_by_runs_beyond_the_range(fitted):
     loaded, table = fitted
     candidates = candidate_grid(flops=[1e16, 1e18], sizes_per_budget=3, loaded=loaded)
-    ranked = rank_candidates(loaded, candidates, noise_sd=residual_sd(loaded, table), target="loss",
-                             target_flops=1e21, rank_by="shrink")
+    ranked = rank_candidates(
+        loaded, candidates, noise_sd=residual_sd(loaded, table), target="loss", target_flops=1e21, rank_by="shrink"
+    )
     assert ranked["flops"].iloc[:3].tolist() == pytest.approx([1e18] * 3)  # every beyond-range run beats every interior
     assert ranked["shrink"].iloc[0] > 3 * ranked["shrink"].iloc[-1]
 
@@ -74,14 +78,28 @@ def test_ranking_agrees_with_refitting_the_bootstrap_with_the_new_run():
     table = isoflop_table(TRUTH, budgets=DATA_BUDGETS, sizes_per_budget=7, noise=0.01, seed=1)
     loaded = fit_groups(table, config=config, bootstrap_config=bootstrap)[""]
     candidates = candidate_grid(flops=[1e16, 1e18], sizes_per_budget=3, loaded=loaded)
-    ranked = rank_candidates(loaded, candidates, noise_sd=residual_sd(loaded, table), target="loss",
-                             target_flops=1e21, rank_by="shrink", repeats=3)
+    ranked = rank_candidates(
+        loaded,
+        candidates,
+        noise_sd=residual_sd(loaded, table),
+        target="loss",
+        target_flops=1e21,
+        rank_by="shrink",
+        repeats=3,
+    )
     widths = []
     for row in (ranked.iloc[0], ranked.iloc[-1]):
         noise = np.exp(0.01 * np.random.default_rng(5).standard_normal(3))
-        run = pd.DataFrame({"n_params": row.n_params, "n_tokens": row.n_tokens, "flops": row.flops / 3,
-                            "loss": TRUTH.loss(row.n_params, row.n_tokens) * noise, "group": "",
-                            "run_id": ["new0", "new1", "new2"]})
+        run = pd.DataFrame(
+            {
+                "n_params": row.n_params,
+                "n_tokens": row.n_tokens,
+                "flops": row.flops / 3,
+                "loss": TRUTH.loss(row.n_params, row.n_tokens) * noise,
+                "group": "",
+                "run_id": ["new0", "new1", "new2"],
+            }
+        )
         refit = fit_groups(pd.concat([table, run], ignore_index=True), config=config, bootstrap_config=bootstrap)[""]
         losses = [float(s.loss_at_optimum(1e21)) for s in refit.samples]
         widths.append(np.diff(np.percentile(losses, [2.5, 97.5]))[0])

@@ -34,9 +34,9 @@ def results_factory() -> ModuleType:
     return load_helpers("results/conftest.py")
 
 
-def run_cli(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> (
-    subprocess.CompletedProcess[str]
-):
+def run_cli(
+    module: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``python -m scaling_lab.cli.<module> args...`` in ``cwd`` with one BLAS thread; output captured as text."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true",
                    **(env or {})}  # fmt: skip

@@ -205,9 +205,7 @@ def test_every_malformed_input_ends_in_one_error_line_naming_it_and_exit_2(tmp_p
     _check(_problems(CASES, tmp_path), CASES)
 
 
-def test_a_store_with_bad_files_loads_the_good_ones_and_lists_the_skipped(
-    tmp_path: Path, records: ModuleType
-) -> None:
+def test_a_store_with_bad_files_loads_the_good_ones_and_lists_the_skipped(tmp_path: Path, records: ModuleType) -> None:
     root = tmp_path / "results"
     good = [RunRecord(**records.record_fields(run_id=f"good{i}")) for i in range(3)]
     for record in good:

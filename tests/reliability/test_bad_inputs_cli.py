@@ -31,7 +31,6 @@ SEARCH = "hydra.searchpath=[file://{tmp}/conf]"
 BAD_DATA = tuple(arg.replace("text.txt", "nowhere.txt") for arg in TINY_TRAIN)
 
 
-
 CASES = [
     # Hydra's own messages, at every entry point
     Case(name="train-unknown-key", cli="train", args=(*TINY_TRAIN, "foo=1"), names=("'foo'", "+foo=1")),

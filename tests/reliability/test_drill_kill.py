@@ -38,6 +38,7 @@ def test_a_sweep_killed_three_times_then_relaunched_records_every_point_once_wit
 
 @pytest.mark.slow
 def test_the_longer_drill_six_kills_over_a_wider_window(tmp_path: Path) -> None:
-    figures = drill_module().main(["--kills", "6", "--seed", "1", "--max-steps", "6", "--budgets", "2e4,4e4,6e4,8e4",
-                                   "--out", str(tmp_path)])
+    figures = drill_module().main(
+        ["--kills", "6", "--seed", "1", "--max-steps", "6", "--budgets", "2e4,4e4,6e4,8e4", "--out", str(tmp_path)]
+    )
     check(figures, 6)

@@ -28,15 +28,25 @@ def _record(run_id: str, n_params: int, points: list[tuple[float, float]]) -> Ru
         "n_params_nonembed": n_params // 2,
         "tied_embeddings": False,
         "points": [
-            {"n_tokens": d, "loss": loss, "flops_6nd": 6 * n_params * d, "flops_exact": 7 * n_params * d,
-             "train_loss": loss + 0.1}
+            {
+                "n_tokens": d,
+                "loss": loss,
+                "flops_6nd": 6 * n_params * d,
+                "flops_exact": 7 * n_params * d,
+                "train_loss": loss + 0.1,
+            }
             for d, loss in points
         ],
         "n_tokens_planned": int(points[-1][0]),
         "n_tokens": int(points[-1][0]),
         "curve": [
-            {"n_tokens": d, "flops_6nd": 6 * n_params * d, "flops_exact": 7 * n_params * d, "loss": loss,
-             "train_loss": loss + 0.1}
+            {
+                "n_tokens": d,
+                "flops_6nd": 6 * n_params * d,
+                "flops_exact": 7 * n_params * d,
+                "loss": loss,
+                "train_loss": loss + 0.1,
+            }
             for d, loss in points
         ],
         "tokens_per_second": 1e4,
@@ -59,7 +69,9 @@ def test_collect_writes_one_row_per_point_as_parquet_and_csv(tmp_path):
     write_record(_record("b", 2000, [(50_000, 3.1), (100_000, 2.9)]), store)  # a WSD run: two D points
     result = subprocess.run(
         [sys.executable, "-m", "scaling_lab.cli.collect", f"stores=[{store}]", f"out={tmp_path / 'table'}"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     points = pd.read_parquet(tmp_path / "table.parquet")
@@ -75,7 +87,10 @@ def test_collect_writes_one_row_per_point_as_parquet_and_csv(tmp_path):
 @pytest.mark.parametrize("args", [["stores=[/nonexistent/store]", "out=x"]])
 def test_collect_missing_store_is_one_clear_line(tmp_path, args):
     result = subprocess.run(
-        [sys.executable, "-m", "scaling_lab.cli.collect", *args], capture_output=True, text=True, cwd=tmp_path,
+        [sys.executable, "-m", "scaling_lab.cli.collect", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         check=False,
     )
     assert result.returncode == 2

@@ -53,7 +53,10 @@ def test_multirun_overrides_on_the_command_line_make_a_grid(small_corpus):
     points = expand_grid(["model=n1k,n3k", "budget.value=1e5,2e5", *small_corpus])
     assert len(points) == 4
     assert {(p.config.model.preset, p.config.budget.value) for p in points} == {
-        ("n1k", 1e5), ("n1k", 2e5), ("n3k", 1e5), ("n3k", 2e5)
+        ("n1k", 1e5),
+        ("n1k", 2e5),
+        ("n3k", 1e5),
+        ("n3k", 2e5),
     }
 
 
@@ -80,7 +83,10 @@ def test_probe_measures_a_positive_step_time(small_corpus):
 def test_bad_sweep_fails_in_one_line_before_training(overrides, message, small_corpus, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "scaling_lab.cli.plan", "--no-probe", *overrides, *small_corpus],
-        capture_output=True, text=True, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
@@ -101,5 +107,5 @@ def test_wsd_isoflop_puts_every_width_on_every_cosine_slice_for_under_half_the_f
         # each cooldown lands on its slice to within one optimizer step of tokens; the widest model's smallest
         # budget (39 steps) is shorter than its warmup (N tokens = 40 steps), so that one point is skipped
         step_flops = plan.flops_per_token_exact * plan.tokens_per_step
-        assert point_flops == pytest.approx(budgets[-len(point_flops):], abs=step_flops)
+        assert point_flops == pytest.approx(budgets[-len(point_flops) :], abs=step_flops)
     assert sorted(len(plan.point_steps) for plan in plans) == [6] + [7] * (len(plans) - 1)

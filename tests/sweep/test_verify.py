@@ -110,7 +110,8 @@ def test_sl_verify_trains_the_slice_compares_and_a_rerun_trains_nothing(tiny: Si
         assert measured["best_loss_method"].startswith("lowest mean") and measured["best_loss"] == best_mean
     for name, prediction in result["predictions"].items():
         assert result["comparison"][name]["loss_rel_error"] == pytest.approx(
-            prediction["loss"] / measured["best_loss"] - 1)
+            prediction["loss"] / measured["best_loss"] - 1
+        )
     assert "[[Predicted against measured]]" in (out / "report.txt").read_text()
     assert (out / "verify.png").stat().st_size > 0 and (out / "verify.svg").stat().st_size > 0
     assert (out / "sweep" / "experiment" / "tiny_verify.yaml").is_file()
@@ -132,8 +133,17 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tiny: SimpleNamespace) -> No
 
 def test_bad_inputs_end_with_one_error_line_and_leave_nothing(tiny: SimpleNamespace, tmp_path: Path) -> None:
     kaplan_only = tmp_path / "kaplan.json"
-    kaplan_only.write_text(json.dumps({"n_params_column": "n_params_total", "flops_column": "flops_exact",
-                                       "max_flops": 1e8, "kaplan": {}, "skipped": {"approach3": "too few points"}}))
+    kaplan_only.write_text(
+        json.dumps(
+            {
+                "n_params_column": "n_params_total",
+                "flops_column": "flops_exact",
+                "max_flops": 1e8,
+                "kaplan": {},
+                "skipped": {"approach3": "too few points"},
+            }
+        )
+    )
     table_fit = tmp_path / "table.json"
     table_fit.write_text(json.dumps({"n_params_column": "n_params", "flops_column": "6ND", "max_flops": 1e8}))
     (tmp_path / "empty").mkdir()
@@ -164,8 +174,9 @@ def test_bad_inputs_end_with_one_error_line_and_leave_nothing(tiny: SimpleNamesp
             assert not out.exists()
 
 
-def test_a_slice_sl_train_refuses_to_start_is_one_error_line_and_leaves_nothing(tiny: SimpleNamespace,
-                                                                                tmp_path: Path) -> None:
+def test_a_slice_sl_train_refuses_to_start_is_one_error_line_and_leaves_nothing(
+    tiny: SimpleNamespace, tmp_path: Path
+) -> None:
     # more threads than cores passes sl-verify's dry run of the slice; sl-train's pre-start check refuses it
     out = tmp_path / "new" / "out"
     done = run("verify", f"fit_json={tiny.fit}", f"store={tiny.store}", f"out={out}", "sweep=refused", "--", *TRAIN,
@@ -183,7 +194,10 @@ def test_a_slice_sl_train_refuses_to_start_is_one_error_line_and_leaves_nothing(
                 f"threads={4 * os.cpu_count()}", cwd=tmp_path)  # fmt: skip
     assert again.returncode == 2 and again.stderr.count("error: ") == 1, again.stderr
     assert sweep_file.read_text() == "# the previous slice\n" and sorted(out.rglob("*")) == [
-        out / "sweep", out / "sweep" / "experiment", sweep_file]
+        out / "sweep",
+        out / "sweep" / "experiment",
+        sweep_file,
+    ]
 
 
 def test_the_recipe_is_one_recipe(tiny: SimpleNamespace) -> None:

@@ -28,8 +28,11 @@ def test_a_device_this_machine_lacks_is_named_with_what_to_use(tiny_config) -> N
 
 
 def test_a_model_larger_than_memory_names_the_setting(tiny_config) -> None:
-    with pytest.raises(ConfigError, match=r"^model\.target_n=1e\+15 with a vocabulary of 256 ids .* more than the .*"
-                                          r"GiB of this machine's memory: choose a smaller model"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^model\.target_n=1e\+15 with a vocabulary of 256 ids .* more than the .*"
+        r"GiB of this machine's memory: choose a smaller model",
+    ):
         check_can_start(tiny_config(model={"preset": None, "target_n": 1e15}))
 
 
