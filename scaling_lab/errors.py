@@ -13,6 +13,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from scaling_lab.redact import scrub_text
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -54,9 +56,7 @@ class ReportedError(ScalingLabError):
 def user_line(message: object, secrets: frozenset[str] | None = None) -> str:
     """A message as the one line a user sees: whitespace runs folded, credentials redacted (a message may quote a
     config value or an override, e.g. ``logger.api_key=...``). ``secrets``: the secret values to redact, default
-    those the process knows of (:func:`scaling_lab.results.redact.known_secrets`)."""
-    from scaling_lab.results.redact import scrub_text  # not at import time: results imports this module
-
+    those the process knows of (:func:`scaling_lab.redact.known_secrets`)."""
     return scrub_text(" ".join(str(message).split()), secrets)
 
 

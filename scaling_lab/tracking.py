@@ -10,7 +10,7 @@ Mode: ``logger.mode`` when set; else ``WANDB_MODE`` from the environment; else "
 ``wandb sync`` the run later.
 
 Credentials: this module is the only door to wandb (training runs and the sl-fit run both open their run here),
-and everything passing it is redacted by :mod:`scaling_lab.results.redact`: the run's name, group, tags and config,
+and everything passing it is redacted by :mod:`scaling_lab.redact`: the run's name, group, tags and config,
 the command line wandb records, and every metric, summary value, table cell and media name logged. The secret
 values redacted are those of the process (credential-named environment variables and command-line arguments) and
 those under credential-named keys of the run's config, wherever they reappear (a tag, the sweep name, a table).
@@ -32,7 +32,7 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from scaling_lab.errors import ConfigError, user_line
-from scaling_lab.results.redact import config_secrets, known_secrets, scrub_argv, scrub_secrets, scrub_text
+from scaling_lab.redact import config_secrets, known_secrets, scrub_argv, scrub_secrets, scrub_text
 
 BACKENDS = ("wandb", "none")
 MODES = ("online", "offline", "disabled")

@@ -35,9 +35,9 @@ from scaling_lab.data import default_cache_dir, prepare_data
 from scaling_lab.errors import ScalingLabError, exit_on_user_error
 from scaling_lab.model import PRESETS, n_params_total
 from scaling_lab.model.hardware import PROCESS_OVERHEAD_BYTES, mfu, micro_batch_that_fits, training_memory_bytes
-from scaling_lab.sweep.placement import mps_active
 from scaling_lab.tracking import Tracker
 from scaling_lab.train.loop import train
+from scaling_lab.train.placement import mps_active
 from scaling_lab.train.plan import make_plan
 from scaling_lab.train.run import device_name
 

@@ -27,9 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from scaling_lab.config.training import OptimConfig
 from scaling_lab.model import ModelConfig, build_model, count_parameters, flops_per_token_exact
 from scaling_lab.model.shapes import Shape
-from scaling_lab.train.optim import OptimConfig, make_adamw
+from scaling_lab.train.optim import make_adamw
 from scaling_lab.train.step import autocast, train_step
 
 
@@ -189,8 +190,9 @@ def main() -> None:
         sizes, context, batch = defaults[device.type]
         peak = matmul_peak(device)
         print(f"{device.type}: matmul peak {peak / 1e9:.1f} GFLOP/s ({args.threads} thread(s) on CPU)")
-        print(f"{'size':6} {'N':>10} {'ours tok/s':>11} {'plain tok/s':>11} {'ours GFLOP/s':>12} {'% peak':>6} "
-              f"{'ratio':>6}" + (f" {'compiled tok/s':>14} {'ratio':>6} {'compile s':>9}" if args.compile else ""))  # fmt: skip
+        header = f"{'size':6} {'N':>10} {'ours tok/s':>11} {'plain tok/s':>11} {'ours GFLOP/s':>12} {'% peak':>6}"
+        compiled = f" {'compiled tok/s':>14} {'ratio':>6} {'compile s':>9}" if args.compile else ""
+        print(f"{header} {'ratio':>6}{compiled}")
         for size in args.sizes or sizes:
             r = bench(size, device=device, vocab=args.vocab, context=context, batch=batch, steps=args.steps,
                       rounds=args.rounds, compile_model=args.compile)  # fmt: skip

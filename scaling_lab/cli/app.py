@@ -8,7 +8,7 @@ Bad input reaches a command in three forms:
   rejects, a missing config group option, a YAML syntax error) or while its interpolations are resolved. Hydra's
   ``main`` prints those itself in 3 to 100 lines and exits 1 (``run_and_report`` in hydra/_internal/utils.py); with
   ``HYDRA_FULL_ERROR=1`` it raises them instead, which :func:`hydra_app` sets so that it can print one line
-  (:func:`~scaling_lab.config.hydra_errors.hydra_error_message`). A user who sets ``HYDRA_FULL_ERROR=1`` gets the
+  (:func:`~scaling_lab.cli.hydra_errors.hydra_error_message`). A user who sets ``HYDRA_FULL_ERROR=1`` gets the
   traceback, as Hydra documents;
 * a command line that argparse rejects (``--bogus``): one line instead of the usage text.
 
@@ -35,7 +35,7 @@ from typing import Any, NoReturn
 from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.cli import CONFIGS_DIR
-from scaling_lab.config.hydra_errors import HYDRA_ERRORS, hydra_error_message
+from scaling_lab.cli.hydra_errors import HYDRA_ERRORS, hydra_error_message
 from scaling_lab.errors import EXIT_USER_ERROR, ConfigError, ScalingLabError, exit_on_user_error, user_line
 
 FULL_ERROR = "HYDRA_FULL_ERROR"

@@ -21,12 +21,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="also write the table as CSV here")
     args = parser.parse_args(argv)
 
+    from scaling_lab.cli.compose import expand_grid
     from scaling_lab.outputs import check_output_file
     from scaling_lab.sweep.plan import format_plan, plan_sweep
 
     if args.out:
         check_output_file(args.out, "--out")  # before planning: the probe trains a few steps of every shape
-    table = plan_sweep(args.overrides, probe=not args.no_probe)
+    table = plan_sweep(expand_grid(args.overrides), probe=not args.no_probe)
     print(format_plan(table))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -13,9 +13,9 @@ there verbatim, beside records that are redacted. configs/hydra/default.yaml the
   first array task runs, and submitit's own pickles under ``.submitit/`` carry the config to the nodes anyway:
   pass secrets as ``${oc.env:NAME}``, which no dump resolves);
 * filters Hydra's and the job's log lines (the launcher logs each job's overrides) through
-  :class:`~scaling_lab.results.redact.RedactingFilter`.
+  :class:`~scaling_lab.redact.RedactingFilter`.
 
-What counts as a credential is defined once, in :mod:`scaling_lab.results.redact` (records and wandb use it too).
+What counts as a credential is defined once, in :mod:`scaling_lab.redact` (records and wandb use it too).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.atomic import write_text_atomically
-from scaling_lab.results.redact import config_secrets, known_secrets, scrub_argv, scrub_secrets
+from scaling_lab.redact import config_secrets, known_secrets, scrub_argv, scrub_secrets
 
 
 def redacted_config(config: dict[str, Any], secrets: frozenset[str] | None = None) -> dict[str, Any]:

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.cli.app import absent_paths, hydra_app, hydra_arguments, remove_created
-from scaling_lab.config.schema import register_configs, run_config_from_dict
+from scaling_lab.cli.compose import jobs_at_once_from_hydra, register_configs, register_resolvers
+from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.errors import EXIT_POINTS_FAILED, EXIT_USER_ERROR, ScalingLabError, exit_on_user_error, user_line
-from scaling_lab.sweep.grids import register_resolvers
 
 if TYPE_CHECKING:
     from scaling_lab.sweep.plan import GridPoint
@@ -43,7 +43,8 @@ def main(cfg: DictConfig) -> None:
     """Hydra task: one run (one grid point)."""
     from scaling_lab.train.run import run_point  # torch and transformers load only after the config is valid
 
-    run_point(run_config_from_dict(OmegaConf.to_container(cfg, resolve=True)))
+    config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
+    run_point(config, jobs_at_once=jobs_at_once_from_hydra())
 
 
 def _run_folder(point: GridPoint) -> Path:
@@ -129,7 +130,7 @@ def cli() -> None:
     (writable folders, device, memory, checkpoint), so that a bad override, sweep file, sweep name, path or size or an
     empty grid ends with one line and exit 2 *before* Hydra creates output folders or any point trains; then run
     Hydra, and sum up failed points (exit 1) or remove what a refused start created."""
-    from scaling_lab.sweep.plan import expand_grid, hydra_output_dir
+    from scaling_lab.cli.compose import expand_grid, hydra_output_dir
     from scaling_lab.train.preflight import check_can_start
 
     args = exit_on_user_error(hydra_arguments)()

@@ -16,17 +16,19 @@ import json
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.atomic import text_written_for, write_text_atomically
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.cli.app import resolved
-from scaling_lab.config.hydra_errors import HYDRA_ERRORS, hydra_error_message
+from scaling_lab.cli.compose import expand_grid
+from scaling_lab.cli.hydra_errors import HYDRA_ERRORS, hydra_error_message
 from scaling_lab.errors import ConfigError, ReportedError, TableError, exit_on_user_error
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES
 from scaling_lab.fitting.laws import frontier_block
@@ -44,6 +46,7 @@ from scaling_lab.fitting.verify import (
 )
 from scaling_lab.outputs import check_output_folder
 from scaling_lab.sweep import verify as slice_
+from scaling_lab.sweep.plan import format_plan, plan_sweep
 from scaling_lab.typed import from_mapping
 
 DRY_RUN_FLAG = "--dry-run"
@@ -68,6 +71,24 @@ def _profile_sizes(predictions: dict[str, Prediction], sizes: list[float]) -> np
     return np.geomspace(min(ends) / 1.5, max(ends) * 1.5, 200)
 
 
+def sweep_file(recipe: slice_.Recipe, members: Sequence[slice_.Member], *, sweep: str, budget: dict[str, Any],
+               seeds: Sequence[int], results_dir: Path, header: str) -> str:  # fmt: skip
+    """The slice as a sweep file (``configs/experiment`` style): one grid point per size, swept over the seeds."""
+    config = json.loads(json.dumps(recipe.config))
+    kind = recipe.family.kind
+    columns = {"preset": ("preset",), "target": ("target_n",), "explicit": ("n_layers", "width", "n_heads")}[kind]
+    for index, name in enumerate(columns):
+        config["model"][name] = f"${{sl.pick:${{grid.points}},${{grid.point}},{index}}}"
+    config.update(
+        sweep=sweep, budget=budget, grid={"point": 0, "points": [[m.model[c] for c in columns] for m in members]},
+        paths={"results_dir": str(results_dir), "cache_dir": recipe.cache_dir},
+        hydra={"sweeper": {"params": {"grid.point": f"range(0,{len(members)})",
+                                      "seed": ",".join(str(s) for s in seeds)}}},
+    )  # fmt: skip
+    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
+    return "# @package _global_\n" + comment + OmegaConf.to_yaml(OmegaConf.create(config))
+
+
 def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
     config = to_config(cfg, train_overrides)
     out = Path(config.out)
@@ -89,14 +110,13 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
     header = (f"Verification slice written by sl-verify: {fit_path} predicted at C = {target:.4g} ({flops_column}),\n"
               f"trained with the recipe of {store} ({recipe.n_records} runs). Relaunch (finished points are skipped):\n"
               f"  sl-train -m hydra.searchpath=['file://{(out / 'sweep').resolve()}'] experiment={sweep}")  # fmt: skip
-    text = slice_.sweep_file(recipe, chosen, sweep=sweep, budget=budget, seeds=config.seeds,
+    text = sweep_file(recipe, chosen, sweep=sweep, budget=budget, seeds=config.seeds,
                              results_dir=results_dir, header=header)  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:  # the dry run writes nothing where a reader would look
         (Path(folder) / "experiment").mkdir()
         (Path(folder) / "experiment" / f"{sweep}.yaml").write_text(text)
         overrides = slice_.train_overrides(Path(folder), sweep, config.train_overrides)
-        table = slice_.plan(overrides, probe=config.probe)
-    from scaling_lab.sweep.plan import format_plan
+        table = plan_sweep(expand_grid(overrides), probe=config.probe)
 
     print(format_plan(table))
     planned = [{"n_params": m.n_params, "model": m.model, "flops_per_token": m.flops_per_token,

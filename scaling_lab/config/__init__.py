@@ -1,1 +1,1 @@
-"""Typed run configuration (RunConfig) and its Hydra registration."""
+"""Typed run configuration: RunConfig and its sections (Hydra registers them in ``cli/compose.py``)."""

@@ -1,8 +1,9 @@
 """RunConfig: everything one training run needs, typed and validated.
 
 Component configs live next to their code (config groups mirror code folders): ModelConfig in ``model/``,
-DataConfig in ``data/``, OptimConfig and ScheduleConfig in ``train/``, BudgetConfig in ``budget.py``,
-LoggerConfig in ``tracking.py``. Run-level sections (paths, debug) and the run fields live here.
+DataConfig in ``data/``, BudgetConfig in ``budget.py``, LoggerConfig in ``tracking.py``; OptimConfig and ScheduleConfig
+live in ``config/training.py``, because ``train/`` imports this module. Run-level sections (paths, debug) and the run
+fields live here.
 
 These dataclasses are keyword-only but *not* frozen: OmegaConf marks a frozen dataclass read-only, and Hydra then
 cannot apply command-line overrides to it. Treat them as values all the same; nothing mutates them after
@@ -19,15 +20,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from scaling_lab.budget import BudgetConfig
+from scaling_lab.config.training import OptimConfig, ScheduleConfig
 from scaling_lab.data.config import MISSING, DataConfig, data_config_from_dict
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.shapes import ModelConfig
+from scaling_lab.redact import known_secrets, looks_secret
 from scaling_lab.results.provenance import run_config_hash
 from scaling_lab.results.record import check_directory_name
-from scaling_lab.results.redact import known_secrets, looks_secret
 from scaling_lab.tracking import LoggerConfig
-from scaling_lab.train.optim import OptimConfig
-from scaling_lab.train.schedule import ScheduleConfig
 from scaling_lab.typed import check_seed, from_mapping
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -113,7 +113,7 @@ class RunConfig:
     """torch CPU threads; null → all cores divided by the jobs a parallel launcher runs at once."""
     jobs_per_device: Any = 1  # int ≥ 1 or "auto"; Any because OmegaConf 2.3 structured configs have no Union
     """GPU jobs sharing one device under the local parallel launcher (launcher=local); 1 → never two on one GPU;
-    ``auto`` → as many copies of each run as fit its device (scaling_lab/sweep/placement.py ``jobs_that_fit``)."""
+    ``auto`` → as many copies of each run as fit its device (scaling_lab/train/placement.py ``jobs_that_fit``)."""
     retry_failed: bool = False
     """Relaunching trains a point whose record says failed (an exception) only when true: a failure is usually a
     bug or a bad setting to fix first. Interrupted points (killed, preempted: still "running") always resume."""
@@ -200,14 +200,3 @@ def run_config_from_dict(mapping: Mapping[str, Any]) -> RunConfig:
         raise ConfigError("data is missing: choose a data mix, e.g. data=embedded")
     values["data"] = data_config_from_dict(values["data"])
     return from_mapping(RunConfig, values, "")
-
-
-def register_configs() -> None:
-    """Register RunConfig as ``sl_train_schema`` and each section as ``<group>/schema`` in the ConfigStore."""
-    from hydra.core.config_store import ConfigStore
-
-    store = ConfigStore.instance()
-    store.store(name="sl_train_schema", node=RunConfig)
-    for group, cls in SECTIONS.items():
-        store.store(group=group, name="schema", node=cls)
-    store.store(group="data", name="schema", node=DataConfig)

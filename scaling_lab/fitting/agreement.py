@@ -27,9 +27,10 @@ import pandas as pd
 from scipy import stats
 
 from scaling_lab.budget import FlopsPerToken
-from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets, isoflop_slices
+from scaling_lab.fitting.approach2 import Approach2Config, isoflop_slices
 from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.fitting.laws import ChinchillaLaw
+from scaling_lab.fitting.seeds import assign_budgets
 
 APPROACHES_WITH_A = ("approach3", "approach3_vpnls", "approach2", "approach1")
 """Estimates of N_opt ∝ C^a (Kaplan's separate laws give none); approach3_vpnls is approach 3 by variable projection

@@ -42,6 +42,7 @@ from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.laws import FittedFrontier
+from scaling_lab.fitting.seeds import assign_budgets
 
 POLYNOMIAL_DEGREES = {"parabola": 2, "cubic": 3}
 """Polynomial profile models and their degree in log N."""
@@ -117,19 +118,6 @@ def _positive_pair(value: Any) -> bool:
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def assign_budgets(flops: np.ndarray, rtol: float) -> np.ndarray:
-    """Budget label (its geometric-mean C) of each point: sorted C split where consecutive values differ by > rtol."""
-    flops = np.asarray(flops, dtype=float)
-    order = np.argsort(flops)
-    log_sorted = np.log(flops[order])
-    new = np.concatenate([[True], np.diff(log_sorted) > np.log1p(rtol)])
-    cluster = np.cumsum(new) - 1
-    centres = np.exp(np.bincount(cluster, weights=log_sorted) / np.bincount(cluster))
-    labels = np.empty_like(flops)
-    labels[order] = centres[cluster]
-    return labels
 
 
 def profile_minimum(log_x: np.ndarray, loss: np.ndarray, degree: int) -> tuple[float, float, bool]:

@@ -18,9 +18,9 @@ import pandas as pd
 
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
-from scaling_lab.fitting.approach2 import assign_budgets
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.objectives import OBJECTIVES, fit_power_law_sum
+from scaling_lab.fitting.seeds import assign_budgets
 
 LAWS = ("L_N", "L_D", "L_C")
 """The three laws, keyed by what they depend on."""

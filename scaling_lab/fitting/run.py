@@ -33,11 +33,19 @@ from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.agreement import agreement, agreement_lines
 from scaling_lab.fitting.approach1 import Approach1Config, fit_approach1
-from scaling_lab.fitting.approach2 import Approach2Config, assign_budgets, fit_approach2
+from scaling_lab.fitting.approach2 import Approach2Config, fit_approach2
 from scaling_lab.fitting.approach3 import PARAMS, Approach3Config, fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.kaplan import KaplanConfig, fit_kaplan
-from scaling_lab.fitting.seeds import RUN_COLUMNS, average_curves, average_points, max_seeds, seed_spread, spread_lines
+from scaling_lab.fitting.seeds import (
+    RUN_COLUMNS,
+    assign_budgets,
+    average_curves,
+    average_points,
+    max_seeds,
+    seed_spread,
+    spread_lines,
+)
 from scaling_lab.fitting.table import FitInput, flops_per_token_of
 
 SCHEMA_VERSION = 1

@@ -121,6 +121,19 @@ def combine_curves(curves: pd.DataFrame | None, mode: str) -> pd.DataFrame | Non
     return average_curves(curves)
 
 
+def assign_budgets(flops: np.ndarray, rtol: float) -> np.ndarray:
+    """Budget label (its geometric-mean C) of each point: sorted C split where consecutive values differ by > rtol."""
+    flops = np.asarray(flops, dtype=float)
+    order = np.argsort(flops)
+    log_sorted = np.log(flops[order])
+    new = np.concatenate([[True], np.diff(log_sorted) > np.log1p(rtol)])
+    cluster = np.cumsum(new) - 1
+    centres = np.exp(np.bincount(cluster, weights=log_sorted) / np.bincount(cluster))
+    labels = np.empty_like(flops)
+    labels[order] = centres[cluster]
+    return labels
+
+
 def isoflop_slices(table: pd.DataFrame, budget_rtol: float) -> np.ndarray | None:
     """Each row's isoFLOP budget when the table is an isoFLOP design, else None.
 
@@ -128,8 +141,6 @@ def isoflop_slices(table: pd.DataFrame, budget_rtol: float) -> np.ndarray | None
     most half as many budgets (C within ``budget_rtol``) as there are points; otherwise (an N×D grid, a ladder)
     the slices are the model sizes.
     """
-    from scaling_lab.fitting.approach2 import assign_budgets
-
     labels = assign_budgets(table["flops"].to_numpy(dtype=float), budget_rtol)
     n_points = len(seeds_per_point(table))
     return labels if 2 * len(np.unique(labels)) <= n_points else None

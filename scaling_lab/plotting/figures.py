@@ -17,9 +17,10 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from scaling_lab.budget import FlopsPerToken
-from scaling_lab.fitting.approach2 import assign_budgets, profile_curve
+from scaling_lab.fitting.approach2 import profile_curve
 from scaling_lab.fitting.bootstrap import percentile_interval
 from scaling_lab.fitting.laws import ChinchillaLaw
+from scaling_lab.fitting.seeds import assign_budgets
 
 FORMATS = ("png", "svg")
 COLORS = {"approach1": "tab:green", "approach2": "tab:orange", "approach3": "tab:blue"}

@@ -1,8 +1,8 @@
 """Run records and the results store on disk. Never imports torch: the fitter reads the store anywhere."""
 
+from scaling_lab.redact import scrub_secrets
 from scaling_lab.results.provenance import config_hash, git_commit, library_versions, utc_now
 from scaling_lab.results.record import SCHEMA_VERSION, STATUSES, CurvePoint, RunPoint, RunRecord, RunStatus
-from scaling_lab.results.redact import scrub_secrets
 from scaling_lab.results.store import (
     CURVE_COLUMNS,
     RECORD_FILENAME,

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from scaling_lab.results.redact import scrub_secrets
+from scaling_lab.redact import scrub_secrets
 
 VERSIONED_LIBRARIES = ("torch", "transformers", "datasets", "scaling_lab")
 """Distributions whose versions every record carries (with python)."""

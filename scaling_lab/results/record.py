@@ -6,7 +6,7 @@ plain ``int``/``float`` (numpy scalars are accepted), wrong types, negative size
 loss in a finished record raise :class:`~scaling_lab.errors.TableError` naming the field. :meth:`RunRecord.from_dict`
 adds the source file to the message and also rejects unknown fields and records written by a newer schema.
 
-The config is redacted (:func:`~scaling_lab.results.redact.scrub_secrets`) before it is stored, and so are the
+The config is redacted (:func:`~scaling_lab.redact.scrub_secrets`) before it is stored, and so are the
 free-text fields (``reason`` quotes an exception; ``data_mix`` is a name from the config) with the same secret values:
 those the process knows of and those under credential-named keys of the config. No credential reaches a record.
 
@@ -29,7 +29,7 @@ from typing import Any, Literal, get_args, get_origin
 import numpy as np
 
 from scaling_lab.errors import TableError
-from scaling_lab.results.redact import config_secrets, known_secrets, scrub_secrets, scrub_text
+from scaling_lab.redact import config_secrets, known_secrets, scrub_secrets, scrub_text
 
 SCHEMA_VERSION = 2
 """Bump when a field is added, removed or changes meaning; :meth:`RunRecord.from_dict` refuses newer versions.

@@ -17,14 +17,12 @@ A grid can also be an explicit list of points, each budget with its own sizes (c
     model: {preset: "${sl.pick:${grid.points},${grid.point},0}"}
     hydra.sweeper.params: {grid.point: "range(0,14)"}
 
-Resolvers are registered on import.
+The entry points register them as OmegaConf resolvers (``scaling_lab.cli.compose.register_resolvers``).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from omegaconf import OmegaConf
 
 from scaling_lab.errors import ConfigError
 
@@ -48,13 +46,3 @@ def pick(points: Any, point: int, column: int) -> Any:
     if not 0 <= int(column) < len(row):
         raise ConfigError(f"grid.points[{point}]={list(row)} has no column {column}")
     return row[int(column)]
-
-
-def register_resolvers() -> None:
-    """Make ``${sl.isoflop_n:...}`` and ``${sl.pick:...}`` available to configs (idempotent)."""
-    for name, function in (("sl.isoflop_n", isoflop_target_n), ("sl.pick", pick)):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, function)
-
-
-register_resolvers()

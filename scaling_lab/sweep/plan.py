@@ -1,10 +1,11 @@
 """The dry run of a sweep: every grid point's seeds, N, D, C, steps, batch, LR, warmup and estimated time; trains
 nothing.
 
-Grid points are expanded exactly as Hydra's basic sweeper expands them (the sweep file's ``hydra.sweeper.params``
-plus any multirun overrides on the command line, Cartesian product), and each point's numbers come from the same
-:func:`scaling_lab.train.plan.make_plan` that ``sl-train`` uses. The time estimate is measured: a short probe times
-a few real optimizer steps of each distinct (shape, batch) on this device.
+The grid points come from the entry point (``scaling_lab.cli.compose.expand_grid``: the sweep file's
+``hydra.sweeper.params`` plus any multirun overrides on the command line, expanded as Hydra's basic sweeper does),
+and each point's numbers come from the same :func:`scaling_lab.train.plan.make_plan` that ``sl-train`` uses. The
+time estimate is measured: a short probe times a few real optimizer steps of each distinct (shape, batch) on this
+device.
 """
 
 from __future__ import annotations
@@ -14,28 +15,16 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
-from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf
 
-from scaling_lab.cli import CONFIGS_DIR
-from scaling_lab.config.hydra_errors import HYDRA_ERRORS, hydra_error_message
-from scaling_lab.config.schema import RunConfig, register_configs, run_config_from_dict
-from scaling_lab.errors import ConfigError
-from scaling_lab.sweep.grids import register_resolvers
+from scaling_lab.config.schema import RunConfig
 from scaling_lab.train.plan import TrainPlan, make_plan
 
 MAX_EPOCHS = 4.0  # repeated data bends the law beyond ~4 epochs (Muennighoff et al. 2023, Fig. 3)
 MIN_STEPS = 50  # fewer optimizer steps leave warmup + cosine too coarse to trust the final loss
 MIN_BATCH_SEQUENCES = 4  # smaller batches make the final loss a noisy function of the last few batches
 PROBE_STEPS = 3  # timed steps per distinct (shape, batch), after one untimed warm-up step
-# Hydra launchers that run every job in processes of this host (basic, joblib, submitit's local one); any other
-# (submitit's SLURM) runs them on other machines, whose devices and memory this host cannot check.
-LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,51 +36,7 @@ class GridPoint:
     config: RunConfig
     """The composed, validated config."""
     runs_here: bool = True
-    """Whether the sweep's launcher runs this point on this host (see :data:`LOCAL_LAUNCHERS`)."""
-
-
-def _base_config(parser: OverridesParser, overrides: Sequence[str], config_name: str) -> DictConfig:
-    """The sweep's own config, with its ``hydra`` node: composed from the overrides that sweep nothing (inside
-    ``initialize_config_dir``)."""
-    fixed = [o.input_line for o in parser.parse_overrides(list(overrides)) if not o.is_sweep_override()]
-    return compose(config_name, overrides=fixed, return_hydra_config=True)
-
-
-def expand_grid(overrides: Sequence[str], *, config_name: str = "sl_train") -> list[GridPoint]:
-    """Every grid point of the sweep that ``sl-train -m <overrides>`` would launch, in launch order; a sweep without
-    any (an empty range or list) is a ConfigError, as is any override, sweep file or point that does not compose."""
-    register_configs()
-    register_resolvers()
-    try:
-        parser = OverridesParser.create()
-        with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
-            base = _base_config(parser, overrides, config_name)
-            runs_here = str(base.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
-            params = base.hydra.sweeper.get("params")
-            params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
-            sweep_lines = [f"{key}={value}" for key, value in params.items()] + list(overrides)
-            jobs = BasicSweeper.split_arguments(parser.parse_overrides(sweep_lines), None)[0]
-            points = []
-            for job in jobs:
-                cfg = compose(config_name, overrides=list(job))
-                config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
-                points.append(GridPoint(overrides=tuple(job), config=config, runs_here=runs_here))
-    except HYDRA_ERRORS as error:  # unknown group option, bad key, bad interpolation, YAML syntax
-        raise ConfigError(f"sweep {' '.join(overrides)}: {hydra_error_message(error)}") from error
-    if not points:
-        raise ConfigError(f"sweep {' '.join(overrides)} has no grid points (an empty range or list): check its sweep"
-                          " overrides and hydra.sweeper.params in the sweep file")  # fmt: skip
-    return points
-
-
-def hydra_output_dir(overrides: Sequence[str], *, multirun: bool, config_name: str = "sl_train") -> Path:
-    """The folder Hydra creates for ``sl-train [-m] <overrides>``: ``hydra.sweep.dir`` under ``-m``, else
-    ``hydra.run.dir``, resolved now (a ``${now:...}`` in it is this second). Call :func:`expand_grid` first."""
-    register_configs()
-    register_resolvers()
-    with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
-        hydra = _base_config(OverridesParser.create(), overrides, config_name).hydra
-        return Path(str(hydra.sweep.dir if multirun else hydra.run.dir))
+    """Whether the sweep's launcher runs this point on this host (a SLURM launcher runs it on other machines)."""
 
 
 def _vocab_size(config: RunConfig) -> int:
@@ -129,10 +74,9 @@ def probe_seconds_per_step(config: RunConfig, plan: TrainPlan, *, device: str = 
     return float(np.median(times))
 
 
-def plan_sweep(overrides: Sequence[str], *, probe: bool = True) -> pd.DataFrame:
+def plan_sweep(points: Sequence[GridPoint], *, probe: bool = True) -> pd.DataFrame:
     """One row per grid point with its numbers, estimated seconds (when probed) and flags."""
     rows, probes, seen = [], {}, {}
-    points = expand_grid(overrides)
     for point in points:  # the plan tokenizes into the data cache (epochs, an hf tokenizer's vocabulary)
         point.config.paths.check_writable(results=False)
     for index, point in enumerate(points):

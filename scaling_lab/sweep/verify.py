@@ -418,36 +418,9 @@ def budget_of(flops_column: str, n_column: str, target: float) -> dict[str, Any]
     return {"kind": kind, "value": float(target), "params": params}
 
 
-def sweep_file(recipe: Recipe, members: Sequence[Member], *, sweep: str, budget: dict[str, Any],
-               seeds: Sequence[int], results_dir: Path, header: str) -> str:  # fmt: skip
-    """The slice as a sweep file (``configs/experiment`` style): one grid point per size, swept over the seeds."""
-    from omegaconf import OmegaConf
-
-    config = json.loads(json.dumps(recipe.config))
-    kind = recipe.family.kind
-    columns = {"preset": ("preset",), "target": ("target_n",), "explicit": ("n_layers", "width", "n_heads")}[kind]
-    for index, name in enumerate(columns):
-        config["model"][name] = f"${{sl.pick:${{grid.points}},${{grid.point}},{index}}}"
-    config.update(
-        sweep=sweep, budget=budget, grid={"point": 0, "points": [[m.model[c] for c in columns] for m in members]},
-        paths={"results_dir": str(results_dir), "cache_dir": recipe.cache_dir},
-        hydra={"sweeper": {"params": {"grid.point": f"range(0,{len(members)})",
-                                      "seed": ",".join(str(s) for s in seeds)}}},
-    )  # fmt: skip
-    comment = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
-    return "# @package _global_\n" + comment + OmegaConf.to_yaml(OmegaConf.create(config))
-
-
 def train_overrides(config_dir: Path, name: str, extra: Sequence[str]) -> list[str]:
     """The ``sl-train -m`` overrides that launch the sweep file ``config_dir/experiment/<name>.yaml``."""
     return [f"hydra.searchpath=['file://{config_dir.resolve()}']", f"experiment={name}", *extra]
-
-
-def plan(overrides: Sequence[str], *, probe: bool) -> pd.DataFrame:
-    """sl-plan's dry run of the slice (each point's seed in its ``seed`` column)."""
-    from scaling_lab.sweep.plan import plan_sweep
-
-    return plan_sweep(list(overrides), probe=probe)
 
 
 def launch(overrides: Sequence[str]) -> None:

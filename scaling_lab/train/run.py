@@ -24,14 +24,14 @@ from scaling_lab.config.schema import RunConfig
 from scaling_lab.data import prepare_data
 from scaling_lab.errors import TableError
 from scaling_lab.model.hardware import mfu
+from scaling_lab.redact import scrub_text
 from scaling_lab.results import CurvePoint, RunPoint, RunRecord, read_record, record_path, run_dir, write_record
 from scaling_lab.results.provenance import git_commit, library_versions, run_config_hash, utc_now
-from scaling_lab.results.redact import scrub_text
 from scaling_lab.results.store import SkippedRecordsWarning, set_aside
-from scaling_lab.sweep.placement import cpu_threads_per_job, footprint_of, jobs_at_once_from_hydra, placed_device
 from scaling_lab.tracking import open_tracker, quantity_tags
 from scaling_lab.train import checkpoint
 from scaling_lab.train.loop import train
+from scaling_lab.train.placement import cpu_threads_per_job, footprint_of, placed_device
 from scaling_lab.train.plan import TrainPlan, make_plan
 from scaling_lab.train.preflight import check_can_start, check_fits_memory
 from scaling_lab.train.progress import Progress
@@ -88,17 +88,20 @@ def make_record(config: RunConfig, plan: TrainPlan, data: Any, progress: Progres
     )  # fmt: skip
 
 
-def set_threads(config: RunConfig) -> int:
-    """torch CPU threads: config.threads, else all cores divided by the jobs a parallel launcher runs at once."""
+def set_threads(config: RunConfig, jobs_at_once: int) -> int:
+    """torch CPU threads: config.threads, else all cores divided by the ``jobs_at_once`` a parallel launcher runs."""
 
-    threads = config.threads or cpu_threads_per_job(jobs_at_once_from_hydra())
+    threads = config.threads or cpu_threads_per_job(jobs_at_once)
     torch.set_num_threads(threads)
     return threads
 
 
-def run_point(config: RunConfig) -> Outcome:
+def run_point(config: RunConfig, *, jobs_at_once: int = 1) -> Outcome:
     """Train one grid point unless it is finished or being trained elsewhere; never raises for a failed run (a
-    ScalingLabError means it could not start: nothing was created)."""
+    ScalingLabError means it could not start: nothing was created).
+
+    ``jobs_at_once``: how many grid points the launcher runs at once on this host (sl-train reads it from Hydra's
+    launcher); they divide the CPU cores between them and, on a CUDA host, claim shares of its GPUs."""
     check_can_start(config)
     root, run_id = Path(config.paths.results_dir), config.run_id()
     folder, path = run_dir(root, config.sweep, run_id), record_path(root, config.sweep, run_id)
@@ -110,13 +113,14 @@ def run_point(config: RunConfig) -> Outcome:
             # Read again under the lock: another launch may have ended the point since the first read.
             if (skipped := _skip_if_ended(config, path, locked=True)) is not None:
                 return skipped
-            set_threads(config)
+            set_threads(config, jobs_at_once)
             data = prepare_data(config.data, config.paths.resolved_cache_dir())
             plan = make_plan(config, vocab_size=data.vocab_size)
             check_fits_memory(config, plan)  # again: a pretrained hf tokenizer's vocabulary is known only now
             # the plan sizes the device share (jobs_per_device=auto packs small runs onto one GPU)
             footprint = footprint_of(plan)
-            with placed_device(config.device, jobs_per_device=config.jobs_per_device, footprint=footprint) as device:
+            with placed_device(config.device, jobs_at_once=jobs_at_once, jobs_per_device=config.jobs_per_device,
+                               footprint=footprint) as device:  # fmt: skip
                 return _train_locked(config, plan, data, folder, device)
     except Timeout:
         print(f"skip {config.sweep}/{run_id}: another launch holds {folder / LOCK_NAME}")

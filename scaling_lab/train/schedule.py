@@ -8,49 +8,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass
 
+from scaling_lab.config.training import ScheduleConfig
 from scaling_lab.errors import ConfigError
-
-SCHEDULE_KINDS = ("cosine", "constant", "wsd")
-COOLDOWN_SHAPES = ("1-sqrt", "linear")
-
-
-@dataclass(kw_only=True)
-class ScheduleConfig:
-    """Learning-rate schedule; the length always equals the run's budget (docs/ARCHITECTURE.md, "D")."""
-
-    kind: str = "cosine"
-    """cosine (warmup + cosine to final_lr_fraction), constant (warmup + flat), or wsd (warmup–stable–decay)."""
-    warmup_tokens: Optional[float] = None  # noqa: UP045 (OmegaConf 2.3 reads typing.Optional)
-    """Warmup length in tokens; None → N tokens (Porian et al. 2024 §3.3: warmup ≈ model size; see rules.py)."""
-    final_lr_fraction: float = 0.1
-    """Cosine floor as a fraction of the peak: Hoffmann et al. 2022 (Chinchilla §3 / App. B) decay 10×."""
-    cooldown_fraction: float = 0.2
-    """WSD cooldown length as a fraction of each cooldown's D: Hägele et al. 2024 §3 (20 % matches cosine)."""
-    cooldown_shape: str = "1-sqrt"
-    """WSD cooldown shape: 1-sqrt (Hägele et al. 2024 §3, better than linear) or linear; decays to 0."""
-    cooldown_budgets: list[float] = field(default_factory=list)
-    """Extra budgets below ``budget.value``, in its unit (tokens, FLOPs or tokens per parameter, as
-    ``budget.kind`` says), at which a WSD run branches a cooldown and records a point: with a FLOP budget one run
-    per size gives a point on every isoFLOP slice."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in SCHEDULE_KINDS:
-            raise ConfigError(f"schedule.kind={self.kind!r} is unknown: choose one of {', '.join(SCHEDULE_KINDS)}")
-        if self.warmup_tokens is not None and self.warmup_tokens < 0:
-            raise ConfigError(f"schedule.warmup_tokens={self.warmup_tokens} must be ≥ 0 (or null for the rule)")
-        if not 0 <= self.final_lr_fraction <= 1:
-            raise ConfigError(f"schedule.final_lr_fraction={self.final_lr_fraction} must lie in [0, 1]")
-        if not 0 < self.cooldown_fraction <= 1:
-            raise ConfigError(f"schedule.cooldown_fraction={self.cooldown_fraction} must lie in (0, 1]")
-        if self.cooldown_shape not in COOLDOWN_SHAPES:
-            raise ConfigError(f"schedule.cooldown_shape={self.cooldown_shape!r}: choose one of {COOLDOWN_SHAPES}")
-        if any(not t > 0 for t in self.cooldown_budgets):
-            raise ConfigError(f"schedule.cooldown_budgets={list(self.cooldown_budgets)} must all be > 0")
-        if self.cooldown_budgets and self.kind != "wsd":
-            raise ConfigError("schedule.cooldown_budgets is set but schedule.kind is not wsd: set schedule=wsd")
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:

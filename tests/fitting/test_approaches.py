@@ -6,7 +6,6 @@ from scaling_lab.fitting.approach1 import Approach1Config, envelope, fit_approac
 from scaling_lab.fitting.approach2 import (
     Approach2Config,
     Approach2Result,
-    assign_budgets,
     fit_approach2,
     profile_minimum,
     profile_residuals,
@@ -15,6 +14,7 @@ from scaling_lab.fitting.approach3 import fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.kaplan import KaplanConfig, fit_kaplan, fit_law
 from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3 as TRUTH
+from scaling_lab.fitting.seeds import assign_budgets
 from scaling_lab.fitting.synthetic import curves_table
 
 

@@ -26,7 +26,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from scaling_lab.cli import CONFIGS_DIR
-from scaling_lab.config.schema import register_configs, run_config_from_dict
+from scaling_lab.cli.compose import register_configs
+from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.fitting.laws import BESIROGLU_2024, CHINCHILLA_APPROACH3
 from scaling_lab.fitting.synthetic import isoflop_table
 from scaling_lab.results import RunRecord, read_record, record_path, write_record

@@ -12,8 +12,8 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
+from scaling_lab.redact import is_secret_name, scrub_secrets, scrub_text
 from scaling_lab.results import RunRecord
-from scaling_lab.results.redact import is_secret_name, scrub_secrets, scrub_text
 from scaling_lab.tracking import LoggerConfig, open_tracker
 
 from .conftest import TESTS, run_cli

@@ -14,10 +14,10 @@ from omegaconf import OmegaConf
 
 import scaling_lab
 from scaling_lab.cli import CONFIGS_DIR
-from scaling_lab.config.schema import register_configs
+from scaling_lab.cli.compose import register_configs
 from scaling_lab.errors import CheckpointError, TableError
+from scaling_lab.redact import RedactingFilter, scrub_secrets, scrub_text
 from scaling_lab.results import RunRecord, write_record
-from scaling_lab.results.redact import RedactingFilter, scrub_secrets, scrub_text
 from scaling_lab.train.checkpoint import load_checkpoint, save_checkpoint
 
 from .conftest import run_cli

@@ -1,9 +1,11 @@
 import pytest
 from omegaconf import OmegaConf
 
-import scaling_lab.sweep.grids  # noqa: F401  (registers the resolver)
+from scaling_lab.cli.compose import register_resolvers
 from scaling_lab.errors import ConfigError
 from scaling_lab.sweep.grids import isoflop_target_n
+
+register_resolvers()
 
 
 def test_isoflop_sizes_move_with_the_budget_by_the_exponent_and_step_by_the_ratio():

@@ -2,7 +2,9 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-import scaling_lab.sweep.grids  # noqa: F401  (registers the resolvers)
+from scaling_lab.cli.compose import register_resolvers
+
+register_resolvers()
 
 
 def test_pick_reads_one_point_of_an_explicit_grid():

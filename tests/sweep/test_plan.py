@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from scaling_lab.cli import CONFIGS_DIR
-from scaling_lab.sweep.plan import expand_grid, plan_sweep
+from scaling_lab.cli.compose import expand_grid, register_configs, register_resolvers, sweep_jobs
+from scaling_lab.sweep.plan import plan_sweep
 from scaling_lab.train.plan import make_plan
 
 SWEEP_FILES = sorted(p.stem for p in (Path(CONFIGS_DIR) / "experiment").glob("*.yaml"))
@@ -33,7 +34,7 @@ def test_there_are_sweep_files():
 
 @pytest.mark.parametrize("sweep", SWEEP_FILES)
 def test_plan_every_sweep_file(sweep, small_corpus):
-    table = plan_sweep([f"experiment={sweep}", *small_corpus], probe=False)
+    table = plan_sweep(expand_grid([f"experiment={sweep}", *small_corpus]), probe=False)
     assert len(table) >= 3
     assert (table.n_tokens > 0).all() and (table.steps > 0).all()
     assert (table.flops_exact > 0).all() and (table.n_params_total >= table.n_params_nonembed).all()
@@ -41,7 +42,7 @@ def test_plan_every_sweep_file(sweep, small_corpus):
 
 
 def test_isoflop_points_share_their_budget_and_sizes_grow_with_it(small_corpus):
-    table = plan_sweep(["experiment=isoflop", *small_corpus], probe=False)
+    table = plan_sweep(expand_grid(["experiment=isoflop", *small_corpus]), probe=False)
     for _, slice_ in table.groupby(table.overrides.str.extract(r"budget.value=(\S+)")[0]):
         assert slice_.flops_exact.max() / slice_.flops_exact.min() < 1.05  # D derived from C and FLOPs/token
     budgets = table.overrides.str.extract(r"budget.value=(\S+)")[0].astype(float)
@@ -61,13 +62,15 @@ def test_multirun_overrides_on_the_command_line_make_a_grid(small_corpus):
 
 
 def test_seeds_are_grid_points_of_their_own(small_corpus):
-    table = plan_sweep(["model=n1k", "budget.value=1e5", "seed=0,1", "data.seed=0,1", *small_corpus], probe=False)
+    table = plan_sweep(
+        expand_grid(["model=n1k", "budget.value=1e5", "seed=0,1", "data.seed=0,1", *small_corpus]), probe=False
+    )
     assert sorted(zip(table.seed, table.data_seed, strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert table.run_id.is_unique and not table["flags"].str.contains("same run").any()
 
 
 def test_probe_measures_a_positive_step_time(small_corpus):
-    table = plan_sweep(["model=n1k", "budget.value=1e5", *small_corpus], probe=True)
+    table = plan_sweep(expand_grid(["model=n1k", "budget.value=1e5", *small_corpus]), probe=True)
     assert (table.est_seconds > 0).all()
 
 
@@ -94,8 +97,8 @@ def test_bad_sweep_fails_in_one_line_before_training(overrides, message, small_c
 
 
 def test_wsd_isoflop_puts_every_width_on_every_cosine_slice_for_under_half_the_flops(small_corpus):
-    cosine = plan_sweep(["experiment=isoflop_cosine", *small_corpus], probe=False)
-    wsd = plan_sweep(["experiment=isoflop_wsd", *small_corpus], probe=False)
+    cosine = plan_sweep(expand_grid(["experiment=isoflop_cosine", *small_corpus]), probe=False)
+    wsd = plan_sweep(expand_grid(["experiment=isoflop_wsd", *small_corpus]), probe=False)
     assert (cosine.flops_spent == cosine.flops_exact).all()  # one point per cosine run, nothing branched
     assert wsd.flops_spent.sum() / cosine.flops_spent.sum() < 0.5
     budgets = sorted(cosine.overrides.str.extract(r"budget.value=(\S+)")[0].astype(float).unique())
@@ -109,3 +112,52 @@ def test_wsd_isoflop_puts_every_width_on_every_cosine_slice_for_under_half_the_f
         step_flops = plan.flops_per_token_exact * plan.tokens_per_step
         assert point_flops == pytest.approx(budgets[-len(point_flops) :], abs=step_flops)
     assert sorted(len(plan.point_steps) for plan in plans) == [6] + [7] * (len(plans) - 1)
+
+
+# Each case: the sweep overrides (the forms configs/experiment/*.yaml use: comma lists, range(a,b[,step]), a key given
+# twice, a fixed override among sweeps) and the jobs Hydra's basic sweeper launches for them, in its order.
+EXPANSIONS = [
+    (["model=n3k,n7k", "budget.value=2.5e5,5e5"],  # numbers are passed on as Hydra parses them
+     [["model=n3k", "budget.value=250000.0"], ["model=n3k", "budget.value=500000.0"],
+      ["model=n7k", "budget.value=250000.0"], ["model=n7k", "budget.value=500000.0"]]),
+    (["grid.point=range(0,3)", "seed=0"], [["grid.point=0", "seed=0"], ["grid.point=1", "seed=0"],
+                                            ["grid.point=2", "seed=0"]]),
+    (["grid.rank=range(-2,3,2)"], [["grid.rank=-2"], ["grid.rank=0"], ["grid.rank=2"]]),
+    (["seed=0,1", "model=n1k", "seed=5,6,7"], [["seed=5", "model=n1k"], ["seed=6", "model=n1k"],
+                                               ["seed=7", "model=n1k"]]),
+    (["grid.point=range(0,0)", "seed=0,1"], []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("lines", "jobs"), EXPANSIONS)
+def test_sweep_jobs_expand_as_hydras_basic_sweeper(lines, jobs):
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = OverridesParser.create().parse_overrides(lines)
+    assert sweep_jobs(overrides) == jobs == BasicSweeper.split_arguments(overrides, None)[0]
+
+
+@pytest.mark.parametrize("sweep", SWEEP_FILES)
+def test_every_sweep_file_expands_as_hydras_basic_sweeper(sweep):
+    """The sweep files' own ``hydra.sweeper.params`` plus command-line sweeps, against the sweeper Hydra would run."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    register_configs()
+    register_resolvers()
+    with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
+        params = compose("sl_train", overrides=[f"experiment={sweep}"], return_hydra_config=True).hydra.sweeper.params
+    lines = [f"{key}={value}" for key, value in OmegaConf.to_container(params).items()] + ["data.seed=0,1"]
+    overrides = OverridesParser.create().parse_overrides(lines)
+    jobs = sweep_jobs(overrides)
+    assert len(jobs) > 2 and jobs == BasicSweeper.split_arguments(overrides, None)[0]
+
+
+def test_an_interval_sweep_is_one_error_line():
+    done = subprocess.run([sys.executable, "-m", "scaling_lab.cli.plan", "--no-probe", "model=n1k",
+                           "optim.lr=interval(1e-3,1e-2)"], capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "optim.lr=interval(1e-3,1e-2)" in done.stderr and "range(start,stop,step)" in done.stderr

@@ -10,8 +10,8 @@ import torch
 
 from scaling_lab.errors import CheckpointError, ConfigError
 from scaling_lab.results import run_dir
-from scaling_lab.sweep.placement import memory_bytes
 from scaling_lab.train.checkpoint import CHECKPOINT_NAME, save_run_state
+from scaling_lab.train.placement import memory_bytes
 from scaling_lab.train.plan import make_plan
 from scaling_lab.train.preflight import check_can_start, check_fits_memory
 from scaling_lab.train.run import run_point

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from scaling_lab.config.training import ScheduleConfig
 from scaling_lab.errors import ConfigError
 from scaling_lab.model import PRESETS
 from scaling_lab.train import rules
 from scaling_lab.train.schedule import (
     Cooldown,
-    ScheduleConfig,
     constant_lr,
     cosine_lr,
     lr_at,

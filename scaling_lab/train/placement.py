@@ -71,20 +71,6 @@ def cpu_threads_per_job(jobs_at_once: int, cpu_count: int | None = None) -> int:
     return max(1, cores // jobs_at_once)
 
 
-def jobs_at_once_from_hydra() -> int:
-    """How many jobs the active Hydra launcher runs at once on this host (1 outside a parallel launcher)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return 1
-    launcher = HydraConfig.get().launcher
-    n_jobs = launcher.get("n_jobs") if hasattr(launcher, "get") else None
-    if n_jobs is None:
-        return 1
-    n_jobs = int(n_jobs)
-    return usable_cores() if n_jobs == -1 else max(1, n_jobs)  # joblib: -1 means one job per core
-
-
 # ---- The auto rule: how many copies of one run fit a device (pure) ---------------------------------------------------
 
 
@@ -275,16 +261,17 @@ def memory_bytes(requested: str) -> tuple[int | None, str]:
 
 @contextmanager
 def placed_device(
-    requested: str, *, jobs_per_device: int | str = 1, footprint: Footprint | None = None
+    requested: str, *, jobs_at_once: int = 1, jobs_per_device: int | str = 1, footprint: Footprint | None = None
 ) -> Iterator[object]:
     """The torch device this job trains on: a claimed GPU share when a parallel launcher runs several jobs on a
-    CUDA host and ``requested`` names no index; otherwise exactly what was requested (auto → cuda or cpu).
+    CUDA host (``jobs_at_once`` > 1, as the launcher says) and ``requested`` names no index; otherwise exactly what
+    was requested (auto → cuda or cpu).
 
     ``footprint`` (from :func:`footprint_of`) is what ``jobs_per_device=auto`` sizes the share by."""
     import torch
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else requested)
-    if device.type != "cuda" or device.index is not None or jobs_at_once_from_hydra() == 1:
+    if device.type != "cuda" or device.index is not None or jobs_at_once == 1:
         yield device
         return
     per_device = jobs_per_cuda_device(jobs_per_device, footprint)

@@ -12,7 +12,7 @@ from filelock import FileLock
 from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.model import PRESETS, n_params_total
 from scaling_lab.model.hardware import training_memory_bytes
-from scaling_lab.sweep.placement import (
+from scaling_lab.train.placement import (
     MAX_JOBS_PER_DEVICE,
     PACK_MAX_PARAMS,
     Footprint,
@@ -37,7 +37,7 @@ def test_threads_are_divided_between_jobs(jobs, cores, threads):
 
 
 def test_placed_device_outside_a_parallel_launcher_is_what_was_asked():
-    from scaling_lab.sweep.placement import placed_device
+    from scaling_lab.train.placement import placed_device
 
     with placed_device("cpu") as device:
         assert str(device) == "cpu"
