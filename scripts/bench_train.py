@@ -132,7 +132,7 @@ def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 10) -> fl
 
 
 def bench(size: str, *, device: torch.device, vocab: int, context: int, batch: int, steps: int, rounds: int,
-          compile_model: bool) -> dict:  # fmt: skip
+          compile_model: bool, fused: bool | None) -> dict:  # fmt: skip
     config = model_config(size)
     shape = config.shape()
     torch.manual_seed(0)
@@ -141,7 +141,7 @@ def bench(size: str, *, device: torch.device, vocab: int, context: int, batch: i
     n_ours, n_plain = count_parameters(ours)[0], sum(p.numel() for p in plain.parameters())
     assert n_ours == n_plain, f"{size}: ours {n_ours} ≠ plain {n_plain} parameters"
     adamw = dict(lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
-    ours_opt = make_adamw(ours, **adamw, fused=OptimConfig().fused_on(device.type))
+    ours_opt = make_adamw(ours, **adamw, fused=OptimConfig(fused=fused).fused_on(device.type))
     plain_opt = torch.optim.AdamW(plain.parameters(), **adamw)
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, vocab, size=(batch, context + 1), dtype=np.int64) for _ in range(steps)]
@@ -179,6 +179,8 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds per side (best kept)")
     parser.add_argument("--compile", action="store_true", help="also time ours under torch.compile")
+    parser.add_argument("--fused", action=argparse.BooleanOptionalAction, default=None,
+                        help="our AdamW fused or not (default: the trainer's, optim.fused=null)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
@@ -195,7 +197,7 @@ def main() -> None:
         print(f"{header} {'ratio':>6}{compiled}")
         for size in args.sizes or sizes:
             r = bench(size, device=device, vocab=args.vocab, context=context, batch=batch, steps=args.steps,
-                      rounds=args.rounds, compile_model=args.compile)  # fmt: skip
+                      rounds=args.rounds, compile_model=args.compile, fused=args.fused)  # fmt: skip
             line = (f"{r['size']:6} {r['N']:>10,} {r['ours_tok_s']:>11.4g} {r['plain_tok_s']:>11.4g} "
                     f"{r['ours_flop_s'] / 1e9:>12.3g} {100 * r['ours_flop_s'] / peak:>5.1f}% "
                     f"{r['ours_tok_s'] / r['plain_tok_s']:>5.2f}×")  # fmt: skip
