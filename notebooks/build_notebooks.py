@@ -161,9 +161,9 @@ model = {f"{N_MODEL / 1e9:g}B at {TOKENS_PER_PARAM} tok/param": (N_MODEL, TOKENS
 pd.concat({name: reference_models_table(loaded.law, model) for name, loaded in laws.items()})"""),
         ("md", "The compute-optimal model for the same training FLOPs (C = 6 N D), per law:"),
         ("code", """\
-from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN  # C = 6 N D (Kaplan et al. 2020, §2.1)
+from scaling_lab.budget import flops_6nd  # C = 6 N D (Kaplan et al. 2020, §2.1)
 
-flops = FLOPS_PER_PARAM_PER_TOKEN * N_MODEL * (TOKENS_PER_PARAM * N_MODEL)
+flops = flops_6nd(N_MODEL, TOKENS_PER_PARAM * N_MODEL)
 for loaded in laws.values():
     print(plan_budget(loaded, BudgetQuery(flops=flops)).report(), end="\\n\\n")"""),
         ("md", """\

@@ -2,7 +2,9 @@
 
 D counts *predicted* tokens: steps × batch sequences × sequence length. A budget is given as tokens, as FLOPs
 (6·N·D or the exact Chinchilla Appendix F count, the kind is stated), or as tokens per parameter; it becomes a
-step count here and nowhere else. The realized D is what a run records.
+step count here and nowhere else (:func:`whole_steps`), and steps become tokens here and nowhere else
+(:func:`tokens_for_steps`). The realized D is what a run records. C = 6·N·D is :func:`flops_6nd` wherever it is
+computed: training, planning, fitting and plotting.
 """
 
 from __future__ import annotations
@@ -10,13 +12,12 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from scaling_lab.errors import ConfigError, TableError
 
-BudgetKind = Literal["tokens", "flops_6nd", "flops_exact", "tokens_per_param"]
 BUDGET_KINDS: tuple[str, ...] = ("tokens", "flops_6nd", "flops_exact", "tokens_per_param")
 # Rounding tolerance before we warn (a budget rounded to whole steps should stay within a percent).
 ROUNDING_WARN_FRACTION = 0.01
@@ -24,6 +25,12 @@ ROUNDING_WARN_FRACTION = 0.01
 # that every token count stays an exact float64 (records and tables). A larger D is a typo (budget.value=1e30) and
 # would otherwise overflow an int64 sequence count deep inside the data layer.
 MAX_TOKENS = 1e15
+# Above ~4 epochs, repeated tokens lose value quickly and the data-scaling law bends (Muennighoff et al. 2023,
+# "Scaling Data-Constrained Language Models", §5 and Fig. 3): the data warns, and a sweep's plan flags the point.
+MAX_EPOCHS = 4.0
+FLOPS_PER_PARAM_PER_TOKEN = 6.0
+"""Training FLOPs per parameter per token: 2 in the forward pass, 4 in the backward (Kaplan et al. 2020, §2.1;
+Hoffmann et al. 2022, App. F, whose exact count 6·N approximates)."""
 
 
 @dataclass(kw_only=True)
@@ -53,13 +60,45 @@ def tokens_for_budget(budget: BudgetConfig, *, n_params: int, flops_per_token_ex
     if budget.kind == "tokens_per_param":
         return budget.value * n_params
     if budget.kind == "flops_6nd":
-        return budget.value / (6.0 * n_params)
+        return budget.value / flops_per_token_6n(n_params)
     return budget.value / flops_per_token_exact
 
 
-def flops_6nd(n_params: int, n_tokens: float) -> float:
-    """C = 6·N·D (Kaplan et al. 2020 §2.1)."""
-    return 6.0 * n_params * n_tokens
+def flops_per_token_6n(n_params: Any) -> Any:
+    """Training FLOPs per token, 6·N (Kaplan et al. 2020 §2.1: 2N forward + 4N backward); N a number or an array."""
+    return FLOPS_PER_PARAM_PER_TOKEN * n_params
+
+
+def flops_6nd(n_params: Any, n_tokens: Any) -> Any:
+    """C = 6·N·D (Kaplan et al. 2020 §2.1; Hoffmann et al. 2022 App. F); numbers, arrays or table columns."""
+    return flops_per_token_6n(n_params) * n_tokens
+
+
+def tokens_for_steps(steps: int, tokens_per_step: int) -> int:
+    """D of ``steps`` optimizer steps: steps × predicted tokens per step (the one place steps become tokens)."""
+    return steps * tokens_per_step
+
+
+def whole_steps(n_tokens: float, tokens_per_step: int, *, round_up: bool = False) -> int:
+    """Tokens → optimizer steps (the one place): the nearest whole number, or with ``round_up`` the fewest that
+    hold ``n_tokens`` (a warmup reaches its tokens); at least one step."""
+    ratio = n_tokens / tokens_per_step
+    return max(1, math.ceil(ratio) if round_up else round(ratio))
+
+
+def rounded_steps(n_tokens: float, *, tokens_per_step: int, field: str) -> int:
+    """A D (a run's budget, a WSD cooldown's) as whole steps, warning when the rounding moves it by more than
+    ROUNDING_WARN_FRACTION (a budget under one batch becomes one step, and says how far that is off)."""
+    steps = whole_steps(n_tokens, tokens_per_step)
+    realized = tokens_for_steps(steps, tokens_per_step)
+    moved = abs(realized - n_tokens) / n_tokens
+    if moved > ROUNDING_WARN_FRACTION:
+        warnings.warn(
+            f"{field}: rounding {n_tokens:g} tokens to {steps} steps of {tokens_per_step} tokens gives"
+            f" {realized} tokens ({moved:.1%} off); choose a budget that is a multiple of the batch",
+            stacklevel=3,
+        )
+    return steps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,7 +115,7 @@ class StepPlan:
     @property
     def n_tokens(self) -> int:
         """Realized D = steps × tokens_per_step."""
-        return self.steps * self.tokens_per_step
+        return tokens_for_steps(self.steps, self.tokens_per_step)
 
 
 def steps_for_tokens(n_tokens: float, *, batch_sequences: int, sequence_length: int, field: str = "budget") -> StepPlan:
@@ -92,22 +131,11 @@ def steps_for_tokens(n_tokens: float, *, batch_sequences: int, sequence_length: 
             f"{field} gives {n_tokens:g} tokens, less than one batch of {tokens_per_step} tokens"
             f" ({batch_sequences} sequences × {sequence_length}): raise the budget or lower optim.batch_tokens"
         )
-    steps = round(n_tokens / tokens_per_step)
-    plan = StepPlan(steps=steps, tokens_per_step=tokens_per_step, n_tokens_planned=float(n_tokens))
-    moved = abs(plan.n_tokens - n_tokens) / n_tokens
-    if moved > ROUNDING_WARN_FRACTION:
-        warnings.warn(
-            f"{field}: rounding {n_tokens:g} tokens to {steps} steps of {tokens_per_step} tokens gives"
-            f" {plan.n_tokens} tokens ({moved:.1%} off); choose a budget that is a multiple of the batch",
-            stacklevel=2,
-        )
-    return plan
+    steps = rounded_steps(n_tokens, tokens_per_step=tokens_per_step, field=field)
+    return StepPlan(steps=steps, tokens_per_step=tokens_per_step, n_tokens_planned=float(n_tokens))
 
 
 # --- FLOPs per token as a function of N: which C a fit's isoFLOP lines hold -------------------------------------
-
-FLOPS_PER_PARAM_PER_TOKEN = 6.0
-"""Training FLOPs per parameter per token: 2 in the forward pass, 4 in the backward (Kaplan et al. 2020, §2.1)."""
 
 FLOPS_ACCOUNTINGS = ("6nd", "exact")
 """How a table's C counts FLOPs: 6·N·D, or the exact count (Hoffmann et al. 2022, App. F) modelled by N."""
@@ -213,7 +241,7 @@ def fit_flops_per_token(n_params: np.ndarray, n_tokens: np.ndarray, flops: np.nd
     """
     n = np.asarray(n_params, dtype=float)
     per_token = np.asarray(flops, dtype=float) / np.asarray(n_tokens, dtype=float)
-    six = FLOPS_PER_PARAM_PER_TOKEN * n
+    six = flops_per_token_6n(n)
     if np.all(np.abs(per_token / six - 1.0) <= ROUNDING_WARN_FRACTION):
         return SIX_ND
     log_n = np.log(n)

@@ -26,13 +26,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from scaling_lab.budget import MAX_EPOCHS
 from scaling_lab.data.config import DataConfig
 from scaling_lab.data.mixture import MixSchedule
 from scaling_lab.errors import DataError
-
-# Above ~4 epochs, repeated tokens lose value quickly and the data-scaling law bends
-# (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models", §5 and Fig. 3).
-MAX_EPOCHS_BEFORE_WARNING = 4.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,11 +185,11 @@ class TokenData:
         result = {
             split.name: float(count) / split.train_windows for split, count in zip(self.splits, counts, strict=True)
         }
-        over = {name: round(value, 2) for name, value in result.items() if value > MAX_EPOCHS_BEFORE_WARNING}
+        over = {name: round(value, 2) for name, value in result.items() if value > MAX_EPOCHS}
         if over:
             warnings.warn(
                 f"{n_tokens:.3g} tokens of data mix {self.mix_name!r} repeat {over} epochs, above "
-                f"{MAX_EPOCHS_BEFORE_WARNING:g}: repeated data bends the scaling law (Muennighoff et al. 2023); "
+                f"{MAX_EPOCHS:g}: repeated data bends the scaling law (Muennighoff et al. 2023); "
                 "add text or lower the token budget",
                 UserWarning,
                 stacklevel=2,

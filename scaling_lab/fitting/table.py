@@ -19,13 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling_lab.budget import FlopsPerToken, fit_flops_per_token
+from scaling_lab.budget import FlopsPerToken, fit_flops_per_token, flops_6nd
 from scaling_lab.errors import ConfigError, TableError
-from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN
 from scaling_lab.fitting.seeds import check_mode, combine_curves, combine_points, with_run_tokens
-
-CANONICAL = ("n_params", "n_tokens", "loss", "flops", "group", "run_id", "seed")
-"""Columns of a validated fit table."""
 
 STORE_N_PARAMS = {"total": "n_params_total", "nonembed": "n_params_nonembed"}
 """Store column used as N. Default total: non-embedding counts bend the exponent at small scale
@@ -174,7 +170,7 @@ def validate(table: pd.DataFrame, source: str) -> pd.DataFrame:
             )
         table[column] = values.astype(float)
     if table["flops"].isna().all():
-        table["flops"] = FLOPS_PER_PARAM_PER_TOKEN * table["n_params"] * table["n_tokens"]
+        table["flops"] = flops_6nd(table["n_params"], table["n_tokens"])
     elif table["flops"].isna().any():
         row = int(np.flatnonzero(table["flops"].isna().to_numpy())[0])
         raise TableError(f"{source}: column flops has a missing value (row {row}): fill it or drop the column")

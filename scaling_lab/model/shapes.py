@@ -189,11 +189,6 @@ def n_params_total(shape: Shape, vocab_size: int, *, tied: bool) -> int:
     return n_params_nonembed(shape) + vocab_matrices * vocab_size * shape.width
 
 
-def flops_per_token_6n(n_params: int) -> float:
-    """Training FLOPs per token, 6·N (Kaplan et al. 2020 §2.1: 2N forward + 4N backward)."""
-    return 6.0 * n_params
-
-
 def forward_flops_per_token_exact(shape: Shape, vocab_size: int, context: int) -> float:
     """Forward FLOPs per token as in Hoffmann et al. 2022 (Chinchilla), Appendix F, per sequence / context.
 

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
+from scaling_lab.budget import flops_6nd
 from scaling_lab.errors import ConfigError
-from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN, ChinchillaLaw
+from scaling_lab.fitting.laws import ChinchillaLaw
 from scaling_lab.planning.budget import flops_for_loss
 from scaling_lab.planning.laws import KaplanLaw, min_params_for_loss, tokens_for_loss
 
@@ -47,7 +48,7 @@ class Allocation:
 
     @property
     def training_flops(self) -> float:
-        return FLOPS_PER_PARAM_PER_TOKEN * self.n_params * self.n_tokens
+        return flops_6nd(self.n_params, self.n_tokens)
 
     @property
     def inference_flops(self) -> float:
@@ -112,8 +113,7 @@ def lifetime_flops(
     """6 N D_train(N) + 2 N D_inference along the iso-loss curve L(N, D_train) = target (inf where unreachable)."""
     n = np.asarray(n_params, dtype=float)
     return (
-        FLOPS_PER_PARAM_PER_TOKEN * n * tokens_for_loss(law, n, target_loss)
-        + INFERENCE_FLOPS_PER_PARAM_PER_TOKEN * n * inference_tokens
+        flops_6nd(n, tokens_for_loss(law, n, target_loss)) + INFERENCE_FLOPS_PER_PARAM_PER_TOKEN * n * inference_tokens
     )
 
 
@@ -173,7 +173,7 @@ def reference_models_table(
     compute-optimal loss and N at the same training FLOPs, one row per model."""
     rows = {}
     for name, (n, d) in (models or REFERENCE_MODELS).items():
-        flops = FLOPS_PER_PARAM_PER_TOKEN * n * d
+        flops = flops_6nd(n, d)
         rows[name] = {
             "N (params)": n,
             "D (tokens)": d,

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from scaling_lab.budget import flops_6nd, flops_per_token_6n
 from scaling_lab.errors import ConfigError, FitError
-from scaling_lab.fitting.laws import FLOPS_PER_PARAM_PER_TOKEN
 from scaling_lab.planning.laws import LoadedLaw
 
 NORMAL_95 = 1.959964
@@ -91,7 +91,7 @@ def rank_candidates(
     var_after = var_h - cov_hf**2 / (var_f + noise_sd**2 / repeats)
     width_before = 2 * NORMAL_95 * np.sqrt(var_h)
     width_after = 2 * NORMAL_95 * np.sqrt(np.maximum(var_after, 0.0))
-    flops = FLOPS_PER_PARAM_PER_TOKEN * n * d * repeats
+    flops = flops_6nd(n, d) * repeats
     ranked = candidates.assign(
         flops=flops,
         predicted_loss=loaded.law.loss(n, d),
@@ -113,5 +113,5 @@ def candidate_grid(
         centre = np.log10(float(loaded.law.n_opt(budget)))
         for log_n in np.linspace(centre - span_decades, centre + span_decades, sizes_per_budget):
             n = 10.0**log_n
-            rows.append((n, budget / (FLOPS_PER_PARAM_PER_TOKEN * n)))
+            rows.append((n, budget / flops_per_token_6n(n)))
     return pd.DataFrame(rows, columns=["n_params", "n_tokens"])

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling_lab.budget import flops_6nd, flops_per_token_6n
 from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.errors import EXIT_POINTS_FAILED, EXIT_USER_ERROR, ConfigError, ReportedError, TableError
 from scaling_lab.fitting.approach2 import CURVES
@@ -56,7 +57,7 @@ RULE_FIELDS = {
     "optim.batch_tokens": lambda plan: plan.tokens_per_step,
     "optim.beta2": lambda plan: plan.beta2,
     "optim.micro_batch_sequences": lambda plan: plan.micro_batch_sequences,
-    "schedule.warmup_tokens": lambda plan: plan.warmup_steps * plan.tokens_per_step,
+    "schedule.warmup_tokens": lambda plan: plan.warmup_tokens,
 }
 """Settings a record stores resolved (train/run.py ``resolved_config``) and the plan value each comes from."""
 VARYING = {"budget", "seed", "schedule.cooldown_budgets"} | {f"model.{name}" for name in SHAPE_FIELDS}
@@ -279,7 +280,7 @@ class ShapeFamily:
         if self.flops_column == "flops_exact":
             per_token = flops_per_token_exact(shape, self.vocab_size, self.sequence_length)
         else:  # the store's 6ND counts total N; a table's 6ND counts the fit's N
-            per_token = 6.0 * (total if self.flops_column == "flops_6nd" else n)
+            per_token = flops_per_token_6n(total if self.flops_column == "flops_6nd" else n)
         return Member(model=model, shape=shape, n_params=float(n), flops_per_token=float(per_token))
 
     def members(self, low: float, high: float) -> list[Member]:
@@ -449,7 +450,7 @@ def collect(
         point = record.points[-1]
         n = float(getattr(record, n_column))
         by_column = {"flops_exact": point.flops_exact, "flops_6nd": point.flops_6nd}
-        flops = by_column.get(flops_column, 6.0 * n * point.n_tokens)
+        flops = by_column.get(flops_column, flops_6nd(n, point.n_tokens))
         rows.append({"run_id": run_id, "seed": int(seed), "n_params": n, "loss": point.loss, "flops": flops,
                      "n_tokens": point.n_tokens})  # fmt: skip
     return pd.DataFrame(rows, columns=["run_id", "seed", "n_params", "loss", "flops", "n_tokens"]), missing

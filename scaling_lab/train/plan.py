@@ -5,10 +5,9 @@ Pure (no data, no model): ``sl-train`` and a dry-run planner print the same numb
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
-from scaling_lab.budget import steps_for_tokens, tokens_for_budget
+from scaling_lab.budget import rounded_steps, steps_for_tokens, tokens_for_budget, tokens_for_steps, whole_steps
 from scaling_lab.config.schema import RunConfig
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.shapes import Shape, flops_per_token_exact, n_params_nonembed, n_params_total
@@ -61,10 +60,19 @@ class TrainPlan:
         """Predicted tokens per optimizer step."""
         return self.batch_sequences * self.sequence_length
 
+    def tokens_after(self, steps: int) -> int:
+        """D after ``steps`` optimizer steps of this plan."""
+        return tokens_for_steps(steps, self.tokens_per_step)
+
     @property
     def n_tokens(self) -> int:
         """Realized D of the main run."""
-        return self.steps * self.tokens_per_step
+        return self.tokens_after(self.steps)
+
+    @property
+    def warmup_tokens(self) -> int:
+        """Tokens of the warmup's whole steps (what a record stores as the resolved schedule.warmup_tokens)."""
+        return self.tokens_after(self.warmup_steps)
 
     @property
     def steps_trained(self) -> int:
@@ -72,14 +80,14 @@ class TrainPlan:
         return self.steps + sum(c.end - c.start for c in self.cooldowns[:-1])
 
     @property
-    def flops_spent_exact(self) -> float:
-        """Exact FLOPs the run costs (steps_trained tokens): what a WSD run saves against separate runs."""
-        return self.flops_per_token_exact * self.steps_trained * self.tokens_per_step
+    def n_tokens_trained(self) -> int:
+        """Tokens of steps_trained (WSD cooldown branches included): what the data must supply."""
+        return self.tokens_after(self.steps_trained)
 
     @property
-    def accumulation_steps(self) -> int:
-        """Micro-batches per optimizer step."""
-        return self.batch_sequences // self.micro_batch_sequences
+    def flops_spent_exact(self) -> float:
+        """Exact FLOPs the run costs (steps_trained tokens): what a WSD run saves against separate runs."""
+        return self.flops_per_token_exact * self.n_tokens_trained
 
     @property
     def point_steps(self) -> tuple[int, ...]:
@@ -94,7 +102,8 @@ def _every(tokens: float | None, default_count: int, *, steps: int, tokens_per_s
         return ()
     if tokens is None:
         return tuple(sorted({max(1, round(k * steps / default_count)) for k in range(1, default_count + 1)}))
-    return tuple(range(max(1, round(tokens / tokens_per_step)), steps + 1, max(1, round(tokens / tokens_per_step))))
+    every = whole_steps(tokens, tokens_per_step)
+    return tuple(range(every, steps + 1, every))
 
 
 def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
@@ -137,11 +146,11 @@ def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
             rules.default_warmup_tokens(total), tokens_per_step=tokens_per_step, total_steps=steps
         )
     else:
-        warmup_steps = max(1, math.ceil(warmup_tokens / tokens_per_step))
+        warmup_steps = whole_steps(warmup_tokens, tokens_per_step, round_up=True)
         if warmup_steps >= steps:
             raise ConfigError(
                 f"schedule.warmup_tokens={warmup_tokens:g} covers the whole run of {steps} steps:"
-                f" choose fewer than {steps * tokens_per_step} tokens"
+                f" choose fewer than {step_plan.n_tokens} tokens"
             )
 
     cooldowns: tuple[Cooldown, ...] = ()
@@ -156,7 +165,8 @@ def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
             tokens = tokens_for_budget(
                 replace(config.budget, value=value), n_params=budget_n, flops_per_token_exact=exact
             )
-            ends.append(max(1, round(tokens / tokens_per_step)))
+            field = f"schedule.cooldown_budgets {value:g} ({config.budget.kind})"
+            ends.append(rounded_steps(tokens, tokens_per_step=tokens_per_step, field=field))
         cooldowns = tuple(
             wsd_cooldowns([*ends, steps], fraction=config.schedule.cooldown_fraction, warmup_steps=warmup_steps)
         )

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaling_lab.budget import flops_6nd
 from scaling_lab.train.plan import TrainPlan
 
 
@@ -40,10 +41,10 @@ class Progress:
 
 def measurement(plan: TrainPlan, *, steps: int, loss: float, train_loss: float | None) -> dict[str, Any]:
     """An eval at ``steps`` optimizer steps as a curve / run point: D, C (6ND with N total; exact), losses."""
-    n_tokens = steps * plan.tokens_per_step
+    n_tokens = plan.tokens_after(steps)
     return {
         "n_tokens": n_tokens,
-        "flops_6nd": 6.0 * plan.n_params_total * n_tokens,
+        "flops_6nd": flops_6nd(plan.n_params_total, n_tokens),
         "flops_exact": plan.flops_per_token_exact * n_tokens,
         "loss": loss,
         "train_loss": train_loss,

@@ -8,8 +8,7 @@ with byte-level models measured to keep improving down to ~7k non-embedding para
 
 from __future__ import annotations
 
-import math
-
+from scaling_lab.budget import flops_per_token_6n, whole_steps
 from scaling_lab.model.shapes import Shape, n_params_nonembed
 
 # DeepSeek LLM 2024, eq. (1): η_opt = 0.3118 · C^-0.1250, B_opt = 0.2920 · C^0.3271 (B in tokens).
@@ -22,7 +21,8 @@ BETA2_SMALL_BATCH, BETA2_LARGE_BATCH, BETA2_SWITCH_TOKENS = 0.99, 0.95, 100_000
 
 def deepseek_compute(shape: Shape, *, sequence_length: int, n_tokens: float) -> float:
     """C = M·D with M = 6·N_nonembed + 6·L·d·S (DeepSeek LLM 2024 eq. 2)."""
-    flops_per_token = 6 * n_params_nonembed(shape) + 6 * shape.n_layers * shape.width * sequence_length
+    attention = 6 * shape.n_layers * shape.width * sequence_length  # 6·L·d·S: attention over the context
+    flops_per_token = flops_per_token_6n(n_params_nonembed(shape)) + attention
     return flops_per_token * n_tokens
 
 
@@ -45,7 +45,7 @@ def default_warmup_tokens(n_params: int) -> int:
 
 def default_warmup_steps(warmup_tokens: float, *, tokens_per_step: int, total_steps: int) -> int:
     """Warmup tokens → steps: at least 1, at most a quarter of the run (so tiny runs still decay)."""
-    return max(1, min(math.ceil(warmup_tokens / tokens_per_step), total_steps // 4))
+    return max(1, min(whole_steps(warmup_tokens, tokens_per_step, round_up=True), total_steps // 4))
 
 
 def default_beta2(batch_tokens: int) -> float:

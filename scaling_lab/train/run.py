@@ -64,7 +64,7 @@ def resolved_config(config: RunConfig, plan: TrainPlan) -> dict[str, Any]:
     values = config.to_dict()
     values["optim"].update(lr=plan.lr, beta2=plan.beta2, batch_tokens=plan.tokens_per_step,
                            micro_batch_sequences=plan.micro_batch_sequences)  # fmt: skip
-    values["schedule"]["warmup_tokens"] = plan.warmup_steps * plan.tokens_per_step
+    values["schedule"]["warmup_tokens"] = plan.warmup_tokens
     return values
 
 
@@ -80,7 +80,7 @@ def make_record(config: RunConfig, plan: TrainPlan, data: Any, progress: Progres
         data_mix=data.mix_name, data_mix_hash=data.mix_hash, n_params_total=plan.n_params_total,
         n_params_nonembed=plan.n_params_nonembed, tied_embeddings=config.model.tie_embeddings,
         points=[RunPoint(**p) for p in progress.points], n_tokens_planned=round(plan.n_tokens_planned),
-        n_tokens=progress.points[-1]["n_tokens"] if progress.points else progress.step * plan.tokens_per_step,
+        n_tokens=progress.points[-1]["n_tokens"] if progress.points else plan.tokens_after(progress.step),
         curve=[CurvePoint(**p) for p in progress.curve], tokens_per_second=tokens_per_second,
         flops_per_second=flops_per_second, mfu=mfu(flops_per_second, name), wall_time_s=wall_time_s, device=name,
         versions=library_versions(), git_commit=git_commit(), diverged_at_step=progress.diverged_at_step,

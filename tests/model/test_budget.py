@@ -13,8 +13,12 @@ from scaling_lab.budget import (
     FlopsPerToken,
     fit_flops_per_token,
     flops_6nd,
+    flops_per_token_6n,
+    rounded_steps,
     steps_for_tokens,
     tokens_for_budget,
+    tokens_for_steps,
+    whole_steps,
 )
 from scaling_lab.errors import ConfigError, TableError
 
@@ -40,6 +44,28 @@ def test_rounding_by_more_than_a_percent_warns() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         steps_for_tokens(100 * 256, batch_sequences=4, sequence_length=64)
+
+
+def test_six_n_d_is_one_formula_for_numbers_and_arrays() -> None:
+    assert flops_per_token_6n(1000) == 6000 and flops_6nd(1000, 9984) == 6 * 1000 * 9984
+    n, d = np.array([1e3, 1e6]), np.array([2e4, 2e7])
+    np.testing.assert_array_equal(flops_6nd(n, d), 6 * n * d)
+    assert SIX_ND.flops(n, d).tolist() == flops_6nd(n, d).tolist()  # the fit's 6ND is the same C
+
+
+@pytest.mark.parametrize(
+    ("tokens", "round_up", "steps"),
+    [(1000, False, 4), (1000, True, 4), (1100, False, 4), (1100, True, 5), (10, False, 1), (10, True, 1)],
+)
+def test_whole_steps_round_to_nearest_or_up_and_never_to_zero(tokens: float, round_up: bool, steps: int) -> None:
+    assert whole_steps(tokens, 256, round_up=round_up) == steps
+    assert tokens_for_steps(steps, 256) == steps * 256
+
+
+def test_a_cooldown_under_one_batch_is_one_step_and_says_how_far_off() -> None:
+    field = "schedule.cooldown_budgets"
+    with pytest.warns(UserWarning, match=rf"^{field}: rounding 100 tokens to 1 steps .* \(156\.0% off\)"):
+        assert rounded_steps(100, tokens_per_step=256, field=field) == 1
 
 
 def test_batch_larger_than_the_budget_is_a_config_error() -> None:

@@ -14,7 +14,6 @@ from scaling_lab.model import (
     Shape,
     build_model,
     count_parameters,
-    flops_per_token_6n,
     flops_per_token_exact,
     mfu,
     n_params_nonembed,
@@ -65,7 +64,6 @@ def test_exact_flops_against_a_hand_computation() -> None:
     head = 2 * S * d * V
     forward = embeddings + L * (qkv + logits + softmax + reduction + out + mlp) + head
     assert flops_per_token_exact(PRESETS["n25k"], V, S) == pytest.approx(3 * forward / S, rel=1e-12)
-    assert flops_per_token_6n(1000) == 6000
 
 
 def test_exact_flops_exceed_6n_at_tiny_scale_where_the_head_dominates() -> None:
