@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import shutil
 import statistics
@@ -27,6 +26,7 @@ import time
 import numpy as np
 import torch
 
+from scaling_lab.cores import usable_cores
 from scaling_lab.data import data_config_from_dict, default_cache_dir, prepare_data
 from scaling_lab.data.corpus import CORPUS_ID, build_corpus
 from scaling_lab.errors import exit_on_user_error
@@ -97,7 +97,7 @@ def main() -> None:
         described = data.describe()
         tokens = sum(source["tokens"] for source in described["sources"].values())
         text_bytes = sum(source["text_bytes"] for source in described["sources"].values())
-        print(f"cores: {os.cpu_count()}  tokenizer: {data.tokenizer_name}  vocab: {data.vocab_size}")
+        print(f"cores: {usable_cores()}  tokenizer: {data.tokenizer_name}  vocab: {data.vocab_size}")
         for name, source in described["sources"].items():
             print(f"  {name}: {source['text_bytes']:,} bytes -> {source['tokens']:,} tokens")
         print(

@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 from scipy.optimize import minimize
 
+from scaling_lab.cores import usable_cores
 from scaling_lab.fitting.approach3 import Approach3Config, chinchilla_start_grid, design, fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3
@@ -64,7 +65,7 @@ def main() -> None:
         seed=0,
     )
     config = Approach3Config()
-    print(f"points={len(table)} starts=4500 cores={os.cpu_count()} load={os.getloadavg()[0]:.2f}")
+    print(f"points={len(table)} starts=4500 cores={usable_cores()} load={os.getloadavg()[0]:.2f}")
 
     times = []
     for _ in range(args.repeats):
@@ -100,7 +101,7 @@ def main() -> None:
     start = time.perf_counter()
     result = fit_approach3(table, config, boot)
     ours_boot = time.perf_counter() - start
-    workers = (os.cpu_count() or 1) if args.jobs < 0 else args.jobs
+    workers = usable_cores() if args.jobs < 0 else args.jobs
     reference_boot = reference_fit_time * (args.resamples + 1) / workers
     print(
         f"ours:      fit + {args.resamples}-resample bootstrap {ours_boot:.2f} s on {workers} workers "

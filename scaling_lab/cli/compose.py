@@ -24,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.cli.hydra_errors import HYDRA_ERRORS, hydra_error_message
 from scaling_lab.config.schema import SECTIONS, RunConfig, run_config_from_dict
+from scaling_lab.cores import usable_cores
 from scaling_lab.data.config import DataConfig
 from scaling_lab.errors import ConfigError
 from scaling_lab.sweep.grids import isoflop_target_n, pick
 from scaling_lab.sweep.plan import GridPoint
-from scaling_lab.train.placement import usable_cores
 
 # Hydra launchers that run every job in processes of this host (basic, joblib, submitit's local one); any other
 # (submitit's SLURM) runs them on other machines, whose devices and memory this host cannot check.

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
+from scaling_lab.cores import usable_cores
 from scaling_lab.errors import ConfigError
 from scaling_lab.fitting.seeds import min_seeds, point_columns
 
@@ -38,7 +39,7 @@ class BootstrapConfig:
     level: float = 0.95
     """Central probability of the percentile intervals."""
     n_jobs: int = -1
-    """Worker processes (joblib; -1 = all cores, 1 = in this process)."""
+    """Worker processes (joblib; -1 = every core this process may use, 1 = in this process)."""
 
     def __post_init__(self) -> None:
         if self.n_resamples < 0:
@@ -191,7 +192,7 @@ def run(
         resamples = [table.iloc[idx].reset_index(drop=True) for idx in resample_indices(table, config)]
     if not resamples:
         return []
-    n_jobs = (os.cpu_count() or 1) if config.n_jobs < 0 else config.n_jobs
+    n_jobs = usable_cores() if config.n_jobs < 0 else config.n_jobs
     n_jobs = max(1, min(n_jobs, len(resamples)))
     if n_jobs == 1:
         return _run_chunk(fn, resamples, kwargs)

@@ -37,6 +37,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
+from scaling_lab.cores import usable_cores
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.hardware import training_memory_bytes
 
@@ -53,14 +54,6 @@ PACK_MAX_PARAMS = 12_000_000
 DEVICE_MEMORY_FRACTION = 0.9
 # Default pipe directory of the MPS control daemon (NVIDIA Multi-Process Service docs, CUDA_MPS_PIPE_DIRECTORY).
 MPS_DEFAULT_PIPE_DIRECTORY = "/tmp/nvidia-mps"
-
-
-def usable_cores() -> int:
-    """Cores this process may run on: its CPU affinity (a SLURM task or a container gets fewer than the host has;
-    ``os.cpu_count`` counts the host's)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def cpu_threads_per_job(jobs_at_once: int, cpu_count: int | None = None) -> int:

@@ -12,13 +12,14 @@ import warnings
 from dataclasses import replace
 
 from scaling_lab.config.schema import RunConfig
+from scaling_lab.cores import usable_cores
 from scaling_lab.data import planned_vocab_size
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.hardware import TRAINING_BYTES_PER_PARAM, micro_batch_that_fits
 from scaling_lab.model.shapes import ModelConfig
 from scaling_lab.results import run_dir
 from scaling_lab.train.checkpoint import CHECKPOINT_NAME, check_run_checkpoint
-from scaling_lab.train.placement import check_device_available, footprint_of, memory_bytes, usable_cores
+from scaling_lab.train.placement import check_device_available, footprint_of, memory_bytes
 from scaling_lab.train.plan import TrainPlan, make_plan
 
 

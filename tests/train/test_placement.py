@@ -10,6 +10,7 @@ import torch
 from filelock import FileLock
 
 from scaling_lab.config.schema import run_config_from_dict
+from scaling_lab.cores import usable_cores
 from scaling_lab.model import PRESETS, n_params_total
 from scaling_lab.model.hardware import training_memory_bytes
 from scaling_lab.train.placement import (
@@ -26,7 +27,6 @@ from scaling_lab.train.placement import (
     jobs_that_fit,
     mps_active,
     pick_device,
-    usable_cores,
 )
 from scaling_lab.train.plan import make_plan
 
@@ -217,7 +217,7 @@ def test_auto_packs_small_runs_on_this_gpu_and_gives_large_ones_a_gpu_each() -> 
     assert jobs_per_cuda_device(3, None) == [3] * n_devices
     assert jobs_per_cuda_device("auto", _preset_footprint("n300m")) == [1] * n_devices
     small = jobs_per_cuda_device("auto", _preset_footprint("n1m"))
-    cores = (os.cpu_count() or 1) // n_devices
+    cores = usable_cores() // n_devices
     assert all(k == min(MAX_JOBS_PER_DEVICE, cores) for k in small), small  # n1m needs ~1.6 GB: memory never binds
 
 
