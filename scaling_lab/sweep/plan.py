@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from scaling_lab.budget import MAX_EPOCHS, flops_6nd
 from scaling_lab.config.schema import RunConfig
 from scaling_lab.train.plan import TrainPlan, make_plan
 
-MAX_EPOCHS = 4.0  # repeated data bends the law beyond ~4 epochs (Muennighoff et al. 2023, Fig. 3)
 MIN_STEPS = 50  # fewer optimizer steps leave warmup + cosine too coarse to trust the final loss
 MIN_BATCH_SEQUENCES = 4  # smaller batches make the final loss a noisy function of the last few batches
 PROBE_STEPS = 3  # timed steps per distinct (shape, batch), after one untimed warm-up step
@@ -48,27 +48,25 @@ def _vocab_size(config: RunConfig) -> int:
 
 
 def probe_seconds_per_step(config: RunConfig, plan: TrainPlan, *, device: str = "cpu") -> float:
-    """Median wall time of one real optimizer step (forward, backward, AdamW) of this shape and batch."""
+    """Median wall time of one real optimizer step (forward, backward, the run's AdamW) of this shape and batch."""
     import numpy as np
     import torch
 
     from scaling_lab.model.build import build_model
-    from scaling_lab.train.optim import make_adamw
+    from scaling_lab.train.optim import adamw_for_run
     from scaling_lab.train.step import train_step
 
     torch.manual_seed(0)
     model = build_model(config.model, vocab_size=plan.vocab_size, context=plan.sequence_length, device=device)
-    optimizer = make_adamw(
-        model, lr=plan.lr, betas=(0.9, plan.beta2), eps=1e-8, weight_decay=0.0, fused=device.startswith("cuda")
-    )
+    optimizer = adamw_for_run(model, config.optim, lr=plan.lr, beta2=plan.beta2, device=torch.device(device))
     batch = np.random.default_rng(0).integers(
         0, plan.vocab_size, (plan.batch_sequences, plan.sequence_length + 1), dtype=np.int64
     )
     times = []
     for index in range(PROBE_STEPS + 1):
         started = time.perf_counter()
-        train_step(model, optimizer, batch, lr=plan.lr, micro_batch=plan.micro_batch_sequences, grad_clip=1.0,
-                   device=torch.device(device))  # fmt: skip
+        train_step(model, optimizer, batch, lr=plan.lr, micro_batch=plan.micro_batch_sequences,
+                   grad_clip=config.optim.grad_clip, device=torch.device(device))  # fmt: skip
         if index:  # the first step pays for allocation and kernel selection
             times.append(time.perf_counter() - started)
     return float(np.median(times))
@@ -97,7 +95,7 @@ def plan_sweep(points: Sequence[GridPoint], *, probe: bool = True) -> pd.DataFra
             "n_params_total": plan.n_params_total,
             "n_params_nonembed": plan.n_params_nonembed,
             "n_tokens": plan.n_tokens,
-            "flops_6nd": 6.0 * plan.n_params_total * plan.n_tokens,
+            "flops_6nd": flops_6nd(plan.n_params_total, plan.n_tokens),
             "flops_exact": plan.flops_per_token_exact * plan.n_tokens,
             "flops_spent": plan.flops_spent_exact,
             "steps": plan.steps,
@@ -116,7 +114,7 @@ def plan_sweep(points: Sequence[GridPoint], *, probe: bool = True) -> pd.DataFra
             flags.append(f"only {plan.steps} steps (< {MIN_STEPS})")
         if plan.batch_sequences < MIN_BATCH_SEQUENCES:
             flags.append(f"batch of {plan.batch_sequences} sequences (< {MIN_BATCH_SEQUENCES})")
-        epochs = _epochs(config, plan.steps_trained * plan.tokens_per_step)
+        epochs = _epochs(config, plan.n_tokens_trained)
         row["max_epochs"] = max(epochs.values()) if epochs else math.nan
         flags += [f"{name} repeated {e:.1f} epochs (> {MAX_EPOCHS:g})" for name, e in epochs.items() if e > MAX_EPOCHS]
         if probe:

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from scaling_lab.config.schema import RunConfig
 from scaling_lab.model.build import build_model
 from scaling_lab.train import checkpoint
-from scaling_lab.train.optim import make_adamw
+from scaling_lab.train.optim import adamw_for_run
 from scaling_lab.train.plan import TrainPlan
 from scaling_lab.train.progress import Progress, measurement
 from scaling_lab.train.schedule import Cooldown, lr_at
@@ -31,9 +31,7 @@ def train(
     """Train (or resume) one run; returns its progress (points, curve, divergence). Checkpoints in ``run_dir``."""
     torch.manual_seed(config.seed)
     model = build_model(config.model, vocab_size=plan.vocab_size, context=plan.sequence_length, device=device)
-    betas, fused = (config.optim.beta1, plan.beta2), config.optim.fused_on(device.type)
-    optimizer = make_adamw(model, lr=plan.lr, betas=betas, eps=config.optim.eps,
-                           weight_decay=config.optim.weight_decay, fused=fused)  # fmt: skip
+    optimizer = adamw_for_run(model, config.optim, lr=plan.lr, beta2=plan.beta2, device=device)
     path = run_dir / checkpoint.CHECKPOINT_NAME
     progress = Progress(**(checkpoint.restore_run_state(path, model, optimizer, device) or {}))
     if progress.step:
@@ -56,7 +54,7 @@ def train(
         return loss, lr
 
     log_every, window = max(1, plan.steps // TRACKED_TRAIN_POINTS), []
-    bar = tqdm(total=plan.n_tokens, initial=progress.step * plan.tokens_per_step, unit="tok", unit_scale=True,
+    bar = tqdm(total=plan.n_tokens, initial=plan.tokens_after(progress.step), unit="tok", unit_scale=True,
                disable=not config.debug.progress, dynamic_ncols=True, mininterval=progress_interval())  # fmt: skip
     with torch.autograd.set_detect_anomaly(config.debug.detect_anomaly):
         for step in range(progress.step, plan.steps):
@@ -74,7 +72,7 @@ def train(
             window.append(loss)
             if done % log_every == 0 or done == plan.steps:
                 mean_loss = sum(window) / len(window)
-                tracker.log({"train/loss": mean_loss, "train/lr": lr, "tokens": done * plan.tokens_per_step}, step=done)
+                tracker.log({"train/loss": mean_loss, "train/lr": lr, "tokens": plan.tokens_after(done)}, step=done)
                 window.clear()
             bar.update(plan.tokens_per_step)  # redraws at most every mininterval; the postfix waits for that redraw
             bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{progress.trained_tokens / progress.train_seconds:.3g}",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from scaling_lab.config.training import OptimConfig
+
 
 def make_adamw(
     model: torch.nn.Module, *, lr: float, betas: tuple[float, float], eps: float, weight_decay: float, fused: bool
@@ -16,3 +18,12 @@ def make_adamw(
     no_decay = [p for p in params if p.dim() < 2 or id(p) in vocab]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused)
+
+
+def adamw_for_run(
+    model: torch.nn.Module, optim: OptimConfig, *, lr: float, beta2: float, device: torch.device
+) -> torch.optim.AdamW:
+    """The run's AdamW: ``optim``'s settings with the plan's peak rate and β2 (null rules resolved), fused as
+    :meth:`OptimConfig.fused_on` says. The trainer and the dry run's step-time probe both build it here."""
+    return make_adamw(model, lr=lr, betas=(optim.beta1, beta2), eps=optim.eps, weight_decay=optim.weight_decay,
+                      fused=optim.fused_on(device.type))  # fmt: skip
