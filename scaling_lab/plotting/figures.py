@@ -7,6 +7,7 @@ L(N, D) contours with the efficient frontier (Fig. 4), and the loss-vs-compute e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ COLORS = {"approach1": "tab:green", "approach2": "tab:orange", "approach3": "tab
 DPI = 120
 MIN_PROFILE_SIZES = 3
 """Budgets with fewer distinct sizes are not drawn as isoFLOP profiles (a parabola needs 3)."""
+SAME_BUDGET_RTOL = 1e-9
+"""A slice drawn here is approach 2's budget when their C agree to this relative tolerance: both are the geometric
+mean of the same points' C (fitting.approach2.assign_budgets), equal up to float rounding."""
 
 
 def save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
@@ -51,7 +55,7 @@ def isoflop_figure(points: pd.DataFrame, results: dict[str, Any], budget_rtol: f
     ax = figure.add_subplot()
     labels = assign_budgets(points["flops"].to_numpy(), budget_rtol)
     r2, r3 = results.get("approach2"), results.get("approach3")
-    used = {round(b["flops"], -10): b for b in (r2.budgets if r2 else []) if "n_opt" in b}
+    fitted = [b for b in (r2.budgets if r2 else []) if "n_opt" in b]  # approach 2's own per-budget results
     budgets = np.unique(labels)
     colors = _budget_colors(budgets)
     for flops in budgets:
@@ -63,7 +67,7 @@ def isoflop_figure(points: pd.DataFrame, results: dict[str, Any], budget_rtol: f
         grid = np.geomspace(rows["n_params"].min(), rows["n_params"].max(), 100)
         if r3 is not None:
             ax.plot(grid, r3.law.loss(grid, flops / r3.flops_per_token(grid)), "--", color=color, lw=1)
-        budget = used.get(round(float(flops), -10))
+        budget = next((b for b in fitted if math.isclose(b["flops"], flops, rel_tol=SAME_BUDGET_RTOL)), None)
         if r2 is not None and budget is not None:
             profile = profile_curve(np.log(rows["n_params"].to_numpy()), rows["loss"].to_numpy(), r2.curve)
             ax.plot(grid, profile(np.log(grid)), "-", color=color, lw=1)

@@ -54,6 +54,16 @@ def test_isoflop_figure_marks_one_minimum_per_budget(fitted):
     assert len(markers) == results["approach2"].n_budgets == 5
 
 
+def test_isoflop_markers_are_each_budgets_own_minimum_at_cpu_scale() -> None:
+    """Budgets of 1e8-1e10 FLOPs (a CPU sweep's): each slice is marked at approach 2's minimum of that slice, not
+    at another budget's whose C merely rounds alike."""
+    points = isoflop_table(TRUTH, budgets=np.geomspace(1e8, 1e10, 3), noise=0.0, seed=0)
+    result = fit_approach2(points)
+    figure = isoflop_figure(points, {"approach2": result})
+    markers = [(line.get_xdata()[0], line.get_ydata()[0]) for line in figure.axes[0].lines if line.get_marker() == "v"]
+    assert markers == [(b["n_opt"], b["loss_opt"]) for b in result.budgets] and len(markers) == 3
+
+
 def test_contour_figure_draws_the_frontier_along_the_given_flop_accounting(fitted):
     points, _, results = fitted
     exact = FlopsPerToken(accounting="exact", overhead=4e4, exponent=0.5)
