@@ -111,7 +111,7 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
               f"trained with the recipe of {store} ({recipe.n_records} runs). Relaunch (finished points are skipped):\n"
               f"  sl-train -m hydra.searchpath=['file://{(out / 'sweep').resolve()}'] experiment={sweep}")  # fmt: skip
     text = sweep_file(recipe, chosen, sweep=sweep, budget=budget, seeds=config.seeds,
-                             results_dir=results_dir, header=header)  # fmt: skip
+                      results_dir=results_dir, header=header)  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:  # the dry run writes nothing where a reader would look
         (Path(folder) / "experiment").mkdir()
         (Path(folder) / "experiment" / f"{sweep}.yaml").write_text(text)

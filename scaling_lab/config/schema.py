@@ -119,9 +119,9 @@ class RunConfig:
     bug or a bad setting to fix first. Interrupted points (killed, preempted: still "running") always resume."""
     compile: bool = False
     """torch.compile the training step's model (CUDA, and CPU through inductor's C++ backend, which needs a C++
-    compiler): the same losses to float rounding, 1.3–1.6× the CPU step at quickstart sizes after a 20–30 s
-    compile per shape (scripts/bench_train.py --compile). Off by default: a short run does not earn the compile
-    back, and the eager path needs no compiler."""
+    compiler): the same losses to float rounding, 1.14–1.21× the eager CPU step at quickstart widths and
+    1.14–1.39× at n100k–n3m, after a 20–30 s compile per shape (scripts/bench_train.py --compile). Off by
+    default: a short run does not earn the compile back, and the eager path needs no compiler."""
     eval_every_tokens: Optional[float] = None  # noqa: UP045
     """Evaluate every this many tokens for the loss curve; null → 10 evaluations per run. The end always evals."""
     curve_eval_tokens: Optional[int] = 65536  # noqa: UP045

@@ -30,7 +30,7 @@ MIN_PROFILE_SIZES = 3
 """Budgets with fewer distinct sizes are not drawn as isoFLOP profiles (a parabola needs 3)."""
 SAME_BUDGET_RTOL = 1e-9
 """A slice drawn here is approach 2's budget when their C agree to this relative tolerance: both are the geometric
-mean of the same points' C (fitting.approach2.assign_budgets), equal up to float rounding."""
+mean of the same points' C (fitting.seeds.assign_budgets), equal up to float rounding."""
 
 
 def save(figure: Figure, out_dir: Path, name: str) -> list[Path]:

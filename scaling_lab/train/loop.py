@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,8 @@ from scaling_lab.train.step import diverged, evaluate, strided_subset, train_ste
 
 TRACKED_TRAIN_POINTS = 1000
 """Most train/loss points a run sends its tracker: one wandb log call costs about half a millisecond, 6 % of a
-width-8 quickstart step, and a thousand points draw any loss curve; each point is the mean over its steps."""
+width-8 quickstart step, and a thousand points draw any loss curve. Each point is the mean over the steps since the
+previous one (after a resume: since the resume); a run that diverges first sends the steps before the divergence."""
 
 
 def train(
@@ -53,13 +55,23 @@ def train(
         progress.trained_tokens += plan.tokens_per_step
         return loss, lr
 
-    log_every, window = max(1, plan.steps // TRACKED_TRAIN_POINTS), []
+    log_every = math.ceil(plan.steps / TRACKED_TRAIN_POINTS)
+    window: list[tuple[float, float]] = []  # (training loss, lr) of the steps not yet sent to the tracker
+
+    def track(done: int) -> None:
+        if window:
+            mean_loss = sum(loss for loss, _ in window) / len(window)
+            tracker.log({"train/loss": mean_loss, "train/lr": window[-1][1], "tokens": plan.tokens_after(done)},
+                        step=done)  # fmt: skip
+            window.clear()
+
     bar = tqdm(total=plan.n_tokens, initial=plan.tokens_after(progress.step), unit="tok", unit_scale=True,
                disable=not config.debug.progress, dynamic_ncols=True, mininterval=progress_interval())  # fmt: skip
     with torch.autograd.set_detect_anomaly(config.debug.detect_anomaly):
         for step in range(progress.step, plan.steps):
             if step in branches and not _cooldown_branch(branches[step], model, optimizer, step_once, progress, plan,
                                                          lambda: evaluate(model, eval_set, **micro)):  # fmt: skip
+                track(step)
                 break
             loss, lr = step_once(step, last if last is not None and step >= last.start else None)
             done = progress.step = step + 1
@@ -67,13 +79,12 @@ def train(
             if diverged(loss, progress.best_loss, config.divergence_factor):
                 progress.diverged_at_step = done
                 progress.reason = f"training loss {loss:.4g} at step {done} (best {progress.best_loss:.4g})"
+                track(step)
                 break
             progress.best_loss = min(progress.best_loss, loss)
-            window.append(loss)
+            window.append((loss, lr))
             if done % log_every == 0 or done == plan.steps:
-                mean_loss = sum(window) / len(window)
-                tracker.log({"train/loss": mean_loss, "train/lr": lr, "tokens": plan.tokens_after(done)}, step=done)
-                window.clear()
+                track(done)
             bar.update(plan.tokens_per_step)  # redraws at most every mininterval; the postfix waits for that redraw
             bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{progress.trained_tokens / progress.train_seconds:.3g}",
                             refresh=False)  # fmt: skip

@@ -112,15 +112,31 @@ class StepLog(LossLog):
 def test_a_long_run_sends_its_tracker_the_mean_loss_of_each_window(tmp_path: Path, monkeypatch) -> None:
     """Past TRACKED_TRAIN_POINTS steps, each train/loss point is the mean over the steps since the last one."""
     every_step, _ = golden_run(tmp_path / "all")
-    monkeypatch.setattr(loop, "TRACKED_TRAIN_POINTS", 6)  # 20 steps → a point every 3 steps, and the last step
+    monkeypatch.setattr(loop, "TRACKED_TRAIN_POINTS", 6)  # 20 steps → at most 6 points: one every 4 steps
     config = run_config_from_dict({**GOLDEN_CONFIG, "paths": {"results_dir": str(tmp_path / "windows")}})
     data = prepare_data(config.data, default_cache_dir())
     log = StepLog()
     loop.train(config, make_plan(config, vocab_size=data.vocab_size), data, run_dir=tmp_path / "windows",
                tracker=log, device=torch.device("cpu"))  # fmt: skip
-    assert log.steps == [3, 6, 9, 12, 15, 18, 20]
+    assert log.steps == [4, 8, 12, 16, 20]
     windows = [every_step[start:end] for start, end in zip([0, *log.steps[:-1]], log.steps, strict=True)]
     assert log.losses == pytest.approx([sum(w) / len(w) for w in windows], rel=1e-12)
+
+
+def test_a_diverging_run_first_sends_the_steps_before_the_divergence(tmp_path: Path, monkeypatch) -> None:
+    every_step, _ = golden_run(tmp_path / "all")
+    monkeypatch.setattr(loop, "TRACKED_TRAIN_POINTS", 6)  # a point every 4 steps
+    # step 8's loss (3.95) is 9 % above step 7's (3.63): a 1.05 factor calls it diverged
+    config = run_config_from_dict(
+        {**GOLDEN_CONFIG, "divergence_factor": 1.05, "paths": {"results_dir": str(tmp_path / "diverging")}}
+    )
+    data = prepare_data(config.data, default_cache_dir())
+    log = StepLog()
+    progress = loop.train(config, make_plan(config, vocab_size=data.vocab_size), data, run_dir=tmp_path / "diverging",
+                          tracker=log, device=torch.device("cpu"))  # fmt: skip
+    assert progress.diverged_at_step == 8
+    assert log.steps == [4, 7]  # steps 5–7 are sent although no regular point came after them
+    assert log.losses == pytest.approx([sum(every_step[:4]) / 4, sum(every_step[4:7]) / 3], rel=1e-12)
 
 
 def golden_losses_of_a_changed_run(tmp_path: Path) -> list[float]:
