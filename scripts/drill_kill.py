@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scaling_lab.results import files_named, load_records
+from scaling_lab.results import load_records, paths_named
 
 TEXT = "A small text for the kill drill, repeated so that the tiny model has something to learn. " * 300
 
@@ -56,7 +56,7 @@ def finals(root: Path) -> dict[int, list[tuple[str, str, float | None]]]:
 def progress_files(root: Path) -> set[tuple[str, int]]:
     """(path, mtime in ns) of every record and checkpoint under ``root``: a new pair is a step of progress."""
     found = set()
-    for path in files_named(root, "run.json", "checkpoint.pt"):
+    for path in paths_named(root, "run.json", "checkpoint.pt"):
         with contextlib.suppress(FileNotFoundError):  # a checkpoint removed as its point finished
             found.add((str(path), path.stat().st_mtime_ns))
     return found
@@ -110,7 +110,7 @@ def drill(*, kills: int, budgets: str, checkpoint_tokens: int, seed: int, out: P
         # a point's status must match the uninterrupted run's (finished, or diverged at the same step there too)
         "status_differences": sum(runs[0][1] != got[t][0][1] for t, runs in expected.items() if t in got),
         "not_finished": sum(status != "finished" for runs in got.values() for _, status, _ in runs),
-        "checkpoints_left": len(files_named(root, "checkpoint.pt")),
+        "checkpoints_left": len(paths_named(root, "checkpoint.pt")),
         "largest_loss_difference": max(differences) if differences else None,
         "drill_seconds": round(drill_seconds, 1),
         "final_exit_status": final.returncode,

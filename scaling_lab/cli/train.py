@@ -97,7 +97,7 @@ def _remove_refused_start(absent: set[Path], output_dir: Path, points: Sequence[
 
     A folder that holds a run record is never removed (with ``hydra.job.chdir=true`` the results of a relative
     ``paths.results_dir`` land inside Hydra's folder, where :func:`point_failure` does not look)."""
-    from scaling_lab.results import RECORD_FILENAME, files_named
+    from scaling_lab.results import RECORD_FILENAME, paths_named
     from scaling_lab.train.run import LOCK_NAME
 
     for point in points:
@@ -105,7 +105,7 @@ def _remove_refused_start(absent: set[Path], output_dir: Path, points: Sequence[
         only_lock = [p.name for p in folder.glob("*")] == [LOCK_NAME]
         if folder.absolute() in absent and only_lock and not _held_elsewhere(folder):
             (folder / LOCK_NAME).unlink(missing_ok=True)
-    logs = logs and not files_named(output_dir, RECORD_FILENAME)
+    logs = logs and not paths_named(output_dir, RECORD_FILENAME)
     remove_created(absent if logs else absent - {output_dir.absolute()}, owned=[output_dir] if logs else [])
 
 

@@ -101,7 +101,7 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
     recipe = slice_.recipe_of(slice_.sweep_records(store, fit, str(fit_path)), store, n_column, flops_column)
     low, high = recipe.n_range
     members = recipe.family.members(low * slice_.FAMILY_SPAN[0], high * slice_.FAMILY_SPAN[1])
-    chosen = slice_.snap(members, planned_sizes(predictions, config.sizes, config.min_ratio))
+    chosen = slice_.snap(members, planned_sizes(predictions, config.sizes, config.min_ratio, config.margin))
     sweep = config.sweep or f"{'+'.join(recipe.sweeps)}_verify"
     results_dir = Path(config.results_dir) if config.results_dir else recipe.results_dir
     if config.train:

@@ -215,15 +215,18 @@ def approach3_profile(
     return centre, np.array([percentile_interval(column, level) for column in lines.T]).T
 
 
-def planned_sizes(predictions: dict[str, Prediction], n_sizes: int, min_ratio: float) -> np.ndarray:
-    """Sizes spanning the predictions: from the smallest interval low end (or point estimate) to the largest high
-    end, geometrically spaced; a span narrower than ``min_ratio`` between neighbours is widened about its centre
-    (a parabola through sizes closer than the seed noise cannot locate a minimum)."""
+def planned_sizes(
+    predictions: dict[str, Prediction], n_sizes: int, min_ratio: float, margin: float = 1.0
+) -> np.ndarray:
+    """Sizes spanning the predictions: from the smallest interval low end (or point estimate) divided by ``margin``
+    to the largest high end times ``margin``, geometrically spaced; a span narrower than ``min_ratio`` between
+    neighbours is widened about its centre (a parabola through sizes closer than the seed noise cannot locate a
+    minimum)."""
     if n_sizes < 1:
         raise ConfigError(f"sizes={n_sizes} must be at least 1")
     ends = [value for p in predictions.values() for value in (p.n_opt_ci or (p.n_opt, p.n_opt))]
     ends += [p.n_opt for p in predictions.values()]
-    low, high = min(ends), max(ends)
+    low, high = min(ends) / margin, max(ends) * margin
     if n_sizes == 1:
         return np.array([math.sqrt(low * high)])
     wanted = min_ratio ** (n_sizes - 1)

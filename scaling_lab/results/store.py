@@ -200,11 +200,14 @@ def set_aside(path: str | os.PathLike[str]) -> Path:
     return aside
 
 
-def files_named(root: Path, *names: str) -> list[Path]:
-    """Every file called one of ``names`` under ``root``, sorted. Safe while other processes write there: a folder
-    that vanishes during the walk (a finished point's checkpoint folder, another command's write probe) is passed
-    over, where ``Path.rglob`` would raise FileNotFoundError."""
-    return sorted(Path(folder, name) for folder, _, files in os.walk(root) for name in files if name in names)
+def paths_named(root: Path, *names: str) -> list[Path]:
+    """Every path called one of ``names`` under ``root``, sorted: files, and folders too (a folder named run.json is
+    a bad record the reader must report, not pass over). Safe while other processes write there: a folder that
+    vanishes during the walk (a finished point's checkpoint folder, another command's write probe) is passed over,
+    where ``Path.rglob`` would raise FileNotFoundError."""
+    return sorted(
+        Path(folder, name) for folder, dirs, files in os.walk(root) for name in (*dirs, *files) if name in names
+    )
 
 
 def _record_files(roots: Roots) -> list[Path]:
@@ -215,7 +218,7 @@ def _record_files(roots: Roots) -> list[Path]:
         if root.is_file():
             files.append(root)
         elif root.is_dir():
-            files.extend(files_named(root, RECORD_FILENAME))
+            files.extend(paths_named(root, RECORD_FILENAME))
         else:
             raise TableError(f"{root}: no such results directory or run.json: pass a results root")
     unique = {path.resolve(): path for path in reversed(files)}  # a file under two named roots is read once

@@ -89,6 +89,9 @@ class VerifyConfig:
     """Seeds per size (model init)."""
     min_ratio: float = 2.0
     """Neighbouring sizes at least this far apart in N (before snapping to the shape family)."""
+    margin: float = 1.0
+    """The slice reaches this factor beyond the outermost interval ends on both sides (1: exactly the ends), so that
+    an optimum just outside every approach's interval is still bracketed by the slice, not only "below" or "above"."""
     curve: str = "auto"
     """Measured profile in log N: parabola, cubic, akima, or auto (the fit's approach-2 curve when the slice has the
     sizes it needs, else a parabola)."""
@@ -112,7 +115,7 @@ class VerifyConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value or value == "???":
                 raise ConfigError(f"{name} is required: sl-verify fit_json=fits/X/fit.json store=results/X out=DIR")
-        numbers = {"target_multiple": self.target_multiple, "min_ratio": self.min_ratio}
+        numbers = {"target_multiple": self.target_multiple, "min_ratio": self.min_ratio, "margin": self.margin}
         if self.flops is not None:
             numbers["flops"] = self.flops
         for name, value in numbers.items():
@@ -120,6 +123,8 @@ class VerifyConfig:
                 raise ConfigError(f"{name}={value!r} must be a positive number")
         if self.min_ratio <= 1:
             raise ConfigError(f"min_ratio={self.min_ratio} must be above 1 (2 spaces sizes 2× apart)")
+        if self.margin < 1:
+            raise ConfigError(f"margin={self.margin} must be at least 1 (1: the slice spans exactly the intervals)")
         if isinstance(self.sizes, bool) or not isinstance(self.sizes, int) or self.sizes < 1:
             raise ConfigError(f"sizes={self.sizes!r} must be a whole number ≥ 1 (3 fits a parabola)")
         seeds = tuple(self.seeds) if isinstance(self.seeds, list | tuple) else (self.seeds,)

@@ -156,3 +156,5 @@ def test_planned_sizes_span_the_intervals_and_widen_a_narrow_one():
     sizes = planned_sizes(narrow, 3, 2.0)
     assert sizes[1] / sizes[0] == pytest.approx(2.0) and sizes[2] / sizes[1] == pytest.approx(2.0)
     assert np.sqrt(sizes[0] * sizes[2]) == pytest.approx(np.sqrt(1.9e4 * 2.1e4))
+    # a margin reaches past the outermost ends on both sides, about the same centre
+    assert planned_sizes(wide, 3, 2.0, margin=1.5) == pytest.approx([1e4 / 1.5, np.sqrt(1e4 * 8e4), 8e4 * 1.5])

@@ -19,10 +19,10 @@ from scaling_lab.results import (
     TABLE_COLUMNS,
     CurvePoint,
     SkippedRecordsWarning,
-    files_named,
     load_curves,
     load_records,
     load_table,
+    paths_named,
     read_record,
     record_path,
     run_dir,
@@ -245,6 +245,6 @@ def test_a_folder_removed_while_the_store_is_walked_is_passed_over(
             pass
 
     monkeypatch.setattr(os, "scandir", ScandirThenRemoveProbe)
-    assert files_named(tmp_path, "run.json") == [kept / "run.json"]
+    assert paths_named(tmp_path, "run.json") == [kept / "run.json"]
     with pytest.raises(FileNotFoundError):  # what the walk did before: Path.rglob stops on the vanished folder
         (tmp_path / "probe").mkdir() or list(tmp_path.rglob("run.json"))

@@ -156,6 +156,7 @@ def test_bad_inputs_end_with_one_error_line_and_leave_nothing(tiny: SimpleNamesp
         ({"sizes": "0"}, "sizes=0"),
         ({"seeds": "[-1]"}, "seeds=[-1]"),
         ({"target_multiple": "-3"}, "target_multiple=-3"),
+        ({"margin": "0.5"}, "margin=0.5"),
         ({"--": "launcher=nowhere"}, "launcher/nowhere"),  # after --: sl-train's overrides, checked by its dry run
     ]
 
