@@ -191,6 +191,60 @@ fit_path, _ = write_outputs(fit_input(data, config), OUT / "04_tiny_fit")
 own = load_law(fit_path)
 print(plan_budget(own, BudgetQuery(flops=10 * data.points["flops"].max())).report())"""),
     ],
+    "05_reference_study.ipynb": [
+        ("md", """\
+# 05 · The reference CPU study: fit two decades, check the prediction at 10×
+
+`data/reference_cpu/` holds the collected results of `configs/experiment/reference_cpu.yaml` (9 two-layer
+widths, 5e10–5e12 exact FLOPs, model seeds 0 and 1), the fit `sl-fit` made of them, and the verification slice
+`sl-verify` trained at 10× the top budget (`data/reference_cpu/README.md`: commands, commit, machine, wall times).
+This notebook refits the table with every approach, predicts the 10× budget from that fit and compares the
+predictions with the trained slice: what `sl-fit` and `sl-verify` did, from the stored files."""),
+        ("params", SETUP.replace('EXAMPLES = Path("../data/examples")', 'STUDY = Path("../data/reference_cpu")').replace(
+            "stored results (data/examples/README.md)", "the stored study (data/reference_cpu/README.md)")),
+        ("code", """\
+import json
+
+import pandas as pd
+
+from scaling_lab.fitting.approach2 import Approach2Config
+from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.run import FitConfig, fit_input, report_text
+from scaling_lab.fitting.table import TableConfig, load_input
+
+# N = all parameters, C = exact FLOPs (as the study's sl-fit command); two seeds per point, fitted as their mean
+data = load_input(STUDY / "table.csv", TableConfig(store_n_params="total", store_flops="exact"))
+config = FitConfig(approach2=Approach2Config(curve="cubic"),
+                   bootstrap=BootstrapConfig(n_resamples=BOOTSTRAP, seed=0, n_jobs=N_JOBS))
+outcome = fit_input(data, config)
+print(report_text(outcome))"""),
+        ("md", """\
+The stored verification: what each approach predicted at 10× the largest fitted budget, what the slice measured,
+and the verdicts (relative error of the predicted best loss; whether the measured N_opt lies inside each
+approach's interval)."""),
+        ("code", """\
+from scaling_lab.fitting.verify import compare, measure, predict
+
+fit = json.loads((STUDY / "fit.json").read_text())
+verify = json.loads((STUDY / "verify.json").read_text())
+predictions, _ = predict(fit, verify["target_flops"], source="fit.json")
+runs = pd.DataFrame(verify["runs"])
+measured = measure(runs, verify["measured"]["curve"] or "parabola")
+verdicts = compare(predictions, measured)
+print(f"target C = {verify['target_flops']:.3g}; measured N_opt = {measured.n_opt:.3g}, best loss = {measured.best_loss:.4f}")
+pd.DataFrame({name: {"N_opt": p.n_opt, "N_opt interval": p.n_opt_ci, "loss": p.loss, **verdicts[name]}
+              for name, p in predictions.items()}).T"""),
+        ("code", """\
+%matplotlib inline
+from scaling_lab.fitting.verify import approach3_profile
+from scaling_lab.plotting.verify import verify_figure
+
+import numpy as np
+
+sizes = np.geomspace(runs["n_params"].min() / 1.5, runs["n_params"].max() * 1.5, 200)
+profile = (sizes, *approach3_profile(fit, verify["target_flops"], sizes, source="fit.json"))
+verify_figure(predictions, measured, runs, flops=verify["target_flops"], profile=profile)"""),
+    ],
 }
 
 

@@ -90,6 +90,7 @@ EXPECTED = {
     "03_data_mix_comparison": (["mix_a", "mix_b", "95%"], [], 1),
     "04_budget_planning": (["law: chinchilla", "law: besiroglu2024", "inference-aware", "over-training factor"],
                            ["04_tiny_fit/fit.json"], 0),
+    "05_reference_study": (["[[Agreement", "target C = 5e+13", "measured N_opt"], [], 1),
 }
 
 
