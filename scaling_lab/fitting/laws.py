@@ -374,13 +374,19 @@ def _list(value: Any, source: str, where: str) -> list[Any]:
     return value
 
 
-def _number(values: Mapping[str, Any], key: str, source: str, where: str, *, positive: bool = False) -> float:
-    """``values[key]`` as a finite (and, if asked, positive) float; a TableError names ``where.key`` otherwise."""
+def _present_number(values: Mapping[str, Any], key: str, source: str, where: str) -> int | float:
+    """``values[key]``, present and a JSON number (not a bool); a TableError names ``where.key`` otherwise."""
     if key not in values:
         raise TableError(f"{source}: {where}.{key} is missing; rerun sl-fit")
     value = values[key]
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise TableError(f"{source}: {where}.{key} is {json_kind(value)}, not a number; rerun sl-fit")
+    return value
+
+
+def _number(values: Mapping[str, Any], key: str, source: str, where: str, *, positive: bool = False) -> float:
+    """``values[key]`` as a finite (and, if asked, positive) float; a TableError names ``where.key`` otherwise."""
+    value = _present_number(values, key, source, where)
     try:
         number = float(value)
     except OverflowError:  # an integer beyond float's range
@@ -396,11 +402,7 @@ def _law(values: Any, source: str, where: str) -> ChinchillaLaw:
     if not isinstance(values, Mapping):
         raise TableError(f"{source}: {where} is {json_kind(values)}, not an object with E, A, B, alpha, beta")
     for name in (parameter.name for parameter in fields(ChinchillaLaw)):  # E, A, B, alpha, beta
-        if name not in values:
-            raise TableError(f"{source}: {where}.{name} is missing; rerun sl-fit")
-        value = values[name]
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise TableError(f"{source}: {where}.{name} is {json_kind(value)}, not a number; rerun sl-fit")
+        _present_number(values, name, source, where)
     try:
         law = ChinchillaLaw.from_dict(dict(values))  # names the parameter that is not finite or not positive
         scale = law.G  # the frontier's scale overflows for absurd coefficients (A = 1e308)
