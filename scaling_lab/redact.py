@@ -25,7 +25,7 @@ line); a key naming a credential loses its value (except None and booleans: ``us
 
 So ``api_key``, ``WANDB_API_KEY``, ``wandbApiKey``, ``hf_token``, ``HF_TOKEN``, ``access_token``, ``auth_token``,
 ``use_auth_token``, ``password``, ``db-password``, ``client_secret``, ``AWS_SECRET_ACCESS_KEY`` and ``DB_PWD`` are
-credentials, and ``experts_per_token``, ``tokens``, ``n_tokens``, ``batch_tokens``, ``eval_tokens``,
+credentials, and ``experts_per_token``, ``tokens``, ``n_tokens``, ``batch_tokens``, ``curve_eval_tokens``,
 ``tokenizer``, ``sort_keys``, ``key_dim``, ``num_key_value_heads``, ``token_budget`` and ``monkey`` are not
 (plurals such as ``tokens`` and ``keys`` are counts and lists). The environment's ``PWD`` and ``OLDPWD`` hold the
 working directory, not a password.

@@ -69,7 +69,7 @@ def run_values(args: argparse.Namespace, preset: str, micro: int) -> dict[str, A
                 {"name": "code", "kind": "embedded", "domain": "code", "weight": 0.5},
             ],
             "sequence_length": args.sequence_length,
-            "eval_tokens": args.eval_tokens,
+            "eval_bytes": args.eval_bytes,
         },
         "optim": {"batch_tokens": batch_tokens, "micro_batch_sequences": micro},
         "budget": {"kind": "tokens", "value": budget},
@@ -227,7 +227,7 @@ def main() -> None:
         raise ScalingLabError(f"--warmup {args.warmup} must be ≥ 1 and leave at least 3 timed steps of --steps")
     args.sequence_length = args.sequence_length or (1024 if cuda else 64)
     args.batch_sequences = args.batch_sequences or (32 if cuda else 8)
-    args.eval_tokens = args.eval_tokens or 64 * args.sequence_length
+    args.eval_bytes = args.eval_bytes or 64 * args.sequence_length
     args.compile = cuda if args.compile is None else args.compile
     args.cache_dir = args.cache_dir or default_cache_dir()
     # build the token cache once here, so the runs only read it

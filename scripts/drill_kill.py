@@ -33,7 +33,7 @@ def sweep_command(root: Path, work: Path, budgets: str, checkpoint_tokens: int, 
     """``sl-train -m`` over n1k × budgets on a tiny local text, frequent checkpoints, one thread, no wandb."""
     return [sys.executable, "-m", "scaling_lab.cli.train", "-m", "model=n1k", f"budget.value={budgets}",
             "data=local_files", f"data.sources.0.paths=[{work / 'text.txt'}]", "data.sequence_length=16",
-            "data.eval_tokens=512", "optim.batch_tokens=128", f"checkpoint_every_tokens={checkpoint_tokens}",
+            "data.eval_bytes=512", "optim.batch_tokens=128", f"checkpoint_every_tokens={checkpoint_tokens}",
             "logger=none", "threads=1", "device=cpu", "debug.progress=false", "sweep=drill",
             f"paths.results_dir={root}", f"paths.cache_dir={work / cache}"]  # fmt: skip
 

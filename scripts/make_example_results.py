@@ -55,7 +55,7 @@ def train_sweep(results_dir: Path, n_jobs: int) -> None:
     command = [
         sys.executable, "-m", "scaling_lab.cli.train", "-m",
         f"sweep={SWEEP}", f"model={SIZES}", "budget=flops", f"budget.value={BUDGETS}",
-        f"data.eval_tokens={EVAL_TOKENS}", f"curve_eval_tokens={EVAL_TOKENS}",
+        f"data.eval_bytes={EVAL_TOKENS}", f"curve_eval_tokens={EVAL_TOKENS}",
         "logger=none", "debug.progress=false", "threads=1", "launcher=local", f"hydra.launcher.n_jobs={n_jobs}",
         f"paths.results_dir={results_dir}",
     ]  # fmt: skip

@@ -293,7 +293,7 @@ def _tiny_train_config(tmp_path, sweep):
 
     (tmp_path / "text.txt").write_text("A small text to train on. " * 400)
     overrides = ["model=n1k", "budget.value=2048", "data=local_files", f"data.sources.0.paths=[{tmp_path}/text.txt]",
-                 "data.sequence_length=16", "data.eval_tokens=256", "optim.batch_tokens=128", "logger=wandb",
+                 "data.sequence_length=16", "data.eval_bytes=256", "optim.batch_tokens=128", "logger=wandb",
                  "threads=1", "device=cpu", "debug.progress=false", f"sweep={sweep}",
                  f"paths.results_dir={tmp_path}/results", f"paths.cache_dir={tmp_path}/cache"]  # fmt: skip
     register_configs()

@@ -125,10 +125,11 @@ class RunConfig:
     eval_every_tokens: Optional[float] = None  # noqa: UP045
     """Evaluate every this many tokens for the loss curve; null → 10 evaluations per run. The end always evals."""
     curve_eval_tokens: Optional[int] = 65536  # noqa: UP045
-    """Eval tokens behind each intermediate loss-curve point: a fixed strided subset of the eval set, the same for
-    every run of the mix. Final points (and WSD cooldown points) always use the whole eval set. Scoring the whole
-    2^19-token set ten times cost ~4× the training compute of a 1e5-token run; 2^16 tokens keep the curve's
-    standard error near 1.4 % (√8 × the data layer's 0.5 % bound) at an eighth of the cost. null → the whole set."""
+    """Eval tokens behind each intermediate loss-curve point, shared evenly by the eval suite's sets: a fixed strided
+    subset of each set, the same for every run. Final points (and WSD cooldown points) always use the whole suite.
+    Scoring the whole 2^19-token suite ten times cost ~4× the training compute of a 1e5-token run; 2^16 tokens keep
+    the curve's standard error near 1.4 % (√8 × the data layer's 0.5 % bound) at an eighth of the cost. null → the
+    whole suite."""
     checkpoint_every_tokens: Optional[float] = None  # noqa: UP045
     """Checkpoint every this many tokens; null → 4 per run; 0 → never."""
     divergence_factor: float = 3.0

@@ -2,31 +2,40 @@
 
 data = prepare_data(config, cache_dir)
 batch = data.train_sequences(step * batch_size, batch_size)   # (B, L + 1) int64
-eval_set = data.eval_sequences()                             # fixed held-out set
+suite = data.eval_suite                                      # fixed held-out sets, the same for every mix
 data.epochs(n_tokens)                                        # epochs per source, warns above 4
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import pathlib
 from collections.abc import Iterator
 
 from scaling_lab.data.cache import cached_tokens
-from scaling_lab.data.config import DataConfig, SourceConfig, TokenizerConfig, data_config_from_dict
+from scaling_lab.data.config import (
+    UNION,
+    DataConfig,
+    SourceConfig,
+    TokenizerConfig,
+    data_config_from_dict,
+    eval_sets_of,
+)
 from scaling_lab.data.files import default_cache_dir
 from scaling_lab.data.sources import LoadedSource, load_source
-from scaling_lab.data.token_data import TokenData, mix_hash, split_source
+from scaling_lab.data.token_data import EvalSet, TokenData, make_eval_set, mix_hash, split_source, suite_hash
 from scaling_lab.data.tokenizer import make_tokenizer, planned_vocab_size
 
 __all__ = [
+    "UNION",
     "DataConfig",
+    "EvalSet",
     "SourceConfig",
     "TokenData",
     "TokenizerConfig",
     "data_config_from_dict",
     "default_cache_dir",
+    "eval_sets_of",
     "planned_vocab_size",
     "prepare_data",
 ]
@@ -39,9 +48,11 @@ def _all_texts(loaded: list[LoadedSource]) -> Iterator[str]:
 
 
 def prepare_data(config: DataConfig, cache_dir: pathlib.Path) -> TokenData:
-    """Load every source, tokenize it into the shared cache (or reuse it), and return the mix's TokenData."""
+    """Load every source and eval set, tokenize them into the shared cache (or reuse it), and return the mix's
+    TokenData: the training stream and the eval suite. The tokenizer (a BPE) learns from the training sources only."""
     cache_dir = pathlib.Path(cache_dir)
     loaded = [load_source(source, cache_dir) for source in config.sources]
+    held = [load_source(source, cache_dir) for source in eval_sets_of(config)]
     fingerprints = [source.fingerprint for source in loaded]
     tokenizer = make_tokenizer(
         config.tokenizer,
@@ -49,7 +60,13 @@ def prepare_data(config: DataConfig, cache_dir: pathlib.Path) -> TokenData:
         corpus_key=hashlib.sha256("|".join(fingerprints).encode()).hexdigest(),
         cache_dir=cache_dir,
     )
-    eval_windows = math.ceil(config.eval_tokens / config.sequence_length)
+    suite = [
+        make_eval_set(name=source.config.name, tokens=cached_tokens(source, tokenizer, cache_dir).tokens,
+                      token_bytes=tokenizer.token_bytes, eval_bytes=config.eval_bytes,
+                      sequence_length=config.sequence_length, fingerprint=source.fingerprint)
+        for source in held
+    ]  # fmt: skip
+    held_out_start = {eval_set.fingerprint: eval_set.start for eval_set in suite}
     splits = []
     for source, weight in zip(loaded, config.weights, strict=True):
         cached = cached_tokens(source, tokenizer, cache_dir)
@@ -59,7 +76,7 @@ def prepare_data(config: DataConfig, cache_dir: pathlib.Path) -> TokenData:
                 weight=weight,
                 tokens=cached.tokens,
                 sequence_length=config.sequence_length,
-                eval_windows=eval_windows,
+                held_out_start=held_out_start.get(source.fingerprint),
                 fingerprint=source.fingerprint,
                 text_bytes=cached.text_bytes,
             )
@@ -67,7 +84,8 @@ def prepare_data(config: DataConfig, cache_dir: pathlib.Path) -> TokenData:
     return TokenData(
         config=config,
         splits=splits,
+        eval_suite=suite,
         vocab_size=tokenizer.vocab_size,
         tokenizer_name=tokenizer.name,
-        mix_hash=mix_hash(config, tokenizer.identity, fingerprints),
+        mix_hash=mix_hash(config, tokenizer.identity, fingerprints, suite_hash(suite, config.eval_bytes)),
     )

@@ -28,12 +28,13 @@ MIN_BPE_VOCAB_SIZE = BYTE_VOCAB_SIZE + 1  # the 256 byte-level symbols (ByteLeve
 # bytes per id whatever the corpus: a request of 1e9 asked for 71 GB and aborted the whole process, not an exception.
 MAX_BPE_VOCAB_SIZE = 2**20
 
-# Default eval set: 2**19 predicted tokens (4096 sequences of 128). The mean eval loss is a mean over
-# sequences, the sampling unit (tokens inside a sequence are correlated), so SE/mean = CV/sqrt(n_sequences)
-# with CV the coefficient of variation of per-sequence mean losses. scripts/bench_data.py measures CV on the
-# embedded mix for the tiny byte-level Llama: 0.19 after 300 steps, 0.24 after 1000 (it grows as the model
-# learns the easy sequences). Up to CV = 0.32, 4096 sequences keep SE below 0.5 % of the loss (0.38 % at 0.24).
-DEFAULT_EVAL_TOKENS = 2**19
+# Default eval suite: 2**18 bytes of held-out text per eval set, 2**19 for the two embedded domains together (as many
+# predicted tokens for the byte tokenizer as the single eval set had before). The mean eval loss is a mean over
+# sequences, the sampling unit (tokens inside a sequence are correlated), so SE/mean = CV/sqrt(n_sequences) with CV the
+# coefficient of variation of per-sequence mean losses. scripts/bench_data.py measures CV on the embedded mix for the
+# tiny byte-level Llama: 0.19 after 300 steps, 0.24 after 1000. With 2048 sequences of 128 bytes per domain, SE stays
+# below 0.55 % of a domain's loss (CV 0.24) and below 0.4 % for the union.
+DEFAULT_EVAL_BYTES = 2**18
 
 
 def _required(value: Any, dotted: str, hint: str) -> None:
@@ -180,8 +181,13 @@ class DataConfig:
     """The tokenizer (byte-level by default)."""
     sequence_length: int = MISSING
     """Tokens per training sequence (the model's context). Each sequence holds sequence_length + 1 ids."""
-    eval_tokens: int = DEFAULT_EVAL_TOKENS
-    """Predicted tokens in the fixed held-out eval set (rounded up to whole sequences)."""
+    eval_sets: Optional[list[SourceConfig]] = None  # noqa: UP045
+    """The eval suite: the held-out sets every run is scored on, whatever its training mix. None (the default) means
+    the embedded corpus's domains, each a set (:func:`eval_sets_of`). Each set holds out the last ``eval_bytes`` of
+    its text; a training source with the same text trains only before that region. The loss that is fitted by
+    default is the union's; records keep each set's loss and bits per byte too."""
+    eval_bytes: int = DEFAULT_EVAL_BYTES
+    """UTF-8 bytes of held-out text per eval set (rounded up to whole sequences of the run's tokenizer)."""
     seed: int = 0
     """Seeds the mixing schedule and the order of windows in each epoch; the eval set does not depend on it."""
 
@@ -194,10 +200,18 @@ class DataConfig:
         if duplicates:
             raise ConfigError(f"data.sources names {duplicates} repeat: give every source a unique name")
         _required(self.sequence_length, "data.sequence_length", "set it to the model's context length")
-        for dotted, value in (("data.sequence_length", self.sequence_length), ("data.eval_tokens", self.eval_tokens)):
+        for dotted, value in (("data.sequence_length", self.sequence_length), ("data.eval_bytes", self.eval_bytes)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{dotted}={value!r} must be a positive integer")
         check_seed(self.seed, "data.seed")
+        if self.eval_sets is not None:
+            if isinstance(self.eval_sets, str) or not self.eval_sets:
+                raise ConfigError("data.eval_sets is empty: list at least one held-out set, or null for the default")
+            names = [source.name for source in self.eval_sets]
+            if "all" in names or len(set(names)) < len(names):
+                raise ConfigError(
+                    f"data.eval_sets names {names}: give every set a unique name other than 'all' (the union's name)"
+                )
 
     @property
     def weights(self) -> list[float]:
@@ -206,14 +220,28 @@ class DataConfig:
         return [source.weight / total for source in self.sources]
 
 
+UNION = "all"
+"""The name of the union of an eval suite's sets in records, tables and fits."""
+
+
+def eval_sets_of(config: DataConfig) -> list[SourceConfig]:
+    """The eval suite's sets: ``config.eval_sets``, or by default each domain of the embedded corpus."""
+    if config.eval_sets is not None:
+        return list(config.eval_sets)
+    from scaling_lab.data.corpus import DOMAINS
+
+    return [SourceConfig(name=domain, kind="embedded", domain=domain) for domain in DOMAINS]
+
+
 def data_config_from_dict(mapping: Mapping[str, Any]) -> DataConfig:
     """Build a :class:`DataConfig` from a plain mapping (e.g. ``OmegaConf.to_container(cfg.data, resolve=True)``)."""
     values = dict(mapping)
-    if "sources" in values and isinstance(values["sources"], list | tuple):
-        values["sources"] = [
-            source if isinstance(source, SourceConfig) else from_mapping(SourceConfig, source, f"data.sources[{i}]")
-            for i, source in enumerate(values["sources"])
-        ]
+    for key in ("sources", "eval_sets"):
+        if isinstance(values.get(key), list | tuple):
+            values[key] = [
+                source if isinstance(source, SourceConfig) else from_mapping(SourceConfig, source, f"data.{key}[{i}]")
+                for i, source in enumerate(values[key])
+            ]
     if "tokenizer" in values and not isinstance(values["tokenizer"], TokenizerConfig):
         values["tokenizer"] = from_mapping(TokenizerConfig, values["tokenizer"] or {}, "data.tokenizer")
     return from_mapping(DataConfig, values, "data")

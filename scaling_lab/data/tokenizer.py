@@ -7,6 +7,7 @@ Every tokenizer exposes a name, a vocabulary size, a document separator id and a
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pathlib
 import tempfile
@@ -40,6 +41,9 @@ class Tokenizer:
     """Cache dtype: uint8, uint16 or uint32."""
     encode_batch: Callable[[list[str]], list[np.ndarray]]
     """Texts -> one id array per text (no separator). Parallel over all cores for bpe and hf (Rust)."""
+    token_bytes: np.ndarray
+    """UTF-8 bytes of text each id stands for, shape (vocab_size,): 0 for the separator and other special tokens.
+    Bits per byte divide by the sum of these over the scored ids, so they compare across tokenizers."""
 
 
 def _encode_bytes(texts: list[str]) -> list[np.ndarray]:
@@ -48,6 +52,8 @@ def _encode_bytes(texts: list[str]) -> list[np.ndarray]:
 
 def byte_tokenizer(config: TokenizerConfig) -> Tokenizer:
     """One id per UTF-8 byte; NUL marks document ends."""
+    token_bytes = np.ones(BYTE_VOCAB_SIZE, dtype=np.int64)
+    token_bytes[BYTE_SEPARATOR] = 0  # the separator, never text (NUL does not occur in the corpora we read)
     return Tokenizer(
         name="byte",
         vocab_size=BYTE_VOCAB_SIZE,
@@ -55,7 +61,23 @@ def byte_tokenizer(config: TokenizerConfig) -> Tokenizer:
         identity=hashlib.sha256(b"byte-utf8-v1").hexdigest(),
         dtype=token_dtype_for(BYTE_VOCAB_SIZE, config.dtype),
         encode_batch=_encode_bytes,
+        token_bytes=token_bytes,
     )
+
+
+def fast_token_bytes(backend, vocab_size: int) -> np.ndarray:  # backend: tokenizers.Tokenizer
+    """UTF-8 bytes per id of a `tokenizers` tokenizer, special (added) tokens 0.
+
+    Byte-level vocabularies (GPT-2's scheme, our BPE) spell every byte as one character, so a token's length is its
+    byte count exactly; for other schemes the id is decoded alone (exact but for pieces of a multi-byte character)."""
+    decoder = json.loads(backend.to_str()).get("decoder") or {}
+    byte_level = "ByteLevel" in json.dumps(decoder)
+    special = set(backend.get_added_tokens_decoder())
+    lengths = np.zeros(vocab_size, dtype=np.int64)
+    for token, index in backend.get_vocab(with_added_tokens=True).items():
+        if index < vocab_size and index not in special:
+            lengths[index] = len(token) if byte_level else len(backend.decode([index]).encode("utf-8"))
+    return lengths
 
 
 def _from_fast(backend, name: str, config: TokenizerConfig) -> Tokenizer:  # backend: tokenizers.Tokenizer
@@ -74,6 +96,7 @@ def _from_fast(backend, name: str, config: TokenizerConfig) -> Tokenizer:  # bac
         identity=hashlib.sha256(serialized.encode("utf-8")).hexdigest(),
         dtype=token_dtype_for(vocab_size, config.dtype),
         encode_batch=encode_batch,
+        token_bytes=fast_token_bytes(backend, vocab_size),
     )
 
 
@@ -131,13 +154,19 @@ def hf_tokenizer(config: TokenizerConfig) -> Tokenizer:
     tokenizer = _from_fast(backend, f"hf:{config.name}", config)
     separator = pretrained.eos_token_id
     identity = hashlib.sha256(f"{tokenizer.identity}|{separator}".encode()).hexdigest()
+    vocab_size = max(tokenizer.vocab_size, len(pretrained))
+    token_bytes = np.zeros(vocab_size, dtype=np.int64)
+    token_bytes[: tokenizer.vocab_size] = tokenizer.token_bytes
+    if separator is not None:
+        token_bytes[separator] = 0
     return Tokenizer(
         name=tokenizer.name,
-        vocab_size=max(tokenizer.vocab_size, len(pretrained)),
+        vocab_size=vocab_size,
         separator_id=separator,
         identity=identity,
         dtype=tokenizer.dtype,
         encode_batch=tokenizer.encode_batch,
+        token_bytes=token_bytes,
     )
 
 

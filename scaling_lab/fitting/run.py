@@ -202,6 +202,7 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
         "sweeps": list(data.sweeps),
         "n_params_column": points.attrs.get("n_params_column", "n_params"),
         "flops_column": points.attrs.get("flops_column", "6ND"),
+        "loss_column": points.attrs.get("loss_column", "loss"),
         "flops_accounting": per_token.accounting,
         "flops_per_token": per_token.to_dict(),
         "group": str(points["group"].iloc[0]),
@@ -262,6 +263,15 @@ def _accounting_line(meta: dict[str, Any]) -> str:
     return f"exact: C/D = {linear}{f.overhead:.4g}·N^{f.exponent:.4g} ({span} max error {f.max_rel_error:.2%})"
 
 
+def _loss_line(column: str) -> str:
+    """What the fitted loss column measures, in words."""
+    if column == "loss":
+        return "loss (nats/token; on a store: the eval suite's union)"
+    metric, _, target = column.partition("_")
+    unit = {"loss": "nats/token", "bpb": "bits per byte"}.get(metric)
+    return f"{column} ({unit} on eval set {target})" if unit else column
+
+
 def report_text(outcome: FitOutcome) -> str:
     """A plain-text report in the spirit of lmfit's fit_report: estimates, intervals, how they were fitted."""
     meta = outcome.meta
@@ -270,6 +280,7 @@ def report_text(outcome: FitOutcome) -> str:
         f"    input        = {meta['input']} ({meta['input_kind']})",
         f"    N column     = {meta['n_params_column']}",
         f"    C column     = {meta['flops_column']}",
+        f"    loss column  = {_loss_line(meta.get('loss_column', 'loss'))}",
         f"    FLOPs        = {_accounting_line(meta)}",
         f"    group        = {meta['group'] or '(none)'}",
         f"    points       = {meta['n_points']}",

@@ -7,7 +7,7 @@ Canonical columns (what every approach reads):
 table averages them (``table.seeds=mean``, with ``n_seeds`` and ``loss_sem``) or keeps them (``all``); the
 per-seed rows stay in :attr:`FitInput.seed_points` for the seed bootstrap and the spread report. An optional
 ``loss_stderr`` column (the eval set's standard error of each loss) is carried when the file has one.
-Which source columns became N and C is kept in ``table.attrs["n_params_column"]`` and
+Which source columns became N, C and the loss are kept in ``table.attrs["n_params_column"]``, ``"loss_column"`` and
 ``table.attrs["flops_column"]`` so that every fit can say what it used (docs/ARCHITECTURE.md, "N" and "C").
 """
 
@@ -28,6 +28,12 @@ STORE_N_PARAMS = {"total": "n_params_total", "nonembed": "n_params_nonembed"}
 (Pearce & Song 2024)."""
 
 STORE_FLOPS = {"6nd": "flops_6nd", "exact": "flops_exact"}
+
+METRICS = ("loss", "bpb")
+"""What a store's loss column measures: nats per token, or bits per UTF-8 byte (comparable across tokenizers)."""
+
+UNION = "all"
+"""The eval suite's union: the target fitted by default (its loss is the store's ``loss`` column)."""
 """Store column used as C: 6·N·D (Kaplan et al. 2020) or the exact count (Hoffmann et al. 2022, App. F)."""
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -61,6 +67,11 @@ class TableConfig:
     """Store input: N is ``total`` (n_params_total) or ``nonembed`` (n_params_nonembed)."""
     store_flops: str = "6nd"
     """Store input: C is ``6nd`` (flops_6nd) or ``exact`` (flops_exact)."""
+    target: str = UNION
+    """Store input: the eval set whose loss is fitted: ``all`` (the eval suite's union) or a set's name (a domain)."""
+    metric: str = "loss"
+    """Store input: ``loss`` (nats per token) or ``bpb`` (bits per byte of the scored text, comparable across
+    tokenizers)."""
     statuses: tuple[str, ...] = ("finished",)
     """Store input: run statuses kept."""
     group: str | None = None
@@ -81,8 +92,19 @@ class TableConfig:
             )
         if self.store_flops not in STORE_FLOPS:
             raise ConfigError(f"table.store_flops={self.store_flops!r} is unknown: choose {' or '.join(STORE_FLOPS)}")
+        if self.metric not in METRICS:
+            raise ConfigError(f"table.metric={self.metric!r} is unknown: choose {' or '.join(METRICS)}")
         check_mode(self.seeds)
         object.__setattr__(self, "statuses", tuple(self.statuses))
+
+    @property
+    def fits_target(self) -> bool:
+        """Whether a target or metric other than the union's loss is asked for."""
+        return (self.target, self.metric) != (UNION, "loss")
+
+    def store_loss_column(self) -> str:
+        """The store column holding the fitted loss: ``loss`` for the union's loss, else ``<metric>_<target>``."""
+        return f"{self.metric}_{self.target}" if self.fits_target else "loss"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,6 +177,7 @@ def canonicalize(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.Da
         out["loss_stderr"] = frame[config.loss_stderr_column]
     out.attrs["n_params_column"] = config.n_params_column
     out.attrs["flops_column"] = flops_source or "6ND"
+    out.attrs["loss_column"] = config.loss_column
     return out
 
 
@@ -232,13 +255,43 @@ def prepare(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.DataFra
     return apply_filters(table, config, source)
 
 
-def _store_frame(frame: pd.DataFrame, config: TableConfig) -> pd.DataFrame:
-    """Map a store DataFrame onto file-style columns by the store_n_params / store_flops choices."""
+def check_one_eval_suite(frame: pd.DataFrame, source: str) -> None:
+    """Refuse rows scored on different eval suites: their losses measure different text."""
+    if "eval_suite_hash" not in frame.columns:
+        return
+    suites = sorted(set(frame["eval_suite_hash"].astype(object).where(frame["eval_suite_hash"].notna(), "none")))
+    if len(suites) > 1:
+        raise TableError(
+            f"{source}: the runs were scored on {len(suites)} different eval suites ({', '.join(suites)}; 'none': "
+            "records written before eval suites), so their losses measure different text: fit or compare runs of "
+            "one suite (collect their sweeps separately, or rerun the others)"
+        )
+
+
+def _suite_of(frame: pd.DataFrame) -> str | None:
+    """The one eval suite of a store frame's rows (:func:`check_one_eval_suite` refused several); None if unknown."""
+    if "eval_suite_hash" not in frame.columns or frame["eval_suite_hash"].isna().all():
+        return None
+    return str(frame["eval_suite_hash"].dropna().iloc[0])
+
+
+def _store_frame(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.DataFrame:
+    """Map a store DataFrame onto file-style columns by the store_n_params / store_flops / target / metric choices;
+    rows of different eval suites are refused."""
+    check_one_eval_suite(frame, source)
+    loss_column = config.store_loss_column()
+    if loss_column not in frame.columns:
+        targets = sorted(column.removeprefix("loss_") for column in frame.columns if column.startswith("loss_"))
+        raise TableError(
+            f"{source}: no column {loss_column} for table.target={config.target} table.metric={config.metric}: "
+            + (f"the eval sets are {', '.join(targets)}" if targets else "the runs predate per-set eval scores")
+            + ": choose one of them, or target=all metric=loss"
+        )
     out = pd.DataFrame(
         {
             "n_params": frame[STORE_N_PARAMS[config.store_n_params]],
             "n_tokens": frame["n_tokens"],
-            "loss": frame["loss"],
+            "loss": frame[loss_column],
             "flops": frame[STORE_FLOPS[config.store_flops]],
             "group": frame["group"] if "group" in frame.columns else "",
             "run_id": frame["run_id"],
@@ -273,15 +326,17 @@ def _from_store(root: Path, config: TableConfig) -> FitInput:
         flops_max=config.flops_max,
         n_params_min=config.n_params_min,
     )
-    points = prepare(_store_frame(raw, config), store_config, str(root))
+    points = prepare(_store_frame(raw, config, str(root)), store_config, str(root))
     points.attrs["n_params_column"] = STORE_N_PARAMS[config.store_n_params]
     points.attrs["flops_column"] = STORE_FLOPS[config.store_flops]
+    points.attrs["loss_column"] = config.store_loss_column()
+    points.attrs["eval_suite_hash"] = _suite_of(raw)
     curves_raw = curves_of(records, statuses=config.statuses)
     curves = None
     if not curves_raw.empty:
         curves_raw = curves_raw[curves_raw["run_id"].isin(set(raw["run_id"]))]
         if not curves_raw.empty:
-            curves = prepare(_store_frame(curves_raw, config), store_config, f"{root} (curves)")
+            curves = prepare(_store_frame(curves_raw, config, f"{root} (curves)"), store_config, f"{root} (curves)")
             curves.attrs = dict(points.attrs)
     sweeps = tuple(sorted(set(raw["sweep"].astype(str)))) if "sweep" in raw.columns else ()
     return FitInput(points=points, curves=curves, source=str(root), kind="store", sweeps=sweeps)
@@ -309,6 +364,11 @@ def _is_store_shaped(frame: pd.DataFrame, config: TableConfig) -> bool:
 def _file_table(path: Path, config: TableConfig, source: str) -> pd.DataFrame:
     frame = _read_file(path)
     if not _is_store_shaped(frame, config):
+        if config.fits_target:
+            raise ConfigError(
+                f"{source}: table.target={config.target} table.metric={config.metric} apply to results stores and"
+                " tables written by sl-collect: for your own table, name the loss column with table.loss_column"
+            )
         return prepare(frame, config, source)
     if "status" in frame.columns:
         frame = frame[frame["status"].isin(config.statuses)]
@@ -319,9 +379,11 @@ def _file_table(path: Path, config: TableConfig, source: str) -> pd.DataFrame:
         flops_max=config.flops_max,
         n_params_min=config.n_params_min,
     )
-    table = prepare(_store_frame(frame, config), plain, source)
+    table = prepare(_store_frame(frame, config, source), plain, source)
     table.attrs["n_params_column"] = STORE_N_PARAMS[config.store_n_params]
     table.attrs["flops_column"] = STORE_FLOPS[config.store_flops]
+    table.attrs["loss_column"] = config.store_loss_column()
+    table.attrs["eval_suite_hash"] = _suite_of(frame)
     return table
 
 

@@ -64,10 +64,15 @@ def fit_sources(
     from scaling_lab.fitting.table import TableConfig, load_input
 
     table_config = table_config or TableConfig()
-    return {
-        name: _fit(load_input(path, table_config).points, f"{name} ({path})", config, bootstrap_config)
-        for name, path in sources.items()
-    }
+    tables = {name: load_input(path, table_config).points for name, path in sources.items()}
+    suites = {name: table.attrs.get("eval_suite_hash") for name, table in tables.items()}
+    if len(set(suites.values())) > 1:
+        listed = ", ".join(f"{name}: {suite or 'none'}" for name, suite in suites.items())
+        raise FitError(
+            f"compare: the sources were scored on different eval suites ({listed}), so their losses measure different"
+            " text: compare mixes trained with the same data.eval_sets and data.eval_bytes"
+        )
+    return {name: _fit(table, f"{name} ({sources[name]})", config, bootstrap_config) for name, table in tables.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +107,9 @@ class MixComparison:
     """Quantities whose intervals do not overlap, for each pair of mixes."""
     without_intervals: tuple[str, ...]
     """Mixes fitted without bootstrap samples (nothing can be called different for them)."""
+    target: str = "loss"
+    """The loss every mix was fitted on: ``loss`` (the eval suite's union, nats/token) or ``<metric>_<eval set>``
+    (fit.table.target and fit.table.metric): the same text for every mix."""
 
     def table(self) -> pd.DataFrame:
         """Rows are mixes, columns the compared quantities, cells ``value [low, high]``."""
@@ -111,7 +119,7 @@ class MixComparison:
 
     def statement(self) -> str:
         """The differences in plain words."""
-        lines = []
+        lines = [f"every mix fitted on the same eval text: {self.target}"]
         if self.without_intervals:
             lines.append(
                 f"no bootstrap samples for {', '.join(self.without_intervals)}: refit with "
@@ -133,8 +141,9 @@ def _estimates(loaded: LoadedLaw) -> dict[str, Estimate]:
     return {q: Estimate.from_samples(point[q], np.array([s[q] for s in per_sample], dtype=float)) for q in COMPARED}
 
 
-def compare_fits(fits: Mapping[str, LoadedLaw]) -> MixComparison:
-    """Side-by-side estimates of every mix and the pairwise differences whose intervals do not overlap."""
+def compare_fits(fits: Mapping[str, LoadedLaw], *, target: str = "loss") -> MixComparison:
+    """Side-by-side estimates of every mix and the pairwise differences whose intervals do not overlap; ``target``
+    names the loss column all of them were fitted on (the fit table's ``attrs["loss_column"]``)."""
     if len(fits) < 2:
         raise FitError(f"compare: need at least 2 groups, got {len(fits)} ({', '.join(fits) or 'none'})")
     estimates = {name: _estimates(loaded) for name, loaded in fits.items()}
@@ -149,7 +158,7 @@ def compare_fits(fits: Mapping[str, LoadedLaw]) -> MixComparison:
             elif e2.high < e1.low:
                 differences.append(Difference(quantity=q, first=name_2, second=name_1, low=e2, high=e1))
     without = tuple(name for name, loaded in fits.items() if not loaded.samples)
-    return MixComparison(estimates=estimates, differences=tuple(differences), without_intervals=without)
+    return MixComparison(estimates=estimates, differences=tuple(differences), without_intervals=without, target=target)
 
 
 def _band(loaded: LoadedLaw, quantity, flops: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -31,8 +31,12 @@ import numpy as np
 from scaling_lab.errors import TableError
 from scaling_lab.redact import config_secrets, known_secrets, scrub_secrets, scrub_text
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump when a field is added, removed or changes meaning; :meth:`RunRecord.from_dict` refuses newer versions.
+
+3: every point carries each eval set's loss and bits per byte (``losses``, ``bpb``, with the union as ``all``) and
+the record the hash of the eval suite they were scored on (``eval_suite_hash``); ``loss`` is the union's loss. Earlier
+records scored each mix on its own held-out text: they read with empty ``losses``/``bpb`` and no suite hash.
 
 2: ``config_hash`` is the hash of ``config`` as stored, so a reader can recompute it
 (:data:`CONFIG_HASHED_FROM_SCHEMA`). In version 1 records it hashed the config before rule-derived values (learning
@@ -57,13 +61,18 @@ class RunPoint:
     n_tokens: int
     """D: training tokens seen when this point was evaluated (realized, not planned)."""
     loss: float
-    """Mean eval loss (nats/token) on the data layer's fixed held-out tokens at D: the number that is fitted."""
+    """Mean eval loss (nats/token) on the eval suite's union at D: the number fitted by default."""
     flops_6nd: float
     """Training compute to reach D as 6·N·D, N = n_params_total (Kaplan et al. 2020, §2.1)."""
     flops_exact: float
     """Training compute to reach D counting attention and the output head (Hoffmann et al. 2022, App. F)."""
     train_loss: float | None = None
     """Training loss at D (recorded, never fitted by default); None when not measured."""
+    losses: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Mean eval loss (nats/token) on each set of the eval suite and on their union (``all``, equal to ``loss``)."""
+    bpb: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Bits per UTF-8 byte of the scored text, for each eval set and the union (``all``): comparable across
+    tokenizers."""
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
@@ -84,6 +93,10 @@ class CurvePoint:
     """Mean eval loss (nats/token) on the fixed held-out tokens."""
     train_loss: float | None = None
     """Training loss around this evaluation; None when not measured."""
+    losses: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Mean eval loss (nats/token) on each eval set's curve subset and on their union (``all``)."""
+    bpb: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Bits per UTF-8 byte of each eval set's curve subset and of their union (``all``)."""
 
     def __post_init__(self) -> None:
         _coerce_fields(self)
@@ -147,6 +160,9 @@ class RunRecord:
     """Optimizer step at which divergence was detected; None unless status is "diverged"."""
     reason: str = ""
     """Why the run failed or diverged (one line); "" otherwise."""
+    eval_suite_hash: str | None = None
+    """Hash of the eval suite's text (the data layer's ``suite_hash``): runs with different hashes were scored on
+    different text and are never pooled. None in records older than schema 3."""
     schema_version: int = SCHEMA_VERSION
     """Version of this record's layout (see SCHEMA_VERSION)."""
 

@@ -18,7 +18,14 @@ import pandas as pd
 from scaling_lab.atomic import write_text_atomically
 from scaling_lab.errors import TableError
 from scaling_lab.results.provenance import run_config_hash
-from scaling_lab.results.record import CONFIG_HASHED_FROM_SCHEMA, STATUSES, RunRecord, check_directory_name
+from scaling_lab.results.record import (
+    CONFIG_HASHED_FROM_SCHEMA,
+    STATUSES,
+    CurvePoint,
+    RunPoint,
+    RunRecord,
+    check_directory_name,
+)
 
 RECORD_FILENAME = "run.json"
 
@@ -32,6 +39,7 @@ TABLE_COLUMNS = (
     "seed",
     "data_seed",
     "data_mix_hash",
+    "eval_suite_hash",
     "status",
     "config_hash",
     "n_params_total",
@@ -46,7 +54,9 @@ TABLE_COLUMNS = (
     "batch_size",
     "schedule",
 )
-"""Columns of :func:`load_table`, in order: one row per (run, point)."""
+"""Columns of :func:`load_table`, in order: one row per (run, point). Records that score an eval suite add
+``loss_<set>`` and ``bpb_<set>`` for each eval set and for the union (``loss_all``, ``bpb_all``):
+:func:`suite_columns`."""
 
 CURVE_COLUMNS = (
     "run_id",
@@ -61,7 +71,16 @@ CURVE_COLUMNS = (
     "flops_exact",
     "loss",
 )
-"""Columns of :func:`load_curves`, in order: one row per (run, intermediate evaluation)."""
+"""Columns of :func:`load_curves`, in order: one row per (run, intermediate evaluation); the per-set columns of
+:func:`suite_columns` follow."""
+
+
+def suite_columns(point: RunPoint | CurvePoint) -> dict[str, float]:
+    """A point's eval-suite columns: ``loss_<set>`` (nats/token) and ``bpb_<set>`` (bits per byte) per set and for
+    the union (``all``)."""
+    return {**{f"loss_{name}": value for name, value in point.losses.items()},
+            **{f"bpb_{name}": value for name, value in point.bpb.items()}}  # fmt: skip
+
 
 # Where load_table finds learning rate, batch size and schedule in a record's config (the trainer's RunConfig,
 # config/schema.py, with rule-derived values resolved: train/run.py `resolved_config`). batch_size is in tokens
@@ -319,6 +338,7 @@ def table_of(records: Iterable[RunRecord], statuses: Iterable[str] = ("finished"
                 {
                     **_run_columns(record),
                     "data_mix_hash": record.data_mix_hash,
+                    "eval_suite_hash": record.eval_suite_hash,
                     "status": record.status,
                     "config_hash": record.config_hash,
                     "tied_embeddings": record.tied_embeddings,
@@ -328,6 +348,7 @@ def table_of(records: Iterable[RunRecord], statuses: Iterable[str] = ("finished"
                     "loss": point.loss,
                     "train_loss": point.train_loss,
                     **from_config,
+                    **suite_columns(point),
                 }
             )
     return _frame(rows, TABLE_COLUMNS)
@@ -351,6 +372,7 @@ def curves_of(records: Iterable[RunRecord], statuses: Iterable[str] = ("finished
             "flops_6nd": point.flops_6nd,
             "flops_exact": point.flops_exact,
             "loss": point.loss,
+            **suite_columns(point),
         }
         for record in records
         if record.status in wanted
@@ -376,8 +398,11 @@ _DTYPES = {
 
 
 def _frame(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> pd.DataFrame:
-    """Rows as a DataFrame with exactly ``columns`` in order and stable dtypes (also when empty)."""
-    frame = pd.DataFrame(rows, columns=list(columns))
+    """Rows as a DataFrame with ``columns`` in order, then the eval-suite columns any row has (sorted), with stable
+    dtypes (also when empty)."""
+    extra = sorted({key for row in rows for key in row} - set(columns))
+    frame = pd.DataFrame(rows, columns=[*columns, *extra])
+    frame[extra] = frame[extra].astype("float64")
     for column in ("learning_rate", "batch_size", "data_seed"):  # config values that aren't numbers become missing
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")

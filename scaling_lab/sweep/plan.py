@@ -20,6 +20,7 @@ import pandas as pd
 
 from scaling_lab.budget import MAX_EPOCHS, flops_6nd
 from scaling_lab.config.schema import RunConfig
+from scaling_lab.data import eval_sets_of
 from scaling_lab.train.plan import TrainPlan, make_plan
 
 MIN_STEPS = 50  # fewer optimizer steps leave warmup + cosine too coarse to trust the final loss
@@ -80,10 +81,12 @@ def plan_sweep(points: Sequence[GridPoint], *, probe: bool = True) -> pd.DataFra
     for index, point in enumerate(points):
         config = point.config
         plan = make_plan(config, vocab_size=_vocab_size(config))
-        eval_sequences = max(1, config.data.eval_tokens // plan.sequence_length)
-        curve_tokens = config.curve_eval_tokens or config.data.eval_tokens
+        # At most one id per byte of held-out text (exact for the byte tokenizer; a BPE needs ~3-4× fewer)
+        eval_tokens = config.data.eval_bytes * len(eval_sets_of(config.data))
+        eval_sequences = max(1, eval_tokens // plan.sequence_length)
+        curve_tokens = config.curve_eval_tokens or eval_tokens
         curve_sequences = min(eval_sequences, max(1, curve_tokens // plan.sequence_length))
-        # Curve points score a subset; each final point (one per WSD cooldown) scores the whole eval set.
+        # Curve points score a subset; each final point (one per WSD cooldown) scores the whole eval suite.
         eval_forwards = len(plan.eval_steps) * curve_sequences + len(plan.point_steps) * eval_sequences
         row = {
             "point": index,
@@ -106,7 +109,7 @@ def plan_sweep(points: Sequence[GridPoint], *, probe: bool = True) -> pd.DataFra
         }
         flags = []
         key = (row["shape"], row["n_tokens"], row["batch_tokens"], row["lr"], config.schedule.kind, config.seed,
-               config.data.seed)  # fmt: skip
+               config.data.seed, repr(config.data))  # a sweep over data mixes trains each mix  # fmt: skip
         if key in seen:
             flags.append(f"same run as point {seen[key]}")
         seen.setdefault(key, index)

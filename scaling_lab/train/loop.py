@@ -17,9 +17,9 @@ from scaling_lab.model.build import build_model
 from scaling_lab.train import checkpoint
 from scaling_lab.train.optim import adamw_for_run
 from scaling_lab.train.plan import TrainPlan
-from scaling_lab.train.progress import Progress, measurement
+from scaling_lab.train.progress import Progress, measurement, tracked_scores
 from scaling_lab.train.schedule import Cooldown, lr_at
-from scaling_lab.train.step import diverged, evaluate, strided_subset, train_step
+from scaling_lab.train.step import diverged, evaluate_suite, train_step
 
 TRACKED_TRAIN_POINTS = 1000
 """Most train/loss points a run sends its tracker: one wandb log call costs about half a millisecond, 6 % of a
@@ -40,8 +40,10 @@ def train(
         print(f"resume {config.sweep}/{config.run_id()} from step {progress.step} of {plan.steps} ({path})", flush=True)
     # evaluation runs the eager model (same weights): no_grad would make torch.compile build a second graph
     net = torch.compile(model) if config.compile else model
-    eval_set, B = data.eval_sequences(), plan.batch_sequences
-    curve_set = strided_subset(eval_set, config.curve_eval_tokens, sequence_length=plan.sequence_length)
+    suite, B = data.eval_suite, plan.batch_sequences
+    # the curve points' tokens are shared evenly by the eval sets
+    per_set = None if config.curve_eval_tokens is None else config.curve_eval_tokens // len(suite)
+    curve_suite = [held.strided(per_set) for held in suite]
     micro = dict(micro_batch=plan.micro_batch_sequences, device=device)
     last = plan.cooldowns[-1] if plan.cooldowns else None
     branches = {c.start: c for c in plan.cooldowns[:-1]}
@@ -70,7 +72,7 @@ def train(
     with torch.autograd.set_detect_anomaly(config.debug.detect_anomaly):
         for step in range(progress.step, plan.steps):
             if step in branches and not _cooldown_branch(branches[step], model, optimizer, step_once, progress, plan,
-                                                         lambda: evaluate(model, eval_set, **micro)):  # fmt: skip
+                                                         lambda: evaluate_suite(model, suite, **micro)):  # fmt: skip
                 track(step)
                 break
             loss, lr = step_once(step, last if last is not None and step >= last.start else None)
@@ -89,12 +91,14 @@ def train(
             bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{progress.trained_tokens / progress.train_seconds:.3g}",
                             refresh=False)  # fmt: skip
             if done in plan.eval_steps:
-                point = measurement(plan, steps=done, loss=evaluate(model, curve_set, **micro), train_loss=loss)
+                scores = evaluate_suite(model, curve_suite, **micro)
+                point = measurement(plan, steps=done, scores=scores, train_loss=loss)
                 progress.curve.append(point)
-                tracker.log({"eval/loss": point["loss"], "flops_exact": point["flops_exact"]}, step=done)
-            if done == plan.steps:  # the final point: always the whole eval set
-                final = point["loss"] if curve_set is eval_set else evaluate(model, eval_set, **micro)
-                progress.points.append(measurement(plan, steps=done, loss=final, train_loss=loss))
+                tracker.log({**tracked_scores(point), "flops_exact": point["flops_exact"]}, step=done)
+            if done == plan.steps:  # the final point: always the whole eval suite
+                whole = all(a is b for a, b in zip(curve_suite, suite, strict=True)) and done in plan.eval_steps
+                final = scores if whole else evaluate_suite(model, suite, **micro)
+                progress.points.append(measurement(plan, steps=done, scores=final, train_loss=loss))
             if done in plan.checkpoint_steps and done < plan.steps:
                 checkpoint.save_run_state(path, model, optimizer, progress.to_dict())
             if config.debug.crash_at_step == done:
@@ -119,7 +123,7 @@ def _cooldown_branch(cooldown, model, optimizer, step_once, progress, plan, eval
     if diverged(loss, progress.best_loss, float("inf")):
         progress.diverged_at_step, progress.reason = cooldown.end, f"cooldown to step {cooldown.end}: loss {loss}"
         return False
-    progress.points.append(measurement(plan, steps=cooldown.end, loss=evaluate_now(), train_loss=loss))
+    progress.points.append(measurement(plan, steps=cooldown.end, scores=evaluate_now(), train_loss=loss))
     model.load_state_dict(saved[0])
     optimizer.load_state_dict(saved[1])
     return True

@@ -77,7 +77,8 @@ def make_record(config: RunConfig, plan: TrainPlan, data: Any, progress: Progres
     return RunRecord(
         run_id=config.run_id(), sweep=config.sweep, status=status, reason=progress.reason,
         config=stored_config, config_hash=run_config_hash(stored_config), seed=config.seed,
-        data_mix=data.mix_name, data_mix_hash=data.mix_hash, n_params_total=plan.n_params_total,
+        data_mix=data.mix_name, data_mix_hash=data.mix_hash, eval_suite_hash=data.eval_suite_hash,
+        n_params_total=plan.n_params_total,
         n_params_nonembed=plan.n_params_nonembed, tied_embeddings=config.model.tie_embeddings,
         points=[RunPoint(**p) for p in progress.points], n_tokens_planned=round(plan.n_tokens_planned),
         n_tokens=progress.points[-1]["n_tokens"] if progress.points else plan.tokens_after(progress.step),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.nn import functional
+
+from scaling_lab.data import UNION, EvalSet
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -70,15 +73,32 @@ def evaluate(model: torch.nn.Module, sequences: np.ndarray, *, micro_batch: int,
     return total / len(sequences)
 
 
-def strided_subset(sequences: np.ndarray, tokens: int | None, *, sequence_length: int) -> np.ndarray:
-    """About ``tokens`` tokens of ``sequences`` taken at an even stride (the whole array for None or more).
+@dataclass(frozen=True, kw_only=True)
+class Scores:
+    """An evaluation on the eval suite: each set's and the union's loss."""
 
-    A stride, not a prefix: the eval set stores each source's slice as one block, so a prefix would score only
-    the first source of a mix."""
-    count = len(sequences) if tokens is None else max(1, tokens // sequence_length)
-    if count >= len(sequences):
-        return sequences
-    return sequences[:: len(sequences) // count][:count]
+    losses: dict[str, float]
+    """Mean loss in nats per predicted token, by eval set name and for the union (``all``)."""
+    bpb: dict[str, float]
+    """Bits per UTF-8 byte of the predicted text, by eval set name and for the union: summed nats over ln 2 times
+    the bytes of exactly the scored ids, comparable across tokenizers."""
+
+    @property
+    def loss(self) -> float:
+        """The union's loss: the number fitted by default."""
+        return self.losses[UNION]
+
+
+def evaluate_suite(model: torch.nn.Module, suite: list[EvalSet], *, micro_batch: int, device: torch.device) -> Scores:
+    """Every eval set's loss and bits per byte, and the union's (all predicted tokens pooled; bytes pooled)."""
+    losses, bpb, nats, tokens, text_bytes = {}, {}, 0.0, 0, 0
+    for held in suite:
+        losses[held.name] = evaluate(model, held.sequences, micro_batch=micro_batch, device=device)
+        set_nats, set_bytes = losses[held.name] * held.predicted_tokens, int(held.window_bytes.sum())
+        bpb[held.name] = set_nats / (math.log(2) * set_bytes)
+        nats, tokens, text_bytes = nats + set_nats, tokens + held.predicted_tokens, text_bytes + set_bytes
+    losses[UNION], bpb[UNION] = nats / tokens, nats / (math.log(2) * text_bytes)
+    return Scores(losses=losses, bpb=bpb)
 
 
 def diverged(loss: float, best: float, factor: float) -> bool:

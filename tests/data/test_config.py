@@ -19,7 +19,7 @@ def config(**changes):
         "name": "t",
         "sources": [{"name": "a", "kind": "embedded", "domain": "prose"}],
         "sequence_length": 32,
-        "eval_tokens": 256,
+        "eval_bytes": 256,
     }
     return data_config_from_dict({**base, **changes})
 
@@ -52,7 +52,7 @@ def config(**changes):
         ({"tokenizer": {"kind": "hf"}}, r"data.tokenizer.name is required"),
         ({"tokenizer": {"kind": "byte", "dtype": "int4"}}, r"data.tokenizer.dtype='int4' is unknown"),
         ({"sequence_length": 0}, r"data.sequence_length=0 must be a positive integer"),
-        ({"eval_tokens": -5}, r"data.eval_tokens=-5 must be a positive integer"),
+        ({"eval_bytes": -5}, r"data.eval_bytes=-5 must be a positive integer"),
         ({"seed": -1}, r"data.seed=-1"),
         ({"seed": 2**63}, r"data.seed=9223372036854775808 does not fit a 64-bit integer"),
         (
@@ -109,8 +109,9 @@ def test_missing_and_empty_files_are_data_errors(tmp_path):
 
 
 def test_too_small_source_for_the_eval_set(text_dir, tmp_path):
-    small = config(sources=[{"name": "a", "kind": "files", "paths": [str(text_dir)]}], eval_tokens=10**6)
-    with pytest.raises(DataError, match=r"data.sources\[a\] has \d+ tokens, too few .* lower data.eval_tokens"):
+    source = {"name": "a", "kind": "files", "paths": [str(text_dir)]}
+    small = config(sources=[source], eval_sets=[source], eval_bytes=10**6)
+    with pytest.raises(DataError, match=r"data.eval_sets\[a\] has \d+ tokens, too few .* lower data.eval_bytes"):
         prepare_data(small, tmp_path / "cache")
 
 

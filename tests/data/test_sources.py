@@ -96,7 +96,7 @@ def test_hf_tokenizer_by_name_from_a_local_folder(text_dir, tmp_path):
             "sources": [{"name": "t", "kind": "files", "paths": [str(text_dir)]}],
             "tokenizer": {"kind": "hf", "name": str(folder)},
             "sequence_length": 32,
-            "eval_tokens": 512,
+            "eval_bytes": 512,
         }
     )
     data = prepare_data(config, tmp_path / "cache")
@@ -157,7 +157,7 @@ def test_tokens_are_the_utf8_bytes(text_dir, tmp_path):
             "name": "one",
             "sources": [{"name": "t", "kind": "files", "paths": [str(text_dir / "doc007.txt")]}],
             "sequence_length": 16,
-            "eval_tokens": 64,
+            "eval_bytes": 64,
         }
     )
     data = prepare_data(config, tmp_path)

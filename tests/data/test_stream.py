@@ -15,16 +15,19 @@ from scaling_lab.data.mixture import MixSchedule
 SEQUENCE_LENGTH = 64
 
 
-def local_config(paths: dict[str, tuple[pathlib.Path, float]], *, seed: int = 0, eval_tokens: int = 2048, **extra):
+def local_config(paths: dict[str, tuple[pathlib.Path, float]], *, seed: int = 0, eval_bytes: int = 2048, **extra):
+    """A mix of local folders, scored on held-out text of each (as configs/data/local_files.yaml does)."""
+    sources = [
+        {"name": name, "kind": "files", "paths": [str(path)], "weight": weight}
+        for name, (path, weight) in paths.items()
+    ]
     return data_config_from_dict(
         {
             "name": "test_mix",
-            "sources": [
-                {"name": name, "kind": "files", "paths": [str(path)], "weight": weight}
-                for name, (path, weight) in paths.items()
-            ],
+            "sources": sources,
+            "eval_sets": [{key: value for key, value in source.items() if key != "weight"} for source in sources],
             "sequence_length": SEQUENCE_LENGTH,
-            "eval_tokens": eval_tokens,
+            "eval_bytes": eval_bytes,
             "seed": seed,
             **extra,
         }
@@ -42,7 +45,9 @@ def test_stream_shape_dtype_and_vocabulary(text_dir, cache_dir):
     assert batch.shape == (8, SEQUENCE_LENGTH + 1) and batch.dtype == np.int64
     assert data.vocab_size == 256 and data.tokenizer_name == "byte" and data.sequence_length == SEQUENCE_LENGTH
     assert batch.min() >= 0 and batch.max() < data.vocab_size
-    assert data.eval_sequences().shape == (2048 // SEQUENCE_LENGTH, SEQUENCE_LENGTH + 1)
+    (held,) = data.eval_suite
+    assert held.name == "local" and held.sequences.shape[1] == SEQUENCE_LENGTH + 1
+    assert held.window_bytes.sum() >= 2048 > held.window_bytes[1:].sum()  # whole windows, the fewest that hold 2048
     text = bytes(batch[0].astype(np.uint8)).decode("utf-8", errors="replace")
     assert "[" in text  # the real marked lines come back as bytes
 
@@ -53,9 +58,9 @@ def test_same_seed_same_batches_different_seed_differs(text_dir, cache_dir):
     other = prepare_data(local_config({"local": (text_dir, 1.0)}, seed=2), cache_dir)
     np.testing.assert_array_equal(first.train_sequences(0, 64), again.train_sequences(0, 64))
     assert not np.array_equal(first.train_sequences(0, 64), other.train_sequences(0, 64))
-    # the eval set and the mix hash do not depend on the seed
-    np.testing.assert_array_equal(first.eval_sequences(), other.eval_sequences())
-    assert first.mix_hash == other.mix_hash
+    # the eval suite and the mix hash do not depend on the seed
+    np.testing.assert_array_equal(first.eval_suite[0].sequences, other.eval_suite[0].sequences)
+    assert first.mix_hash == other.mix_hash and first.eval_suite_hash == other.eval_suite_hash
 
 
 def test_stream_is_independent_of_batch_size_and_resume(text_dir, cache_dir):
@@ -80,13 +85,13 @@ def test_epochs_wrap_with_fresh_order_and_full_coverage(text_dir, cache_dir):
     assert data.epochs(windows * SEQUENCE_LENGTH) == {"local": pytest.approx(1.0)}
 
 
-def test_eval_tokens_never_appear_in_training(text_dir, cache_dir):
-    data = prepare_data(local_config({"local": (text_dir, 1.0)}, eval_tokens=4096), cache_dir)
+def test_eval_suite_never_appears_in_training(text_dir, cache_dir):
+    data = prepare_data(local_config({"local": (text_dir, 1.0)}, eval_bytes=4096), cache_dir)
     windows = data.splits[0].train_windows
     training = data.train_sequences(0, 2 * windows)  # two full epochs: every training window
     training_text = b"\x01".join(bytes(row.astype(np.uint8)) for row in training)
-    evaluation = data.eval_sequences()
-    assert len(evaluation) == 4096 // SEQUENCE_LENGTH
+    evaluation = data.eval_suite[0].sequences
+    assert 4096 // SEQUENCE_LENGTH <= len(evaluation) <= 4096 // SEQUENCE_LENGTH + 1  # one id a byte, and separators
     markers = [re.findall(rb"\[\d{3}\.\d{3}\]", bytes(row.astype(np.uint8))) for row in evaluation]
     assert all(markers)  # every eval row holds whole line markers (lines are < 65 bytes)
     for row_markers in markers:
@@ -109,11 +114,10 @@ def test_mix_proportions_within_one_percent(make_documents, tmp_path, cache_dir)
         hits = np.concatenate([[0], np.cumsum(sources == name)])
         shares = (hits[window:] - hits[:-window]) / window  # every window of 1e5 tokens
         assert np.abs(shares - weight).max() < 0.01, name
-    eval_sources = [
-        next(name for name in weights if marker[name] in bytes(row.astype(np.uint8))) for row in data.eval_sequences()
-    ]
-    eval_shares = {name: eval_sources.count(name) / len(eval_sources) for name in weights}
-    assert eval_shares == pytest.approx(weights, abs=1 / len(eval_sources))
+    # every set of the suite is scored whole, whatever the weights: no set's text is sampled by the mix
+    for held in data.eval_suite:
+        rows = [bytes(row.astype(np.uint8)) for row in held.sequences]
+        assert all(marker[held.name] in row for row in rows if b"[" in row), held.name
 
 
 def test_schedule_is_a_bijection_onto_each_source():

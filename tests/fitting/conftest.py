@@ -45,13 +45,21 @@ def parabolic_table() -> Callable[..., pd.DataFrame]:
     return make
 
 
-def write_store(root: Path, table: pd.DataFrame, *, sweep: str = "syn", data_mix: str = "bytes") -> Path:
-    """Write one real finished RunRecord per row of a fit table into a results store under root."""
+SET_FACTORS = {"prose": 0.9, "code": 1.1, "all": 1.0}
+"""With ``suite``, each eval set's loss is the row's loss times these; its bits per byte are 1.5 times its loss."""
+
+
+def write_store(root: Path, table: pd.DataFrame, *, sweep: str = "syn", data_mix: str = "bytes",
+                suite: str | None = None) -> Path:  # fmt: skip
+    """Write one real finished RunRecord per row of a fit table into a results store under root; with ``suite`` (an
+    eval-suite hash) every point also scores the sets of :data:`SET_FACTORS`."""
     from scaling_lab.results import CurvePoint, RunPoint, RunRecord, config_hash, library_versions, utc_now
     from scaling_lab.results.store import write_record
 
     for i, row in enumerate(table.itertuples(index=False)):
         n, d, loss = int(row.n_params), int(row.n_tokens), float(row.loss)
+        losses = {name: loss * factor for name, factor in SET_FACTORS.items()} if suite else {}
+        per_set = {"losses": losses, "bpb": {name: 1.5 * value for name, value in losses.items()}}
         config = {"model": {"n_params": n}, "budget": {"n_tokens": d}}
         curve_tokens = [d // 4, d // 2, d]
         record = RunRecord(
@@ -68,7 +76,12 @@ def write_store(root: Path, table: pd.DataFrame, *, sweep: str = "syn", data_mix
             tied_embeddings=True,
             n_tokens_planned=d,
             n_tokens=d,
-            points=[RunPoint(n_tokens=d, loss=loss, flops_6nd=6.0 * n * d, flops_exact=7.0 * n * d, train_loss=loss)],
+            points=[
+                RunPoint(
+                    n_tokens=d, loss=loss, flops_6nd=6.0 * n * d, flops_exact=7.0 * n * d, train_loss=loss, **per_set
+                )
+            ],
+            eval_suite_hash=suite,
             curve=[
                 # earlier evaluations of the same run: higher loss, reaching the final loss at D
                 CurvePoint(
@@ -77,6 +90,8 @@ def write_store(root: Path, table: pd.DataFrame, *, sweep: str = "syn", data_mix
                     flops_exact=7.0 * n * t,
                     loss=loss + 0.5 * (1 - t / d),
                     train_loss=loss,
+                    losses={name: value + 0.5 * (1 - t / d) for name, value in losses.items()},
+                    bpb={name: 1.5 * (value + 0.5 * (1 - t / d)) for name, value in losses.items()},
                 )
                 for t in curve_tokens
             ],

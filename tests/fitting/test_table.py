@@ -26,7 +26,7 @@ def test_csv_and_parquet_read_the_same_with_6nd_default(tmp_path, chinchilla_tab
     from_parquet = load_input(_write(tmp_path, table, "t.parquet"), TableConfig()).points
     pd.testing.assert_frame_equal(from_csv, from_parquet)
     np.testing.assert_allclose(from_csv["flops"], 6 * table["n_params"] * table["n_tokens"])
-    assert from_csv.attrs == {"n_params_column": "n_params", "flops_column": "6ND"}
+    assert from_csv.attrs == {"n_params_column": "n_params", "flops_column": "6ND", "loss_column": "loss"}
 
 
 def test_configurable_column_names(tmp_path, chinchilla_table):
@@ -86,10 +86,11 @@ def test_store_input_maps_n_and_c_by_config(tmp_path, chinchilla_table):
     root = write_store(tmp_path / "results", chinchilla_table().head(12))
     total = load_input(root, TableConfig())
     assert total.kind == "store" and total.sweeps == ("syn",) and len(total.points) == 12
-    assert total.points.attrs == {"n_params_column": "n_params_total", "flops_column": "flops_6nd"}
+    suite = {"loss_column": "loss", "eval_suite_hash": None}  # records without an eval suite
+    assert total.points.attrs == {"n_params_column": "n_params_total", "flops_column": "flops_6nd", **suite}
     assert total.curves is not None and len(total.curves) == 36
     nonembed = load_input(root, TableConfig(store_n_params="nonembed", store_flops="exact"))
-    assert nonembed.points.attrs == {"n_params_column": "n_params_nonembed", "flops_column": "flops_exact"}
+    assert nonembed.points.attrs == {"n_params_column": "n_params_nonembed", "flops_column": "flops_exact", **suite}
     ratio = nonembed.points["flops"].to_numpy() / total.points["flops"].to_numpy()
     np.testing.assert_allclose(ratio, 7 / 6)
 
@@ -112,3 +113,42 @@ def test_fitting_and_plotting_never_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_store_fits_the_chosen_eval_set_and_metric(tmp_path, chinchilla_table):
+    from tests.fitting.conftest import SET_FACTORS
+
+    table = chinchilla_table().head(12)
+    root = write_store(tmp_path / "results", table, suite="s1")
+    union = load_input(root, TableConfig())
+    code_bpb = load_input(root, TableConfig(target="code", metric="bpb"))
+    np.testing.assert_allclose(code_bpb.points["loss"], 1.5 * SET_FACTORS["code"] * union.points["loss"])
+    assert code_bpb.points.attrs["loss_column"] == "bpb_code" and code_bpb.points.attrs["eval_suite_hash"] == "s1"
+    np.testing.assert_allclose(load_input(root, TableConfig(metric="bpb")).points["loss"], 1.5 * union.points["loss"])
+    with pytest.raises(
+        TableError, match=r"no column loss_web for table.target=web .* the eval sets are all, code, prose"
+    ):
+        load_input(root, TableConfig(target="web"))
+    with pytest.raises(ConfigError, match=r"table.metric='bits' is unknown"):
+        TableConfig(metric="bits")
+
+
+def test_runs_of_different_eval_suites_are_never_pooled(tmp_path, chinchilla_table):
+    table = chinchilla_table().head(12)
+    root = tmp_path / "results"
+    write_store(root, table.head(6), sweep="a", suite="s1")
+    write_store(root, table.tail(6), sweep="b", suite="s2")
+    with pytest.raises(
+        TableError, match=r"scored on 2 different eval suites \(s1, s2; .*collect their sweeps separately"
+    ):
+        load_input(root, TableConfig())
+    write_store(tmp_path / "old", table.head(6), sweep="a")  # records written before eval suites
+    write_store(tmp_path / "old", table.tail(6), sweep="b", suite="s1")
+    with pytest.raises(TableError, match=r"2 different eval suites \(none, s1"):
+        load_input(tmp_path / "old", TableConfig())
+
+
+def test_a_plain_table_names_its_loss_column_instead_of_a_target(tmp_path, chinchilla_table):
+    path = _write(tmp_path, chinchilla_table())
+    with pytest.raises(ConfigError, match=r"table.target=code table.metric=loss apply to results stores"):
+        load_input(path, TableConfig(target="code"))

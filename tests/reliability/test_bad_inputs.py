@@ -39,7 +39,7 @@ class Case:
 
 
 TINY_TRAIN = ("model=n1k", "budget.value=2048", "data=local_files", "data.sources.0.paths=[{tmp}/text.txt]",
-              "data.sequence_length=16", "data.eval_tokens=256", "optim.batch_tokens=128", "logger=none",
+              "data.sequence_length=16", "data.eval_bytes=256", "optim.batch_tokens=128", "logger=none",
               "threads=1", "device=cpu", "debug.progress=false", "sweep=bad", "paths.results_dir={tmp}/results",
               "paths.cache_dir={tmp}/cache")  # fmt: skip
 TEXT = {"text.txt": "A small text to train on. " * 400}

@@ -58,7 +58,7 @@ def _wandb_log(root: Path) -> bytes:
                                "password", "db-password", "PGPASSWORD", "DB_PWD", "secret", "client_secret",
                                "AWS_SECRET_ACCESS_KEY", "private_key", "credentials", "auth", "Authorization")]
     + [(name, False) for name in ("experts_per_token", "moe.experts_per_token", "flops_per_token", "tokens", "n_tokens",
-                                  "batch_tokens", "eval_tokens", "warmup_tokens", "tokenizer", "bos_token",
+                                  "batch_tokens", "eval_bytes", "warmup_tokens", "tokenizer", "bos_token",
                                   "pad_token", "sort_keys", "cache_key", "key_dim", "num_key_value_heads",
                                   "token_budget", "hf_token_path", "secret_name", "AWS_ACCESS_KEY_ID", "monkey",
                                   "author", "keyboard", "PWD_HINT", "")],

@@ -26,7 +26,7 @@ def tiny_sweep(tmp_path: Path) -> Callable[..., list[str]]:
     def command(launcher: str, *overrides: str, grid: tuple[str, ...] = TINY_GRID) -> list[str]:
         base = [
             *grid, "optim.batch_tokens=1024",
-            "data=local_files", f"data.sources.0.paths=[{corpus}]", "data.eval_tokens=4096", "curve_eval_tokens=2048",
+            "data=local_files", f"data.sources.0.paths=[{corpus}]", "data.eval_bytes=4096", "curve_eval_tokens=2048",
             f"paths.cache_dir={tmp_path / 'cache'}", f"paths.results_dir={tmp_path / 'results'}", "sweep=tiny",
             "logger=none", "debug.progress=false", f"launcher={launcher}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
         ]  # fmt: skip

@@ -23,7 +23,7 @@ def small_corpus(tmp_path):
     return [
         "data=local_files",
         f"data.sources.0.paths=[{path}]",
-        "data.eval_tokens=8192",
+        "data.eval_bytes=8192",
         f"paths.cache_dir={tmp_path / 'cache'}",
     ]
 

@@ -63,7 +63,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     sweep = run("train", "-m", "model=custom", "model.n_layers=1", "model.width=8,16,24", "model.n_heads=1",
                 "budget=flops", "budget.value=4e8", "schedule=wsd", "schedule.cooldown_budgets=[2e8]",
                 "optim.batch_tokens=128", "data=local_files", f"data.sources.0.paths=[{corpus}]",
-                f"data.sequence_length={CONTEXT}", "data.eval_tokens=1024", "curve_eval_tokens=256",
+                f"data.sequence_length={CONTEXT}", "data.eval_bytes=1024", "curve_eval_tokens=256",
                 f"paths.cache_dir={root / 'cache'}", f"paths.results_dir={root / 'results'}", "sweep=tiny", *TRAIN,
                 f"hydra.sweep.dir={root / 'multirun'}", cwd=root)  # fmt: skip
     assert sweep.returncode == 0, sweep.stderr[-3000:]
@@ -207,8 +207,8 @@ def test_the_recipe_is_one_recipe(tiny: SimpleNamespace) -> None:
     assert recipe.config["optim"]["lr"] is None and recipe.config["optim"]["batch_tokens"] == 128
     assert recipe.config["schedule"]["warmup_tokens"] is None and recipe.config["schedule"]["cooldown_budgets"] == []
     assert recipe.family.kind == "explicit" and recipe.family.vocab_size == VOCAB
-    other = {**records[1].config, "data": {**records[1].config["data"], "eval_tokens": 2048}}
-    with pytest.raises(TableError, match=r"data\.eval_tokens"):
+    other = {**records[1].config, "data": {**records[1].config["data"], "eval_bytes": 2048}}
+    with pytest.raises(TableError, match=r"data\.eval_bytes"):
         recipe_of([records[0], dataclasses.replace(records[1], config=other)], tiny.store, "n_params_total",
                   "flops_exact")  # fmt: skip
 

@@ -22,7 +22,7 @@ TINY: dict[str, Any] = {
             {"name": "code", "kind": "embedded", "domain": "code", "weight": 0.5},
         ],
         "sequence_length": 32,
-        "eval_tokens": 2048,
+        "eval_bytes": 2048,
     },
     "optim": {"lr": 0.02, "batch_tokens": 256},
     "schedule": {"kind": "cosine"},

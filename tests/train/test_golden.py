@@ -6,6 +6,7 @@ intended, regenerate the file with ``python tests/train/test_golden.py`` and say
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -37,7 +38,7 @@ GOLDEN_CONFIG = {
             {"name": "code", "kind": "embedded", "domain": "code", "weight": 0.5},
         ],
         "sequence_length": 32,
-        "eval_tokens": 1024,
+        "eval_bytes": 1024,
     },
     "optim": {"batch_tokens": 256},  # lr, β2 and warmup from the per-size rules: they are under test too
     "schedule": {"kind": "cosine"},
@@ -126,7 +127,9 @@ def test_a_long_run_sends_its_tracker_the_mean_loss_of_each_window(tmp_path: Pat
 def test_a_diverging_run_first_sends_the_steps_before_the_divergence(tmp_path: Path, monkeypatch) -> None:
     every_step, _ = golden_run(tmp_path / "all")
     monkeypatch.setattr(loop, "TRACKED_TRAIN_POINTS", 6)  # a point every 4 steps
-    # step 8's loss (3.95) is 9 % above step 7's (3.63): a 1.05 factor calls it diverged
+    # the first step whose loss is 5 % above the best before it: a 1.05 factor calls it diverged there
+    first = next(step + 1 for step in range(1, len(every_step)) if every_step[step] > 1.05 * min(every_step[:step]))
+    assert (first - 1) % 4 != 0  # the steps since the last regular point are a partial window
     config = run_config_from_dict(
         {**GOLDEN_CONFIG, "divergence_factor": 1.05, "paths": {"results_dir": str(tmp_path / "diverging")}}
     )
@@ -134,9 +137,12 @@ def test_a_diverging_run_first_sends_the_steps_before_the_divergence(tmp_path: P
     log = StepLog()
     progress = loop.train(config, make_plan(config, vocab_size=data.vocab_size), data, run_dir=tmp_path / "diverging",
                           tracker=log, device=torch.device("cpu"))  # fmt: skip
-    assert progress.diverged_at_step == 8
-    assert log.steps == [4, 7]  # steps 5–7 are sent although no regular point came after them
-    assert log.losses == pytest.approx([sum(every_step[:4]) / 4, sum(every_step[4:7]) / 3], rel=1e-12)
+    assert progress.diverged_at_step == first
+    regular = list(range(4, first, 4))
+    assert log.steps == [*regular, first - 1]  # the last steps are sent although no regular point came after them
+    bounds = [0, *regular, first - 1]
+    means = [sum(every_step[a:b]) / (b - a) for a, b in itertools.pairwise(bounds)]
+    assert log.losses == pytest.approx(means, rel=1e-12)
 
 
 def golden_losses_of_a_changed_run(tmp_path: Path) -> list[float]:

@@ -14,6 +14,7 @@ from scaling_lab.train import optim
 from scaling_lab.train.optim import adamw_for_run
 from scaling_lab.train.plan import make_plan
 from scaling_lab.train.progress import measurement
+from scaling_lab.train.step import Scores
 
 
 def test_wsd_cooldown_budgets_become_steps_through_the_budgets_rounding(tiny_config) -> None:
@@ -52,7 +53,9 @@ def test_tokens_of_steps_and_steps_of_tokens_are_the_budget_modules(tiny_config)
     every = whole_steps(1800, per_step)  # the nearest whole number of steps: 7
     assert plan.eval_steps == (*range(every, plan.steps + 1, every), plan.steps) == (7, 14, 21, 28, 35, 40)
     assert plan.flops_spent_exact == plan.flops_per_token_exact * tokens_for_steps(plan.steps_trained, per_step)
-    point = measurement(plan, steps=7, loss=3.0, train_loss=None)
+    scores = Scores(losses={"prose": 2.0, "code": 4.0, "all": 3.0}, bpb={"prose": 2.9, "code": 5.8, "all": 4.3})
+    point = measurement(plan, steps=7, scores=scores, train_loss=None)
+    assert point["loss"] == 3.0 and point["losses"] == scores.losses and point["bpb"] == scores.bpb
     assert point["n_tokens"] == tokens_for_steps(7, per_step)
     assert point["flops_6nd"] == flops_6nd(plan.n_params_total, point["n_tokens"])
 
