@@ -178,6 +178,7 @@ tracking_tests = _load("test_tracking.py")
 offline_wandb = tracking_tests.offline_wandb  # real wandb, offline, under tmp_path
 
 
+@pytest.mark.xfail(strict=True, reason="eval/bpb is logged once the per-set eval suites land: drop this mark then")
 def test_a_training_run_logs_every_key_the_train_panels_plot_in_the_same_rows(tmp_path, offline_wandb):
     from scaling_lab.train.run import run_point
 
