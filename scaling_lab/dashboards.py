@@ -31,14 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from scaling_lab.atomic import write_text_atomically
+from scaling_lab.data.config import UNION  # the eval suite's union: its metrics are eval/loss and eval/bpb
 from scaling_lab.errors import ConfigError
 from scaling_lab.outputs import check_output_file
 from scaling_lab.redact import known_secrets, looks_secret
 from scaling_lab.tracking import has_wandb_credentials
 
 KINDS = ("workspace", "report")
-UNION = "all"
-"""The name of the eval suite's union; its metrics are ``eval/loss`` and ``eval/bpb``."""
 TOKENS, FLOPS = "tokens", "flops_exact"
 """The x axes: tokens seen and the exact FLOPs spent (attention and output head included, Chinchilla App. F)."""
 FIT_FIGURES = ("isoflop", "frontier", "envelope", "contours", "residuals")

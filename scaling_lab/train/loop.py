@@ -94,7 +94,8 @@ def train(
                 scores = evaluate_suite(model, curve_suite, **micro)
                 point = measurement(plan, steps=done, scores=scores, train_loss=loss)
                 progress.curve.append(point)
-                tracker.log({**tracked_scores(point), "flops_exact": point["flops_exact"]}, step=done)
+                tracker.log({**tracked_scores(point), "tokens": point["n_tokens"], "flops_exact": point["flops_exact"]},
+                            step=done)  # fmt: skip
             if done == plan.steps:  # the final point: always the whole eval suite
                 whole = all(a is b for a, b in zip(curve_suite, suite, strict=True)) and done in plan.eval_steps
                 final = scores if whole else evaluate_suite(model, suite, **micro)
