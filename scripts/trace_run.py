@@ -2,9 +2,11 @@
 
     python scripts/trace_run.py                      # the default point below
     python scripts/trace_run.py model=n3k threads=1  # other overrides replace the defaults
+    python scripts/trace_run.py --leaf               # only scaling_lab.train.run.run (no Hydra, lock or record)
 
 Runs the real `sl-train` entry point in this process under `sys.settrace` (standard library only) with results and
-Hydra's folder in a temporary directory, and prints five numbers:
+Hydra's folder in a temporary directory (with ``--leaf``: the point's config is composed, its data prepared and its
+plan made untraced, then only the leaf ``train.run.run`` is traced), and prints five numbers:
 
 * modules imported: scaling_lab modules with any executed line (module bodies included);
 * modules called: those with at least one executed line inside a function (what a reader follows);
@@ -20,6 +22,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,7 +30,7 @@ from typing import Any
 DEFAULT_OVERRIDES = ["model=n1k", "budget.value=2e4", "logger=none", "threads=1", "debug.progress=false"]
 
 
-def main(overrides: list[str]) -> None:
+def main(overrides: list[str], *, leaf: bool) -> None:
     import scaling_lab
 
     package = str(Path(scaling_lab.__file__).parent) + "/"
@@ -48,14 +51,18 @@ def main(overrides: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         given = {arg.split("=", 1)[0] for arg in overrides}
         defaults = [arg for arg in DEFAULT_OVERRIDES if arg.split("=", 1)[0] not in given]
-        sys.argv = ["sl-train", *defaults, *overrides, f"paths.results_dir={folder}/results",
-                    f"hydra.run.dir={folder}/hydra"]  # fmt: skip
+        arguments = [*defaults, *overrides, f"paths.results_dir={folder}/results"]
+        sys.argv = ["sl-train", *arguments, f"hydra.run.dir={folder}/hydra"]
+        start = _leaf(arguments, Path(folder)) if leaf else None
         threading.settrace(tracer)
         sys.settrace(tracer)
         try:
-            from scaling_lab.cli.train import cli
+            if start is not None:
+                start()
+            else:
+                from scaling_lab.cli.train import cli
 
-            cli()
+                cli()
         finally:
             sys.settrace(None)
             threading.settrace(None)  # type: ignore[arg-type]
@@ -75,5 +82,24 @@ def main(overrides: list[str]) -> None:
         print(f"  {count:5d}  {file.removeprefix(package)}")
 
 
+def _leaf(overrides: list[str], folder: Path) -> Callable[[], Any]:
+    """The leaf call of one point, ready to run: its config composed, its data prepared and its plan made."""
+    import torch
+
+    from scaling_lab.cli.compose import expand_grid
+    from scaling_lab.data import prepare_data
+    from scaling_lab.tracking import Tracker
+    from scaling_lab.train.plan import make_plan
+    from scaling_lab.train.run import run
+
+    (point,) = expand_grid(overrides)
+    config = point.config
+    torch.set_num_threads(config.threads or 1)
+    data = prepare_data(config.data, config.paths.resolved_cache_dir())
+    plan = make_plan(config, vocab_size=data.vocab_size)
+    device = torch.device("cpu" if config.device == "auto" else config.device)
+    return lambda: print(run(config, plan, data, device=device, tracker=Tracker(), run_dir=folder).final_loss)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main([arg for arg in sys.argv[1:] if arg != "--leaf"], leaf="--leaf" in sys.argv[1:])
