@@ -16,7 +16,7 @@ from pathlib import Path
 from scaling_lab.cli.compose import expand_grid
 from scaling_lab.errors import TableError, exit_on_user_error
 from scaling_lab.fitting.laws import read_fit_json
-from scaling_lab.sweep.plan import plan_sweep
+from scaling_lab.sweep.dry_run import dry_run_table
 
 
 def _a(fit: dict, approach: str, path: Path) -> str:
@@ -41,10 +41,10 @@ def row(name: str, fits_dir: Path, reference_flops: float | None) -> tuple[str, 
     if not path.is_file():
         raise TableError(f"{path} is missing: run sl-fit input=results/{name} out={fits_dir / name} first")
     fit = read_fit_json(path)
-    plan = plan_sweep(expand_grid([f"experiment={name}"]), probe=False)
-    spent = float(plan.flops_spent.sum())
+    dry_run = dry_run_table(expand_grid([f"experiment={name}"]), probe=False)
+    spent = float(dry_run.flops_spent.sum())
     share = f"{spent / reference_flops:.0%}" if reference_flops else "100%"
-    runs, points = len(plan), int(plan.points.sum())
+    runs, points = len(dry_run), int(dry_run.points.sum())
     line = (f"| `{name}` | {runs} | {points} | {spent:.3g} ({share}) | {_a(fit, 'approach2', path)} |"
             f" {_a(fit, 'approach3', path)} |")  # fmt: skip
     return line, spent

@@ -303,8 +303,8 @@ def _tiny_train_config(tmp_path, sweep):
 
 
 def test_a_training_run_is_tagged_with_n_d_c_in_its_sweep_group(tmp_path):
+    from scaling_lab.sweep.sweep import run_point
     from scaling_lab.train.plan import make_plan
-    from scaling_lab.train.run import run_point
 
     config = _tiny_train_config(tmp_path, sweep="tagged")
     outcome = run_point(config)

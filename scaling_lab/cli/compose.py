@@ -3,7 +3,7 @@ and what the launcher running a job says about this host.
 
 This is where the library meets Hydra: :func:`register_configs` puts the typed schema in Hydra's ConfigStore,
 :func:`register_resolvers` the grid arithmetic of ``sweep/grids.py`` in OmegaConf, and :func:`expand_grid` turns
-``sl-train -m`` overrides into typed :class:`~scaling_lab.sweep.plan.GridPoint` objects. Everything below ``cli/``
+``sl-train -m`` overrides into typed :class:`~scaling_lab.sweep.grids.GridPoint` objects. Everything below ``cli/``
 takes those objects and plain arguments, never Hydra's global state.
 """
 
@@ -27,8 +27,7 @@ from scaling_lab.config.schema import SECTIONS, RunConfig, run_config_from_dict
 from scaling_lab.cores import usable_cores
 from scaling_lab.data.config import DataConfig
 from scaling_lab.errors import ConfigError
-from scaling_lab.sweep.grids import isoflop_target_n, pick
-from scaling_lab.sweep.plan import GridPoint
+from scaling_lab.sweep.grids import GridPoint, isoflop_target_n, pick
 
 # Hydra launchers that run every job in processes of this host (basic, joblib, submitit's local one); any other
 # (submitit's SLURM) runs them on other machines, whose devices and memory this host cannot check.

@@ -23,12 +23,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from scaling_lab.cli.compose import expand_grid
     from scaling_lab.outputs import check_output_file
-    from scaling_lab.sweep.plan import format_plan, plan_sweep
+    from scaling_lab.sweep.dry_run import format_dry_run
+    from scaling_lab.sweep.sweep import Sweep
 
     if args.out:
-        check_output_file(args.out, "--out")  # before planning: the probe trains a few steps of every shape
-    table = plan_sweep(expand_grid(args.overrides), probe=not args.no_probe)
-    print(format_plan(table))
+        check_output_file(args.out, "--out")  # before the dry run: the probe trains a few steps of every shape
+    table = Sweep(tuple(expand_grid(args.overrides))).dry_run(probe=not args.no_probe)
+    print(format_dry_run(table))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)

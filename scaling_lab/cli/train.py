@@ -3,8 +3,10 @@
     sl-train model=n7k budget.value=1e6
     sl-train -m model=n3k,n7k budget.value=5e5,1e6 sweep=demo
 
-The only module of the trainer that sees a DictConfig: it converts to a typed RunConfig and calls
-:func:`scaling_lab.train.run.run_point`.
+The only module of the trainer that sees a DictConfig: ``cli`` builds the :class:`~scaling_lab.sweep.sweep.Sweep` of
+the grid points, checks that each can start, launches Hydra (``-m``: its multirun, on the launcher the config names),
+and asks the sweep which points failed; each Hydra job converts its config to a typed RunConfig and calls
+:func:`scaling_lab.sweep.sweep.run_point`.
 
 Exit status: 0 when every grid point ends finished or diverged (or is being trained by another launch); 1 when a
 point failed (its training raised, it was interrupted, or under ``-m`` its start was refused: data that cannot
@@ -17,7 +19,6 @@ created are removed.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,10 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 from scaling_lab.cli.app import absent_paths, hydra_app, hydra_arguments, remove_created
 from scaling_lab.cli.compose import jobs_at_once_from_hydra, register_configs, register_resolvers
 from scaling_lab.config.schema import run_config_from_dict
-from scaling_lab.errors import EXIT_POINTS_FAILED, EXIT_USER_ERROR, ScalingLabError, exit_on_user_error, user_line
+from scaling_lab.errors import EXIT_POINTS_FAILED, EXIT_USER_ERROR, exit_on_user_error, user_line
 
 if TYPE_CHECKING:
-    from scaling_lab.sweep.plan import GridPoint
+    from scaling_lab.sweep.sweep import Sweep
 
 register_configs()
 register_resolvers()  # ${sl.isoflop_n:...} in sweep files (configs/experiment/isoflop.yaml)
@@ -41,70 +42,21 @@ LISTED_FAILURES = 5
 @hydra_app("sl_train")
 def main(cfg: DictConfig) -> None:
     """Hydra task: one run (one grid point)."""
-    from scaling_lab.train.run import run_point  # torch and transformers load only after the config is valid
+    from scaling_lab.sweep.sweep import run_point  # torch and transformers load only after the config is valid
 
     config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
     run_point(config, jobs_at_once=jobs_at_once_from_hydra())
 
 
-def _run_folder(point: GridPoint) -> Path:
-    from scaling_lab.results import run_dir
-
-    return run_dir(point.config.paths.results_dir, point.config.sweep, point.config.run_id())
-
-
-def _held_elsewhere(folder: Path) -> bool:
-    """Whether another process holds the run's lock (it is training that point now)."""
-    from filelock import FileLock, Timeout
-
-    from scaling_lab.train.run import LOCK_NAME
-
-    if not (folder / LOCK_NAME).exists():
-        return False
-    try:
-        with FileLock(folder / LOCK_NAME, timeout=0):
-            return False
-    except Timeout:
-        return True
-
-
-REFUSED = "refused at its start"
-"""What :func:`point_failure` says (with the reason) of a point whose start raised a user error: nothing trained."""
-
-
-def point_failure(point: GridPoint) -> tuple[Path, str] | None:
-    """Why a grid point did not end: its record (or run folder) and what happened (failed, interrupted, or
-    :data:`REFUSED` and why); None when its record says finished or diverged, or another launch is training it."""
-    from scaling_lab.results import read_record, record_path
-    from scaling_lab.train.run import DONE
-
-    folder = _run_folder(point)
-    path = record_path(point.config.paths.results_dir, point.config.sweep, point.config.run_id())
-    if not path.exists():
-        return None if _held_elsewhere(folder) else (folder, f"{REFUSED}: no record")
-    try:
-        status = read_record(path).status
-    except ScalingLabError:  # run_point sets such a record aside and trains: another process wrote it since
-        return path, "unreadable record"
-    if status in DONE or (status == "running" and _held_elsewhere(folder)):
-        return None
-    return path, "interrupted" if status == "running" else status
-
-
-def _remove_refused_start(absent: set[Path], output_dir: Path, points: Sequence[GridPoint], *, logs: bool) -> None:
+def _remove_refused_start(absent: set[Path], output_dir: Path, sweep: Sweep, *, logs: bool) -> None:
     """Remove what refused starts created: run folders that hold nothing but their free lock, Hydra's output folder
     when ``logs`` (and this command created it), and the parents that this command created and are now empty.
 
     A folder that holds a run record is never removed (with ``hydra.job.chdir=true`` the results of a relative
-    ``paths.results_dir`` land inside Hydra's folder, where :func:`point_failure` does not look)."""
+    ``paths.results_dir`` land inside Hydra's folder, where :meth:`Sweep.failures` does not look)."""
     from scaling_lab.results import RECORD_FILENAME, paths_named
-    from scaling_lab.train.run import LOCK_NAME
 
-    for point in points:
-        folder = _run_folder(point)
-        only_lock = [p.name for p in folder.glob("*")] == [LOCK_NAME]
-        if folder.absolute() in absent and only_lock and not _held_elsewhere(folder):
-            (folder / LOCK_NAME).unlink(missing_ok=True)
+    sweep.release_unused_locks(absent)
     logs = logs and not paths_named(output_dir, RECORD_FILENAME)
     remove_created(absent if logs else absent - {output_dir.absolute()}, owned=[output_dir] if logs else [])
 
@@ -131,38 +83,37 @@ def cli() -> None:
     empty grid ends with one line and exit 2 *before* Hydra creates output folders or any point trains; then run
     Hydra, and sum up failed points (exit 1) or remove what a refused start created."""
     from scaling_lab.cli.compose import expand_grid, hydra_output_dir
-    from scaling_lab.train.preflight import check_can_start
+    from scaling_lab.sweep.sweep import REFUSED, Sweep
 
     args = exit_on_user_error(hydra_arguments)()
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun:
         main()
         return
     config_name = args.config_name or "sl_train"
-    points = exit_on_user_error(expand_grid)(args.overrides, config_name=config_name)
-    for point in points:  # writable folders, device, memory, checkpoint: before Hydra creates anything
-        exit_on_user_error(check_can_start)(point.config, on_this_host=point.runs_here)
+    sweep = Sweep(tuple(exit_on_user_error(expand_grid)(args.overrides, config_name=config_name)))
+    exit_on_user_error(sweep.check_can_start)()  # writable folders, device, memory, checkpoint: before Hydra runs
     output_dir = hydra_output_dir(args.overrides, multirun=args.multirun, config_name=config_name)
     # Hydra resolves ${now:...} in its output folder again when it starts: pin the folder named here, so that what
     # a refused start created is known exactly.
     key = f"hydra.{'sweep' if args.multirun else 'run'}.dir"
     argv = sys.argv
     sys.argv = [arg for arg in argv if not arg.startswith(f"{key}=")] + [f"{key}={_quoted(str(output_dir))}"]
-    absent = absent_paths([output_dir, *(_run_folder(point) for point in points)])
+    absent = absent_paths([output_dir, *sweep.run_folders()])
     try:
         main()
     except SystemExit as stop:
         if stop.code == EXIT_USER_ERROR:  # bad input found once the point started: leave nothing behind
-            _remove_refused_start(absent, output_dir, points, logs=True)
+            _remove_refused_start(absent, output_dir, sweep, logs=True)
         raise
     finally:
         sys.argv = argv
-    failures = [failure for failure in map(point_failure, points) if failure is not None]
+    failures = sweep.failures()
     if not failures:
         return
     # Hydra's output folder goes too when no point got past its start; otherwise it holds the sweep's logs.
-    refused_everywhere = all(what.startswith(REFUSED) for _, what in failures) and len(failures) == len(points)
-    _remove_refused_start(absent, output_dir, points, logs=refused_everywhere)
-    print(f"error: {user_line(_summary(failures, len(points), output_dir))}", file=sys.stderr)
+    refused_everywhere = all(what.startswith(REFUSED) for _, what in failures) and len(failures) == len(sweep.points)
+    _remove_refused_start(absent, output_dir, sweep, logs=refused_everywhere)
+    print(f"error: {user_line(_summary(failures, len(sweep.points), output_dir))}", file=sys.stderr)
     sys.exit(EXIT_POINTS_FAILED)
 
 

@@ -46,7 +46,7 @@ from scaling_lab.fitting.verify import (
 )
 from scaling_lab.outputs import check_output_folder
 from scaling_lab.sweep import verify as slice_
-from scaling_lab.sweep.plan import format_plan, plan_sweep
+from scaling_lab.sweep.dry_run import dry_run_table, format_dry_run
 from scaling_lab.typed import from_mapping
 
 DRY_RUN_FLAG = "--dry-run"
@@ -116,9 +116,9 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
         (Path(folder) / "experiment").mkdir()
         (Path(folder) / "experiment" / f"{sweep}.yaml").write_text(text)
         overrides = slice_.train_overrides(Path(folder), sweep, config.train_overrides)
-        table = plan_sweep(expand_grid(overrides), probe=config.probe)
+        table = dry_run_table(expand_grid(overrides), probe=config.probe)
 
-    print(format_plan(table))
+    print(format_dry_run(table))
     planned = [{"n_params": m.n_params, "model": m.model, "flops_per_token": m.flops_per_token,
                 "run_ids": [r for r, n in zip(table["run_id"], table[n_column], strict=True) if n == m.n_params]}
                for m in chosen]  # fmt: skip

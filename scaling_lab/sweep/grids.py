@@ -1,4 +1,7 @@
-"""Grid arithmetic that sweep files use through OmegaConf resolvers.
+"""Grid points, and the grid arithmetic that sweep files use through OmegaConf resolvers.
+
+A :class:`GridPoint` is one job of a sweep: the overrides that make it and its validated config
+(``scaling_lab.cli.compose.expand_grid`` builds them from ``sl-train -m`` overrides and the sweep file).
 
 An isoFLOP slice wants its sizes to move with its budget: at compute C the sizes bracket the expected optimum
 N*(C) ∝ C^a, so a Cartesian product of fixed sizes × budgets wastes most points. A sweep file therefore sweeps a
@@ -22,9 +25,23 @@ The entry points register them as OmegaConf resolvers (``scaling_lab.cli.compose
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from scaling_lab.config.schema import RunConfig
 from scaling_lab.errors import ConfigError
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridPoint:
+    """One job of the sweep: its overrides and its validated config."""
+
+    overrides: tuple[str, ...]
+    """The Hydra overrides that make this point (as a multirun job would receive them)."""
+    config: RunConfig
+    """The composed, validated config."""
+    runs_here: bool = True
+    """Whether the sweep's launcher runs this point on this host (a SLURM launcher runs it on other machines)."""
 
 
 def isoflop_target_n(

@@ -7,13 +7,14 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from scaling_lab.config.schema import RunConfig
+from scaling_lab.data import TokenData
 from scaling_lab.model.build import build_model
+from scaling_lab.tracking import Tracker
 from scaling_lab.train import checkpoint
 from scaling_lab.train.optim import adamw_for_run
 from scaling_lab.train.plan import TrainPlan
@@ -28,7 +29,7 @@ previous one (after a resume: since the resume); a run that diverges first sends
 
 
 def train(
-    config: RunConfig, plan: TrainPlan, data: Any, *, run_dir: Path, tracker: Any, device: torch.device
+    config: RunConfig, plan: TrainPlan, data: TokenData, *, run_dir: Path, tracker: Tracker, device: torch.device
 ) -> Progress:
     """Train (or resume) one run; returns its progress (points, curve, divergence). Checkpoints in ``run_dir``."""
     torch.manual_seed(config.seed)

@@ -1,9 +1,9 @@
 """Can this run start here? Asked before it creates a folder, takes a lock, tokenizes text or builds a model.
 
-``sl-train`` asks for every grid point before Hydra creates its output folders, and :func:`run_point` asks again
-first thing (a library caller, a job started on another host), so a folder that cannot be written, a device this
-machine lacks, a model too large for its memory or an untrusted checkpoint ends with one ``error:`` line, exit 2,
-and leaves nothing behind.
+``sl-train`` asks for every grid point before Hydra creates its output folders, and
+:func:`scaling_lab.sweep.sweep.run_point` asks again first thing (a library caller, a job started on another host), so
+a folder that cannot be written, a device this machine lacks, a model too large for its memory or an untrusted
+checkpoint ends with one ``error:`` line, exit 2, and leaves nothing behind.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.fitting.laws import BESIROGLU_2024, CHINCHILLA_APPROACH3
 from scaling_lab.fitting.synthetic import isoflop_table
 from scaling_lab.results import RunRecord, read_record, record_path, write_record
-from scaling_lab.train.run import LOCK_NAME
+from scaling_lab.sweep.sweep import LOCK_NAME
 
 from .conftest import load_helpers, run_cli
 from .test_bad_inputs import TEXT, TINY_TRAIN, Case, problems_of, snapshot

@@ -73,7 +73,7 @@ def test_the_runs_adamw_follows_the_optim_config(tiny_config) -> None:
 
 def test_the_dry_run_probe_times_the_runs_own_adamw(tiny_config, monkeypatch) -> None:
     """The probe builds its optimizer with the trainer's function and the run's optim settings."""
-    from scaling_lab.sweep.plan import probe_seconds_per_step
+    from scaling_lab.sweep.dry_run import probe_seconds_per_step
 
     built = []
 

@@ -10,11 +10,11 @@ import torch
 
 from scaling_lab.errors import CheckpointError, ConfigError
 from scaling_lab.results import run_dir
+from scaling_lab.sweep.sweep import run_point
 from scaling_lab.train.checkpoint import CHECKPOINT_NAME, save_run_state
 from scaling_lab.train.placement import memory_bytes
 from scaling_lab.train.plan import make_plan
 from scaling_lab.train.preflight import check_can_start, check_fits_memory
-from scaling_lab.train.run import run_point
 
 
 def test_a_tiny_run_can_start(tiny_config) -> None:

@@ -1,110 +1,56 @@
-"""Real tiny runs end to end: loss falls, the record is complete, resume is exact, divergence is caught."""
+"""The leaf: one run trained from explicit arguments returns its record and changes nothing around it."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
+import torch
 
-from scaling_lab.results import RunRecord, read_record, record_path
-from scaling_lab.results.provenance import run_config_hash
+from scaling_lab.data import prepare_data
+from scaling_lab.results import RECORD_FILENAME, paths_named
+from scaling_lab.sweep.sweep import run_point
+from scaling_lab.tracking import Tracker
 from scaling_lab.train.checkpoint import CHECKPOINT_NAME
-from scaling_lab.train.run import LOCK_NAME, run_point
+from scaling_lab.train.plan import make_plan
+from scaling_lab.train.run import run
 
 
-def test_tiny_run_loss_falls_and_record_has_every_field(tiny_config) -> None:
-    config = tiny_config()
-    outcome = run_point(config)
-    assert outcome.action == "trained"
-    record = read_record(record_path(config.paths.results_dir, config.sweep, config.run_id()))
-    assert record == outcome.record
-    assert record.status == "finished" and record.reason == "" and record.diverged_at_step is None
-    # the loss falls from ln(256) ≈ 5.55 (uniform over bytes) well below it
-    assert record.curve[0].loss > record.curve[-1].loss
-    assert record.final_loss < 0.75 * math.log(256)
-    assert record.n_tokens == 40 * 256 and record.n_tokens_planned == 10_240
-    assert (record.n_params_total, record.n_params_nonembed, record.tied_embeddings) == (4952, 856, False)
-    (point,) = record.points
-    assert point.n_tokens == record.n_tokens and point.loss == record.curve[-1].loss
-    assert point.flops_6nd == 6 * 4952 * record.n_tokens and point.flops_exact > point.flops_6nd
-    assert len(record.curve) == 10 and point.train_loss is not None
-    assert record.tokens_per_second > 0 and record.flops_per_second > 0 and record.mfu is None  # CPU: no peak
-    assert record.wall_time_s > 0 and record.device.startswith("cpu")
-    assert set(record.versions) == {"python", "torch", "transformers", "datasets", "scaling_lab"}
-    assert record.data_mix == "embedded" and len(record.data_mix_hash) == 16
-    # the run_id hashes the config as given; the record's hash is of the config as stored (rules filled in)
-    assert record.run_id.endswith(config.config_hash()[:10]) and record.config["optim"]["lr"] == 0.02
-    assert record.config_hash == run_config_hash(record.config) != config.config_hash()
-    assert record.created_at <= record.finished_at
-    every = {f.name for f in dataclasses.fields(RunRecord)}
-    stored = json.loads(Path(record_path(config.paths.results_dir, config.sweep, record.run_id)).read_text())
-    assert every <= set(stored)
-    assert not (Path(config.paths.results_dir) / config.sweep / record.run_id / CHECKPOINT_NAME).exists()
+class SummaryLog(Tracker):
+    """The null tracker, keeping the summaries it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.summaries: list[dict] = []
+
+    def summary(self, values: dict) -> None:
+        self.summaries.append(dict(values))
 
 
-def test_relaunch_skips_a_finished_point(tiny_config, capsys) -> None:
-    config = tiny_config(budget={"value": 2560})
-    assert run_point(config).action == "trained"
-    assert run_point(config).action == "skipped-finished"
-    assert "skip default/" in capsys.readouterr().out
+def _run(config, run_dir: Path, tracker: Tracker):
+    data = prepare_data(config.data, config.paths.resolved_cache_dir())
+    plan = make_plan(config, vocab_size=data.vocab_size)
+    return run(config, plan, data, device=torch.device("cpu"), tracker=tracker, run_dir=run_dir)
 
 
-def test_a_locked_point_is_skipped(tiny_config) -> None:
-    config = tiny_config(budget={"value": 2560})
-    folder = Path(config.paths.results_dir) / config.sweep / config.run_id()
-    folder.mkdir(parents=True)
-    with FileLock(folder / LOCK_NAME):  # another launch trains this point
-        assert run_point(config).action == "skipped-locked"
-    assert not (folder / "run.json").exists()
+def test_a_run_returns_the_record_the_sweep_writes_and_leaves_threads_and_store_alone(tiny_config, tmp_path) -> None:
+    config = tiny_config(results=tmp_path / "leaf", threads=2)
+    torch.set_num_threads(1)
+    log = SummaryLog()
+    record = _run(config, tmp_path / "run", log)
+    assert torch.get_num_threads() == 1  # the caller's threads: the leaf sets none
+    assert not paths_named(tmp_path, RECORD_FILENAME)  # the sweep writes records, not the leaf
+    assert record.status == "finished" and record.run_id == config.run_id()
+    assert log.summaries[0]["steps"] == 40 and log.summaries[-1]["status"] == "finished"
+    assert log.summaries[-1]["loss"] == record.final_loss
+    swept = run_point(tiny_config(results=tmp_path / "sweep")).record  # threads=1: the same arithmetic
+    assert swept is not None
+    assert record.final_loss == pytest.approx(swept.final_loss, abs=1e-6)
+    assert [p.loss for p in record.curve] == pytest.approx([p.loss for p in swept.curve], abs=1e-6)
 
 
-def test_crash_then_relaunch_resumes_to_the_same_loss(tiny_config, tmp_path, capsys) -> None:
-    straight = run_point(tiny_config(results=tmp_path / "a")).record
-    crashing = tiny_config(results=tmp_path / "b", debug={"crash_at_step": 20, "progress": False})
-    failed = run_point(crashing).record
-    assert failed.status == "failed" and "debug.crash_at_step=20" in failed.reason
-    assert (tmp_path / "b" / "default" / failed.run_id / CHECKPOINT_NAME).exists()  # checkpoint at step 10 and 20
-    assert run_point(tiny_config(results=tmp_path / "b")).action == "skipped-failed"  # not unless asked
-    capsys.readouterr()
-    resumed = run_point(tiny_config(results=tmp_path / "b", retry_failed=True))
-    assert f"resume default/{failed.run_id} from step 20 of " in capsys.readouterr().out
-    assert resumed.action == "resumed" and resumed.record.status == "finished"
-    assert resumed.record.run_id == straight.run_id  # debug switches do not change the run's identity
-    assert resumed.record.final_loss == pytest.approx(straight.final_loss, abs=1e-5)
-    assert [p.loss for p in resumed.record.curve] == pytest.approx([p.loss for p in straight.curve], abs=1e-5)
-
-
-def test_divergence_stops_the_run_and_records_the_step(tiny_config) -> None:
-    record = run_point(tiny_config(optim={"lr": 1e3}, divergence_factor=1.5)).record
-    assert record.status == "diverged"
-    assert record.diverged_at_step is not None and 1 <= record.diverged_at_step < 40
-    assert "training loss" in record.reason
-    assert record.n_tokens < 40 * 256
-    assert run_point(tiny_config(optim={"lr": 1e3}, divergence_factor=1.5)).action == "skipped-diverged"
-
-
-def test_wsd_run_gives_one_point_per_cooldown(tiny_config, tmp_path) -> None:
-    config = tiny_config(schedule={"kind": "wsd", "cooldown_budgets": [5120.0]})
-    record = run_point(config).record
-    assert record.status == "finished"
-    assert [p.n_tokens for p in record.points] == [5120, 10_240]
-    assert record.points[0].loss > record.points[1].loss
-    # the branch is undone exactly: the main line ends where a WSD run without the extra cooldown ends
-    plain = run_point(tiny_config(results=tmp_path / "plain", schedule={"kind": "wsd"})).record
-    assert [p.n_tokens for p in plain.points] == [10_240]
-    assert record.points[1].loss == pytest.approx(plain.points[0].loss, abs=1e-6)
-    assert [p.loss for p in record.curve] == pytest.approx([p.loss for p in plain.curve], abs=1e-6)
-
-
-def test_wsd_run_resumes_after_its_branch_with_the_same_points(tiny_config, tmp_path) -> None:
-    wsd = {"kind": "wsd", "cooldown_budgets": [5120.0]}
-    straight = run_point(tiny_config(results=tmp_path / "a", schedule=wsd)).record
-    crashing = tiny_config(results=tmp_path / "b", schedule=wsd, debug={"crash_at_step": 30, "progress": False})
-    assert run_point(crashing).record.status == "failed"
-    resumed = run_point(tiny_config(results=tmp_path / "b", schedule=wsd, retry_failed=True)).record
-    assert [p.n_tokens for p in resumed.points] == [5120, 10_240]
-    assert [p.loss for p in resumed.points] == pytest.approx([p.loss for p in straight.points], abs=1e-5)
+def test_a_failing_run_raises_to_its_caller_and_keeps_its_checkpoint(tiny_config, tmp_path) -> None:
+    config = tiny_config(debug={"crash_at_step": 20, "progress": False})
+    with pytest.raises(RuntimeError, match=r"debug\.crash_at_step=20"):
+        _run(config, tmp_path / "run", Tracker())
+    assert (tmp_path / "run" / CHECKPOINT_NAME).exists()

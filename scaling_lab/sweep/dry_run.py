@@ -3,7 +3,8 @@ nothing.
 
 The grid points come from the entry point (``scaling_lab.cli.compose.expand_grid``: the sweep file's
 ``hydra.sweeper.params`` plus any multirun overrides on the command line, expanded as Hydra's basic sweeper does),
-and each point's numbers come from the same :func:`scaling_lab.train.plan.make_plan` that ``sl-train`` uses. The
+and each point's numbers come from the same :func:`scaling_lab.train.plan.make_plan` that ``sl-train`` uses (a run's
+``TrainPlan``: "plan" in this code means those resolved numbers of one run; ``sl-plan`` prints this dry run). The
 time estimate is measured: a short probe times a few real optimizer steps of each distinct (shape, batch) on this
 device.
 """
@@ -14,30 +15,18 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pandas as pd
 
 from scaling_lab.budget import MAX_EPOCHS, flops_6nd
 from scaling_lab.config.schema import RunConfig
 from scaling_lab.data import eval_sets_of
+from scaling_lab.sweep.grids import GridPoint
 from scaling_lab.train.plan import TrainPlan, make_plan
 
 MIN_STEPS = 50  # fewer optimizer steps leave warmup + cosine too coarse to trust the final loss
 MIN_BATCH_SEQUENCES = 4  # smaller batches make the final loss a noisy function of the last few batches
 PROBE_STEPS = 3  # timed steps per distinct (shape, batch), after one untimed warm-up step
-
-
-@dataclass(frozen=True, kw_only=True)
-class GridPoint:
-    """One job of the sweep: its overrides and its validated config."""
-
-    overrides: tuple[str, ...]
-    """The Hydra overrides that make this point (as a multirun job would receive them)."""
-    config: RunConfig
-    """The composed, validated config."""
-    runs_here: bool = True
-    """Whether the sweep's launcher runs this point on this host (a SLURM launcher runs it on other machines)."""
 
 
 def _vocab_size(config: RunConfig) -> int:
@@ -73,7 +62,7 @@ def probe_seconds_per_step(config: RunConfig, plan: TrainPlan, *, device: str = 
     return float(np.median(times))
 
 
-def plan_sweep(points: Sequence[GridPoint], *, probe: bool = True) -> pd.DataFrame:
+def dry_run_table(points: Sequence[GridPoint], *, probe: bool = True) -> pd.DataFrame:
     """One row per grid point with its numbers, estimated seconds (when probed) and flags."""
     rows, probes, seen = [], {}, {}
     for point in points:  # the plan tokenizes into the data cache (epochs, an hf tokenizer's vocabulary)
@@ -142,7 +131,7 @@ def _epochs(config: RunConfig, n_tokens: int) -> dict[str, float]:
         return prepare_data(config.data, config.paths.resolved_cache_dir()).epochs(n_tokens)
 
 
-def format_plan(table: pd.DataFrame) -> str:
+def format_dry_run(table: pd.DataFrame) -> str:
     """A fixed-width table and totals, for the terminal."""
     shown = table.drop(columns=["overrides"]).copy()
     for column in ("n_tokens", "flops_6nd", "flops_exact", "flops_spent", "lr"):

@@ -8,7 +8,7 @@ import pytest
 
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.cli.compose import expand_grid, register_configs, register_resolvers, sweep_jobs
-from scaling_lab.sweep.plan import plan_sweep
+from scaling_lab.sweep.dry_run import dry_run_table
 from scaling_lab.train.plan import make_plan
 
 SWEEP_FILES = sorted(p.stem for p in (Path(CONFIGS_DIR) / "experiment").glob("*.yaml"))
@@ -34,7 +34,7 @@ def test_there_are_sweep_files():
 
 @pytest.mark.parametrize("sweep", SWEEP_FILES)
 def test_plan_every_sweep_file(sweep, small_corpus):
-    table = plan_sweep(expand_grid([f"experiment={sweep}", *small_corpus]), probe=False)
+    table = dry_run_table(expand_grid([f"experiment={sweep}", *small_corpus]), probe=False)
     assert len(table) >= 3
     assert (table.n_tokens > 0).all() and (table.steps > 0).all()
     assert (table.flops_exact > 0).all() and (table.n_params_total >= table.n_params_nonembed).all()
@@ -42,7 +42,7 @@ def test_plan_every_sweep_file(sweep, small_corpus):
 
 
 def test_isoflop_points_share_their_budget_and_sizes_grow_with_it(small_corpus):
-    table = plan_sweep(expand_grid(["experiment=isoflop", *small_corpus]), probe=False)
+    table = dry_run_table(expand_grid(["experiment=isoflop", *small_corpus]), probe=False)
     for _, slice_ in table.groupby(table.overrides.str.extract(r"budget.value=(\S+)")[0]):
         assert slice_.flops_exact.max() / slice_.flops_exact.min() < 1.05  # D derived from C and FLOPs/token
     budgets = table.overrides.str.extract(r"budget.value=(\S+)")[0].astype(float)
@@ -62,7 +62,7 @@ def test_multirun_overrides_on_the_command_line_make_a_grid(small_corpus):
 
 
 def test_seeds_are_grid_points_of_their_own(small_corpus):
-    table = plan_sweep(
+    table = dry_run_table(
         expand_grid(["model=n1k", "budget.value=1e5", "seed=0,1", "data.seed=0,1", *small_corpus]), probe=False
     )
     assert sorted(zip(table.seed, table.data_seed, strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
@@ -70,7 +70,7 @@ def test_seeds_are_grid_points_of_their_own(small_corpus):
 
 
 def test_probe_measures_a_positive_step_time(small_corpus):
-    table = plan_sweep(expand_grid(["model=n1k", "budget.value=1e5", *small_corpus]), probe=True)
+    table = dry_run_table(expand_grid(["model=n1k", "budget.value=1e5", *small_corpus]), probe=True)
     assert (table.est_seconds > 0).all()
 
 
@@ -97,8 +97,8 @@ def test_bad_sweep_fails_in_one_line_before_training(overrides, message, small_c
 
 
 def test_wsd_isoflop_puts_every_width_on_every_cosine_slice_for_under_half_the_flops(small_corpus):
-    cosine = plan_sweep(expand_grid(["experiment=isoflop_cosine", *small_corpus]), probe=False)
-    wsd = plan_sweep(expand_grid(["experiment=isoflop_wsd", *small_corpus]), probe=False)
+    cosine = dry_run_table(expand_grid(["experiment=isoflop_cosine", *small_corpus]), probe=False)
+    wsd = dry_run_table(expand_grid(["experiment=isoflop_wsd", *small_corpus]), probe=False)
     assert (cosine.flops_spent == cosine.flops_exact).all()  # one point per cosine run, nothing branched
     assert wsd.flops_spent.sum() / cosine.flops_spent.sum() < 0.5
     budgets = sorted(cosine.overrides.str.extract(r"budget.value=(\S+)")[0].astype(float).unique())
