@@ -97,3 +97,29 @@ def test_collect_missing_store_is_one_clear_line(tmp_path, args):
     assert result.stderr.strip().splitlines() == [
         "error: stores=['/nonexistent/store']: no such results directory; pass the sweep's results root(s)"
     ]
+
+
+def test_collect_writes_each_eval_sets_columns_and_the_fit_reads_them_by_target(tmp_path):
+    from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3
+    from scaling_lab.fitting.synthetic import isoflop_table
+    from scaling_lab.fitting.table import TableConfig, load_input
+    from tests.fitting.conftest import BUDGETS, SET_FACTORS, write_store
+
+    table = isoflop_table(CHINCHILLA_APPROACH3, budgets=BUDGETS[:3], noise=0.0, seed=0)
+    store = write_store(tmp_path / "results", table, suite="s1")
+    result = subprocess.run(
+        [sys.executable, "-m", "scaling_lab.cli.collect", f"stores=[{store}]", f"out={tmp_path / 'table'}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    points = pd.read_csv(tmp_path / "table.csv")
+    per_set = {f"{metric}_{name}" for metric in ("loss", "bpb") for name in SET_FACTORS}
+    assert per_set <= set(points) and set(points["eval_suite_hash"]) == {"s1"}
+    assert per_set <= set(pd.read_csv(tmp_path / "table_curves.csv"))
+    for target, metric in (("code", "bpb"), ("prose", "loss"), ("all", "bpb")):
+        config = TableConfig(target=target, metric=metric)
+        from_table, from_store = load_input(tmp_path / "table.csv", config), load_input(store, config)
+        assert from_table.points.attrs["loss_column"] == f"{metric}_{target}"
+        pd.testing.assert_series_equal(from_table.points["loss"], from_store.points["loss"], check_exact=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,21 @@ def test_a_failing_run_raises_to_its_caller_and_keeps_its_checkpoint(tiny_config
     with pytest.raises(RuntimeError, match=r"debug\.crash_at_step=20"):
         _run(config, tmp_path / "run", Tracker())
     assert (tmp_path / "run" / CHECKPOINT_NAME).exists()
+
+
+def test_every_point_scores_each_eval_set_and_the_union(tiny_config, tmp_path) -> None:
+    config = tiny_config(results=tmp_path / "leaf")
+    data = prepare_data(config.data, config.paths.resolved_cache_dir())
+    record = _run(config, tmp_path / "run", Tracker())
+    assert record.eval_suite_hash == data.eval_suite_hash
+    for point in [*record.points, *record.curve]:
+        assert set(point.losses) == set(point.bpb) == {"prose", "code", "all"}
+        assert point.losses["all"] == point.loss
+        # the union lies between the sets (a token-weighted mean), and so does its bits per byte
+        assert min(point.losses["prose"], point.losses["code"]) <= point.loss <= max(point.losses.values())
+        assert min(point.bpb["prose"], point.bpb["code"]) <= point.bpb["all"] <= max(point.bpb.values())
+    # byte tokenizer: bits per byte = nats per token / ln 2 × tokens per byte, and separators add tokens, not bytes
+    final = record.points[-1]
+    for name, held in ((held.name, held) for held in data.eval_suite):
+        tokens_per_byte = held.predicted_tokens / held.window_bytes.sum()
+        assert final.bpb[name] == pytest.approx(final.losses[name] / math.log(2) * tokens_per_byte, rel=1e-9)
