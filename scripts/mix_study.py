@@ -16,50 +16,26 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 
 from scaling_lab.fitting.approach3 import Approach3Config
 from scaling_lab.fitting.bootstrap import BootstrapConfig
-from scaling_lab.fitting.table import TableConfig, load_input
-from scaling_lab.planning.budget import Estimate
 from scaling_lab.planning.compare import compare_fits, fit_groups, plot_comparison
-from scaling_lab.planning.mixing import best_mixture, fit_mixing_law, leave_one_out, mixture_of
+from scaling_lab.planning.mixing import (
+    best_loss_per_slice,
+    best_mixture,
+    fit_mixing_law,
+    leave_one_out,
+    loss_at_budget,
+    mix_fit_tables,
+    mixture_of,
+)
 from scaling_lab.plotting.figures import save
 from scaling_lab.results.store import load_records, table_of
 
 DOMAINS = ("prose", "code")
 TARGETS = ("all", *DOMAINS)
 FIRST = "prose"  # the x axis of the mixing-law figure: the prose share
-
-
-def mix_tables(store: Path, groups: list[str], target: str, metric: str = "loss") -> pd.DataFrame:
-    """Every group's fit table for one eval set (the library's table path: seeds averaged, exact FLOPs)."""
-    parts = [load_input(store, TableConfig(target=target, metric=metric, store_flops="exact", group=g)).points
-             for g in groups]  # fmt: skip
-    table = pd.concat(parts, ignore_index=True)
-    table.attrs = dict(parts[0].attrs)
-    return table
-
-
-def best_per_slice(table: pd.DataFrame) -> pd.DataFrame:
-    """The lowest loss of each (group, isoFLOP slice): slices are the table's distinct budgets to 2 % in exact FLOPs."""
-    key = np.round(np.log10(table["flops"].to_numpy()) / np.log10(1.02)).astype(int)
-    return (
-        table.assign(slice=key)
-        .groupby(["group", "slice"], as_index=False)
-        .agg(loss=("loss", "min"), flops=("flops", "median"))
-    )
-
-
-def at_budget(fits: dict, flops: float) -> dict[str, Estimate]:
-    """Each mix's approach-3 loss at the compute-optimal point of a budget, with its bootstrap interval."""
-    out = {}
-    for name, loaded in fits.items():
-        value = float(loaded.law.loss_at_optimum(flops, loaded.per_token))
-        samples = np.array([float(s.loss_at_optimum(flops, loaded.per_token)) for s in loaded.samples])
-        out[name] = Estimate.from_samples(value, samples) if len(samples) else Estimate(value=value)
-    return out
 
 
 def main() -> None:
@@ -90,16 +66,16 @@ def main() -> None:
     # 1. per-mix scaling fits, compared on each eval set
     fits_by_target, measured_best, at_larger = {}, {}, {}
     for target in TARGETS:
-        table = mix_tables(args.store, groups, target)
+        table = mix_fit_tables(args.store, groups, target=target)
         fits = fit_groups(table, config=Approach3Config(), bootstrap_config=boot)
         fits_by_target[target] = fits
         comparison = compare_fits(fits, target=table.attrs["loss_column"])
         lines += ["", f"[[{target}: approach 3 per mix, {args.bootstrap} bootstrap resamples]]", comparison.report()]
-        at_larger[target] = at_budget(fits, larger)
+        at_larger[target] = loss_at_budget(fits, larger)
         lines.append(f"loss at the optimum of {larger:.3g} FLOPs (approach 3, 95 % interval):")
         ranked = sorted(at_larger[target].items(), key=lambda item: item[1].value)
         lines += [f"  {rank}. {name}: {estimate.format('.4f')}" for rank, (name, estimate) in enumerate(ranked, 1)]
-        measured_best[target] = best_per_slice(table)
+        measured_best[target] = best_loss_per_slice(table)
         if target == "all":
             plot_comparison(fits, args.out, flops_range=(float(table["flops"].min()), larger), table=table)
 
@@ -172,14 +148,15 @@ def main() -> None:
     if args.bpe_store is not None:
         lines += ["", "[[Tokenizers on the 50/50 mix, in bits per byte of the same held-out text]]"]
         for name, store in (("byte", args.store), ("bpe-4096", args.bpe_store)):
-            table = mix_tables(store, ["embedded"], "all", metric="bpb")
+            table = mix_fit_tables(store, ["embedded"], target="all", metric="bpb")
             (loaded,) = fit_groups(table, config=Approach3Config(), bootstrap_config=boot).values()
-            best = best_per_slice(table)
-            estimate = at_budget({name: loaded}, larger)[name]
+            best = best_loss_per_slice(table)
+            estimate = loss_at_budget({name: loaded}, larger)[name]
             lines.append(f"  {name}: best measured bpb per slice " + ", ".join(
                 f"{f:.2g}: {v:.4f}" for f, v in zip(best["flops"], best["loss"], strict=True))
                 + f"; approach 3 at {larger:.3g}: {estimate.format('.4f')}")  # fmt: skip
     (args.out / "report.txt").write_text("\n".join(lines) + "\n")
+    (args.out / "mixtures.json").write_text(json.dumps(mixtures, indent=1))
     (args.out / "mixing_law.json").write_text(json.dumps(law_json, indent=1, default=float))
     figure(measured_best, laws_top, mixtures, args.held_out, weight, args.out)
     print("\n".join(lines))
@@ -193,7 +170,7 @@ def figure(measured_best, laws, mixtures, held_out, weight, out: Path) -> None:
     for colour, target in zip(("C0", "C1", "C2"), TARGETS, strict=True):
         best = measured_best[target]
         rows = best[best["slice"] == best["slice"].max()]
-        x = [mixtures[g][FIRST] for g in rows["group"]]
+        x = [mixtures[g].get(FIRST, 0.0) for g in rows["group"]]
         held = rows["group"] == held_out
         axes.scatter(np.array(x)[~held], rows["loss"][~held], color=colour, label=f"{target}: measured")
         axes.scatter(np.array(x)[held], rows["loss"][held], color=colour, marker="*", s=160, edgecolor="k",

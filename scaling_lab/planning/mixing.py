@@ -18,12 +18,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import least_squares
 
 from scaling_lab.errors import FitError
+from scaling_lab.planning.budget import Estimate
 
 EXPONENT_STARTS = np.linspace(-8.0, 8.0, 9)
 """Starting exponents per free domain (the grid is their product): the fitted t of Ye et al. 2024's Pile domains lie
@@ -154,3 +157,38 @@ def mixture_of(config: Mapping[str, Any]) -> dict[str, float]:
         shares[domain] = shares.get(domain, 0.0) + float(source.get("weight", 1.0))
     total = sum(shares.values())
     return {domain: weight / total for domain, weight in sorted(shares.items())}
+
+
+def mix_fit_tables(source: str | Path, groups: Sequence[str], *, target: str, metric: str = "loss") -> pd.DataFrame:
+    """Every mix's fit table for one eval set and metric, read by the fitter's own loader (seeds averaged, exact
+    FLOPs) from a results store or a table written by sl-collect, one ``group`` per mix."""
+    from scaling_lab.fitting.table import TableConfig, load_input
+
+    parts = [load_input(source, TableConfig(target=target, metric=metric, store_flops="exact", group=group)).points
+             for group in groups]  # fmt: skip
+    table = pd.concat(parts, ignore_index=True)
+    table.attrs = dict(parts[0].attrs)
+    return table
+
+
+SLICE_RTOL = 0.02
+"""Points within 2 % in exact FLOPs belong to one isoFLOP slice (a WSD cooldown lands within a step of its budget)."""
+
+
+def best_loss_per_slice(table: pd.DataFrame) -> pd.DataFrame:
+    """The lowest loss of each (group, isoFLOP slice) of a fit table: the measured compute-optimal loss of each mix at
+    each budget (columns group, slice, loss, flops)."""
+    key = np.round(np.log10(table["flops"].to_numpy()) / np.log10(1 + SLICE_RTOL)).astype(int)
+    grouped = table.assign(slice=key).groupby(["group", "slice"], as_index=False)
+    return grouped.agg(loss=("loss", "min"), flops=("flops", "median"))
+
+
+def loss_at_budget(fits: Mapping[str, Any], flops: float) -> dict[str, Estimate]:
+    """Each fitted law's loss at the compute-optimal point of a budget, solved along its own FLOPs, with the
+    bootstrap interval of its samples (``fits``: name → planning.laws.LoadedLaw)."""
+    out = {}
+    for name, loaded in fits.items():
+        value = float(loaded.law.loss_at_optimum(flops, loaded.per_token))
+        samples = np.array([float(s.loss_at_optimum(flops, loaded.per_token)) for s in loaded.samples])
+        out[name] = Estimate.from_samples(value, samples) if len(samples) else Estimate(value=value)
+    return out

@@ -49,18 +49,19 @@ SET_FACTORS = {"prose": 0.9, "code": 1.1, "all": 1.0}
 """With ``suite``, each eval set's loss is the row's loss times these; its bits per byte are 1.5 times its loss."""
 
 
-def write_store(root: Path, table: pd.DataFrame, *, sweep: str = "syn", data_mix: str = "bytes",
-                suite: str | None = None) -> Path:  # fmt: skip
+def write_store(root: Path, table: pd.DataFrame, *, sweep: str = "syn", data_mix: str = "bytes", suite: str | None = None,
+                data: dict | None = None, set_factors: dict | None = None) -> Path:  # fmt: skip
     """Write one real finished RunRecord per row of a fit table into a results store under root; with ``suite`` (an
-    eval-suite hash) every point also scores the sets of :data:`SET_FACTORS`."""
+    eval-suite hash) every point also scores the sets of ``set_factors`` (default :data:`SET_FACTORS`)."""
     from scaling_lab.results import CurvePoint, RunPoint, RunRecord, config_hash, library_versions, utc_now
     from scaling_lab.results.store import write_record
 
     for i, row in enumerate(table.itertuples(index=False)):
         n, d, loss = int(row.n_params), int(row.n_tokens), float(row.loss)
-        losses = {name: loss * factor for name, factor in SET_FACTORS.items()} if suite else {}
+        factors = SET_FACTORS if set_factors is None else set_factors
+        losses = {name: loss * factor for name, factor in factors.items()} if suite else {}
         per_set = {"losses": losses, "bpb": {name: 1.5 * value for name, value in losses.items()}}
-        config = {"model": {"n_params": n}, "budget": {"n_tokens": d}}
+        config = {"model": {"n_params": n}, "budget": {"n_tokens": d}, **({"data": data} if data else {})}
         curve_tokens = [d // 4, d // 2, d]
         record = RunRecord(
             run_id=f"run{i}",
