@@ -21,8 +21,9 @@ from matplotlib.figure import Figure
 
 from scaling_lab.fitting.approach3 import Approach3Config
 from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.estimate import Estimate
 from scaling_lab.fitting.table import TableConfig, load_input
-from scaling_lab.planning.budget import Estimate
+from scaling_lab.planning.budget import INTERVAL_LEVEL
 from scaling_lab.planning.compare import compare_fits, fit_groups, plot_comparison
 from scaling_lab.planning.mixing import best_mixture, fit_mixing_law, leave_one_out, mixture_of
 from scaling_lab.plotting.figures import save
@@ -58,7 +59,7 @@ def at_budget(fits: dict, flops: float) -> dict[str, Estimate]:
     for name, loaded in fits.items():
         value = float(loaded.law.loss_at_optimum(flops, loaded.per_token))
         samples = np.array([float(s.loss_at_optimum(flops, loaded.per_token)) for s in loaded.samples])
-        out[name] = Estimate.from_samples(value, samples) if len(samples) else Estimate(value=value)
+        out[name] = Estimate.from_samples(value, samples, INTERVAL_LEVEL) if len(samples) else Estimate(value)
     return out
 
 
