@@ -232,8 +232,8 @@ runs = pd.DataFrame(verify["runs"])
 measured = measure(runs, verify["measured"]["curve"] or "parabola")
 verdicts = compare(predictions, measured)
 print(f"target C = {verify['target_flops']:.3g}; measured N_opt = {measured.n_opt:.3g}, best loss = {measured.best_loss:.4f}")
-pd.DataFrame({name: {"N_opt": p.n_opt, "N_opt interval": p.n_opt_ci, "loss": p.loss, **verdicts[name]}
-              for name, p in predictions.items()}).T"""),
+pd.DataFrame({name: {"N_opt": p.n_opt.value, "N_opt interval": p.n_opt.interval, "loss": p.loss.value,
+                     **verdicts[name]} for name, p in predictions.items()}).T"""),
         ("code", """\
 %matplotlib inline
 from scaling_lab.fitting.verify import approach3_profile

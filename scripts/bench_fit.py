@@ -105,7 +105,7 @@ def main() -> None:
     reference_boot = reference_fit_time * (args.resamples + 1) / workers
     print(
         f"ours:      fit + {args.resamples}-resample bootstrap {ours_boot:.2f} s on {workers} workers "
-        f"({result.n_bootstrap_failed} failed); alpha 95% CI {result.ci95['alpha']}"
+        f"({result.n_bootstrap_failed} failed); alpha {result.estimates.alpha.format('.4g')}"
     )
     print(f"reference: bootstrap estimated {reference_boot:.0f} s (reference fit x {args.resamples + 1} / {workers})")
     print(f"ratio bootstrap: reference / ours = {reference_boot / ours_boot:.0f}x")

@@ -27,7 +27,7 @@ import numpy as np
 
 from scaling_lab.errors import FitError
 from scaling_lab.fitting.approach2 import Approach2Config, fit_approach2
-from scaling_lab.fitting.approach3 import Approach3Config, fit_approach3
+from scaling_lab.fitting.approach3 import Approach3Config, VpnlsFit, fit_approach3
 from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3, ChinchillaLaw
 from scaling_lab.fitting.synthetic import isoflop_table
 
@@ -50,14 +50,14 @@ def estimates(table, noise: float, flops: float) -> dict[str, tuple[float, float
     for curve, config in (("parabola", Approach2Config()), ("cubic", Approach2Config(curve="cubic")), ("akima", akima)):
         try:
             result = fit_approach2(table, config)
-            out[curve] = (result.a, float(result.n_opt(flops)))
+            out[curve] = (result.a.value, float(result.n_opt(flops)))
         except FitError:
             out[curve] = failed
     try:
         result = fit_approach3(table, Approach3Config(method="vpnls"))
-        out["approach 3"] = (result.a, float(result.law.n_opt(flops)))
+        out["approach 3"] = (result.a.value, float(result.law.n_opt(flops)))
         vpnls = result.vpnls
-        law = None if "skipped" in vpnls else ChinchillaLaw.from_dict(vpnls)
+        law = vpnls.estimates.law if isinstance(vpnls, VpnlsFit) else None
         out["VPNLS"] = failed if law is None else (law.a, float(law.n_opt(flops)))
     except FitError:
         out["approach 3"] = out["VPNLS"] = failed

@@ -67,7 +67,7 @@ def _curve(config: slice_.VerifyConfig, fit: dict[str, Any], source: str, n_size
 
 
 def _profile_sizes(predictions: dict[str, Prediction], sizes: list[float]) -> np.ndarray:
-    ends = [*sizes, *(v for p in predictions.values() for v in (p.n_opt_ci or (p.n_opt,)))]
+    ends = [*sizes, *(v for p in predictions.values() for v in (p.n_opt.interval or (p.n_opt.value,)))]
     return np.geomspace(min(ends) / 1.5, max(ends) * 1.5, 200)
 
 

@@ -7,7 +7,8 @@ interpolated linearly in (log C, loss) between recorded points, never extrapolat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,8 @@ import pandas as pd
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.bootstrap import BootstrapConfig
-from scaling_lab.fitting.laws import FittedFrontier
+from scaling_lab.fitting.estimate import Estimate, estimates_from_samples, estimates_of, intervals_of
+from scaling_lab.fitting.laws import FRONTIER_ESTIMATES, FittedFrontier
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,16 +40,33 @@ class Approach1Config:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EnvelopePoint:
+    """One point of the loss-vs-compute envelope: the run with the lowest loss at C."""
+
+    flops: float
+    """C on the log grid."""
+    loss: float
+    """The lowest loss at C over the runs (interpolated in log C)."""
+    n_params: float
+    """N of the run attaining it."""
+    n_tokens: float
+    """That run's D at C (interpolated in log C)."""
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Approach1Result(FittedFrontier):
     """N_opt(C) = k_n C^a and D_opt(C) = k_d C^b from the loss-vs-compute envelope."""
 
-    a: float
+    a: Estimate
     """Exponent of N_opt ∝ C^a."""
-    b: float
+    b: Estimate
     """Exponent of D_opt ∝ C^b."""
-    k_n: float
+    k_n: Estimate
     """N_opt(C) = k_n · C^a."""
-    k_d: float
+    k_d: Estimate
     """D_opt(C) = k_d · C^b."""
     n_runs: int
     """Curves read."""
@@ -55,10 +74,8 @@ class Approach1Result(FittedFrontier):
     """C grid points on the envelope (covered by at least two runs)."""
     n_sizes_on_envelope: int
     """Distinct model sizes that attain the envelope somewhere."""
-    envelope: list[dict[str, float]]
-    """The envelope: flops, loss, n_params, n_tokens at each grid point."""
-    ci95: dict[str, list[float]] | None = None
-    """Percentile intervals of a, b, k_n, k_d (runs resampled); None without a bootstrap."""
+    envelope: tuple[EnvelopePoint, ...]
+    """The envelope, by increasing C."""
     n_bootstrap_failed: int = 0
     """Resamples whose fit failed."""
     bootstrap_samples: list[dict[str, float]] | None = None
@@ -66,17 +83,35 @@ class Approach1Result(FittedFrontier):
 
     def to_dict(self) -> dict[str, Any]:
         """fit.json's ``approach1`` object."""
-        keys = ("a", "b", "k_n", "k_d", "n_runs", "n_flops", "n_sizes_on_envelope", "envelope")
-        out = {k: getattr(self, k) for k in keys}
-        if self.ci95 is not None:
-            out["ci95"] = self.ci95
+        out: dict[str, Any] = self.frontier_values()
+        out.update(n_runs=self.n_runs, n_flops=self.n_flops, n_sizes_on_envelope=self.n_sizes_on_envelope,
+                   envelope=[point.to_dict() for point in self.envelope])  # fmt: skip
+        intervals = intervals_of(self.frontier_estimates())
+        if intervals is not None:
+            out["ci95"] = intervals
             out["n_bootstrap_failed"] = self.n_bootstrap_failed
             out["bootstrap_samples"] = self.bootstrap_samples
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Approach1Result:
-        return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})
+    def from_dict(cls, values: Mapping[str, Any], level: float | None = None) -> Approach1Result:
+        """fit.json's ``approach1`` object; its intervals at ``level`` (the fit's ``bootstrap.level``, else 0.95)."""
+        level = (0.95 if level is None else level) if "ci95" in values else None
+        simple = ("n_runs", "n_flops", "n_sizes_on_envelope", "n_bootstrap_failed", "bootstrap_samples")
+        return cls(
+            **estimates_of(values, FRONTIER_ESTIMATES, values.get("ci95"), level),
+            envelope=tuple(EnvelopePoint(**point) for point in values["envelope"]),
+            **{name: values[name] for name in simple if name in values},
+        )
+
+    def report(self) -> str:
+        """The report's section for approach 1."""
+        return "\n".join([
+            "[[Approach 1: loss-vs-compute envelope]]",
+            f"    runs         = {self.n_runs}, envelope points {self.n_flops}, sizes on it {self.n_sizes_on_envelope}",
+            f"    a            = {self.a.value:.6g}{self.a.interval_text()}",
+            f"    b            = {self.b.value:.6g}{self.b.interval_text()}",
+        ])  # fmt: skip
 
 
 def envelope(curves: pd.DataFrame, n_flops: int) -> pd.DataFrame:
@@ -127,15 +162,13 @@ def _fit(curves: pd.DataFrame, config: Approach1Config) -> Approach1Result:
     log_c = np.log(env["flops"].to_numpy())
     a, log_kn = np.polyfit(log_c, np.log(env["n_params"].to_numpy()), 1)
     b, log_kd = np.polyfit(log_c, np.log(env["n_tokens"].to_numpy()), 1)
+    point = {"a": float(a), "b": float(b), "k_n": float(np.exp(log_kn)), "k_d": float(np.exp(log_kd))}
     return Approach1Result(
-        a=float(a),
-        b=float(b),
-        k_n=float(np.exp(log_kn)),
-        k_d=float(np.exp(log_kd)),
+        **estimates_from_samples(point, None, FRONTIER_ESTIMATES, None),
         n_runs=n_runs,
         n_flops=len(env),
         n_sizes_on_envelope=n_sizes,
-        envelope=env.to_dict(orient="records"),
+        envelope=tuple(EnvelopePoint(**row) for row in env.to_dict(orient="records")),
     )
 
 
@@ -145,7 +178,7 @@ def _sample(curves: pd.DataFrame, config: Approach1Config) -> dict[str, float] |
         result = _fit(curves, config)
     except FitError:
         return None
-    return {"a": result.a, "b": result.b, "k_n": result.k_n, "k_d": result.k_d}
+    return result.frontier_values()
 
 
 def fit_approach1(
@@ -168,5 +201,10 @@ def fit_approach1(
     samples = [s for s in raw if s is not None]
     if not samples:
         return replace(result, n_bootstrap_failed=len(raw))
-    ci = bootstrap.intervals(samples, ("a", "b", "k_n", "k_d"), bootstrap_config.level)
-    return replace(result, ci95=ci, n_bootstrap_failed=len(raw) - len(samples), bootstrap_samples=samples)
+    point = result.frontier_values()
+    return replace(
+        result,
+        **estimates_from_samples(point, samples, FRONTIER_ESTIMATES, bootstrap_config.level),
+        n_bootstrap_failed=len(raw) - len(samples),
+        bootstrap_samples=samples,
+    )

@@ -30,8 +30,8 @@ keeps the design: measured seed noise replaces the residuals and the configured 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,8 @@ from scipy.interpolate import Akima1DInterpolator
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.bootstrap import BootstrapConfig
-from scaling_lab.fitting.laws import FittedFrontier
+from scaling_lab.fitting.estimate import Estimate, estimates_from_samples, estimates_of, intervals_of
+from scaling_lab.fitting.laws import FRONTIER_ESTIMATES, FittedFrontier
 from scaling_lab.fitting.seeds import assign_budgets
 
 POLYNOMIAL_DEGREES = {"parabola": 2, "cubic": 3}
@@ -205,16 +206,57 @@ def _minimum_std(log_at: np.ndarray, bracketed: np.ndarray, log_x: np.ndarray) -
 
 
 @dataclass(frozen=True, kw_only=True)
+class BudgetSlice:
+    """One isoFLOP budget of approach 2: its profile's minimum, and whether the power-law fits used it."""
+
+    flops: float
+    """The budget C (geometric mean of its points' C)."""
+    n_sizes: int
+    """Distinct model sizes in the slice."""
+    n_points: int
+    """Rows in the slice."""
+    n_opt: float | None = None
+    """N at the profile's minimum; None when the slice had too few sizes to be fitted."""
+    d_opt: float | None = None
+    """D at the profile's minimum."""
+    loss_opt: float | None = None
+    """Loss at the profile's minimum."""
+    bracketed: bool = False
+    """Whether the minimum lies strictly inside the sampled sizes."""
+    log_n_opt_std: float | None = None
+    """Akima profiles: the seed-noise standard deviation of log N_opt that weights the power-law fit."""
+    log_d_opt_std: float | None = None
+    """Akima profiles: likewise for log D_opt."""
+    used: bool = False
+    """Whether the power-law fits used this budget."""
+    reason: str = ""
+    """Why not, when not."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """One row of fit.json's ``approach2.budgets`` (fields that do not apply left out)."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> BudgetSlice:
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__ if name in values})
+
+    @property
+    def fitted(self) -> bool:
+        """Whether a profile was fitted (enough sizes), so that n_opt, d_opt and loss_opt are set."""
+        return self.n_opt is not None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Approach2Result(FittedFrontier):
     """N_opt(C) = k_n C^a and D_opt(C) = k_d C^b from per-budget minima."""
 
-    a: float
+    a: Estimate
     """Exponent of N_opt ∝ C^a."""
-    b: float
+    b: Estimate
     """Exponent of D_opt ∝ C^b."""
-    k_n: float
+    k_n: Estimate
     """N_opt(C) = k_n · C^a."""
-    k_d: float
+    k_d: Estimate
     """D_opt(C) = k_d · C^b."""
     curve: str
     """Profile model used per budget."""
@@ -222,35 +264,92 @@ class Approach2Result(FittedFrontier):
     """Budgets used in the power-law fits (bracketed, enough sizes)."""
     n_points: int
     """Points in those budgets."""
-    budgets: list[dict[str, Any]]
-    """Every budget: flops, n_opt, d_opt, loss_opt, n_sizes, bracketed, used, reason; with Akima profiles also
-    log_n_opt_std and log_d_opt_std (the seed-noise standard deviations that weight the power-law fits)."""
+    budgets: tuple[BudgetSlice, ...]
+    """Every budget, used or not, by increasing C."""
     min_sizes: int = 5
     """Sizes a budget needed to be fitted."""
-    ci95: dict[str, list[float]] | None = None
-    """Percentile intervals of a, b, k_n, k_d; None without a bootstrap."""
     n_bootstrap_failed: int = 0
     """Resamples whose fit failed."""
     bootstrap_samples: list[dict[str, float]] | None = None
     """Per resample {a, b, k_n, k_d} (for bands in figures); None without a bootstrap."""
     seed_noise: dict[str, Any] | None = None
     """Akima profiles: the seed-noise model {std, loss, resamples} behind the weights and the bootstrap."""
+    resampling: str | None = None
+    """What the bootstrap redrew (``seed``, ``seed_noise`` or ``residual``); None without a bootstrap."""
 
     def to_dict(self) -> dict[str, Any]:
         """fit.json's ``approach2`` object."""
-        keys = ("a", "b", "k_n", "k_d", "curve", "n_budgets", "n_points", "min_sizes", "budgets")
-        out = {k: getattr(self, k) for k in keys}
+        out: dict[str, Any] = self.frontier_values()
+        out.update(curve=self.curve, n_budgets=self.n_budgets, n_points=self.n_points, min_sizes=self.min_sizes,
+                   budgets=[budget.to_dict() for budget in self.budgets])  # fmt: skip
         if self.seed_noise is not None:
             out["seed_noise"] = self.seed_noise
-        if self.ci95 is not None:
-            out["ci95"] = self.ci95
+        intervals = intervals_of(self.frontier_estimates())
+        if intervals is not None:
+            out["ci95"] = intervals
             out["bootstrap_samples"] = self.bootstrap_samples
         out["n_bootstrap_failed"] = self.n_bootstrap_failed  # all failed → no ci95, and this says why
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Approach2Result:
-        return cls(**{k: values[k] for k in cls.__dataclass_fields__ if k in values})
+    def from_dict(
+        cls, values: Mapping[str, Any], level: float | None = None, bootstrap_by: str | None = None
+    ) -> Approach2Result:
+        """fit.json's ``approach2`` object; its intervals at ``level`` (the fit's ``bootstrap.level``, else 0.95: the
+        only level before it was configurable). What the bootstrap redrew follows from the fit's resolved
+        ``bootstrap.by`` (``bootstrap_by``) and the profile, as :func:`fit_approach2` chose it."""
+        level = (0.95 if level is None else level) if "ci95" in values else None
+        if level is not None and "resampling" not in values:
+            values = {**values, "resampling": _resampling(bootstrap_by, values.get("seed_noise"))}
+        simple = ("curve", "n_budgets", "n_points", "min_sizes", "n_bootstrap_failed", "bootstrap_samples",
+                  "seed_noise", "resampling")  # fmt: skip
+        return cls(
+            **estimates_of(values, FRONTIER_ESTIMATES, values.get("ci95"), level),
+            budgets=tuple(BudgetSlice.from_dict(budget) for budget in values["budgets"]),
+            **{name: values[name] for name in simple if name in values},
+        )
+
+    def report(self) -> str:
+        """The report's section for approach 2."""
+        lines = [
+            f"[[Approach 2: per-budget {self.curve} minima, N_opt ∝ C^a]]",
+            f"    budgets      = {self.n_budgets} used of {len(self.budgets)}",
+            f"    a            = {self.a.value:.6g}{self.a.interval_text()}",
+            f"    b            = {self.b.value:.6g}{self.b.interval_text()}",
+        ]
+        if self.seed_noise is not None:
+            noise = self.seed_noise
+            lines.append(
+                f"    seed noise   = std {noise['std'][0]:g} at loss {noise['loss'][0]:g} to {noise['std'][1]:g} at "
+                f"{noise['loss'][1]:g}, {noise['resamples']} copies per slice; fits weighted by 1/std(log N*)²"
+            )
+        if self.a.level is not None:
+            lines.append(f"    bootstrap    = {RESAMPLING[self.resampling]}")
+        for budget in self.budgets:
+            if budget.fitted:
+                state = "used" if budget.used else f"excluded: {budget.reason}"
+                lines.append(f"      C={budget.flops:.3g}  sizes={budget.n_sizes}  N_opt={budget.n_opt:.4g}  {state}")
+        few = sum(not budget.fitted for budget in self.budgets)
+        if few:
+            lines.append(f"      {few} budget(s) excluded for too few sizes (< {self.min_sizes})")
+        if self.n_bootstrap_failed:
+            lines.append(f"    bootstrap    = {self.n_bootstrap_failed} resamples failed (a slice lost its bracket)")
+        return "\n".join(lines)
+
+
+def _resampling(bootstrap_by: str | None, seed_noise: Any) -> str:
+    """What :func:`fit_approach2`'s bootstrap redrew, given the fit's resolved ``bootstrap.by``."""
+    if bootstrap_by == "seed":
+        return "seed"
+    return "seed_noise" if seed_noise is not None else "residual"
+
+
+RESAMPLING = {
+    "seed": "seeds within each point resampled, sizes kept (fixed design)",
+    "seed_noise": "seed noise added to the losses, minima found again (Porian et al. 2024)",
+    "residual": "profile residuals resampled, sizes kept (fixed design)",
+}
+"""What approach 2's bootstrap redrew, as the report says it."""
 
 
 def _power_law(flops: np.ndarray, values: np.ndarray, log_std: np.ndarray | None = None) -> tuple[float, float]:
@@ -306,36 +405,38 @@ def _akima_budget(rows: pd.DataFrame, config: Approach2Config, rng: np.random.Ge
     return {**entry, "used": True, "reason": ""}
 
 
-def _budgets(table: pd.DataFrame, config: Approach2Config) -> list[dict[str, Any]]:
+def _budgets(table: pd.DataFrame, config: Approach2Config) -> list[BudgetSlice]:
     rng = np.random.default_rng(AKIMA_WEIGHTS_SEED)
     out = []
     for flops, rows in isoflop_slices(table, config):
         n_sizes = int(rows["n_params"].nunique())
         entry: dict[str, Any] = {"flops": flops, "n_sizes": n_sizes, "n_points": len(rows)}
         if n_sizes < config.min_sizes:
-            out.append({**entry, "bracketed": False, "used": False, "reason": f"{n_sizes} sizes < {config.min_sizes}"})
+            out.append(
+                BudgetSlice(**entry, bracketed=False, used=False, reason=f"{n_sizes} sizes < {config.min_sizes}")
+            )
         elif config.curve == "akima":
-            out.append({**entry, **_akima_budget(rows, config, rng)})
+            out.append(BudgetSlice(**entry, **_akima_budget(rows, config, rng)))
         else:
-            out.append({**entry, **_polynomial_budget(rows, config)})
+            out.append(BudgetSlice(**entry, **_polynomial_budget(rows, config)))
     return out
 
 
 def _fit(table: pd.DataFrame, config: Approach2Config) -> Approach2Result:
     budgets = _budgets(table, config)
-    used = [b for b in budgets if b["used"]]
+    used = [b for b in budgets if b.used]
     if len(used) < config.min_budgets:
-        reasons = "; ".join(f"C={b['flops']:.3g}: {b['reason']}" for b in budgets if not b["used"])
+        reasons = "; ".join(f"C={b.flops:.3g}: {b.reason}" for b in budgets if not b.used)
         raise FitError(
             f"approach2 needs {config.min_budgets} budgets with a bracketed minimum, found {len(used)}"
             + (f" ({reasons})" if reasons else "")
         )
-    flops = np.array([b["flops"] for b in used])
+    flops = np.array([b.flops for b in used])
     weighted = config.curve == "akima"
-    n_std = np.array([b["log_n_opt_std"] for b in used]) if weighted else None
-    d_std = np.array([b["log_d_opt_std"] for b in used]) if weighted else None
-    a, k_n = _power_law(flops, np.array([b["n_opt"] for b in used]), n_std)
-    b, k_d = _power_law(flops, np.array([b["d_opt"] for b in used]), d_std)
+    n_std = np.array([b.log_n_opt_std for b in used]) if weighted else None
+    d_std = np.array([b.log_d_opt_std for b in used]) if weighted else None
+    a, k_n = _power_law(flops, np.array([b.n_opt for b in used]), n_std)
+    b, k_d = _power_law(flops, np.array([b.d_opt for b in used]), d_std)
     seed_noise = None
     if weighted:
         seed_noise = {
@@ -344,14 +445,11 @@ def _fit(table: pd.DataFrame, config: Approach2Config) -> Approach2Result:
             "resamples": config.seed_noise_resamples,
         }
     return Approach2Result(
-        a=a,
-        b=b,
-        k_n=k_n,
-        k_d=k_d,
+        **estimates_from_samples({"a": a, "b": b, "k_n": k_n, "k_d": k_d}, None, FRONTIER_ESTIMATES, None),
         curve=config.curve,
         n_budgets=len(used),
-        n_points=int(sum(b["n_points"] for b in used)),
-        budgets=budgets,
+        n_points=int(sum(b.n_points for b in used)),
+        budgets=tuple(budgets),
         min_sizes=config.min_sizes,
         seed_noise=seed_noise,
     )
@@ -390,7 +488,7 @@ def _sample(table: pd.DataFrame, config: Approach2Config) -> dict[str, float] | 
         result = _fit(table, config)
     except FitError:
         return None
-    return {"a": result.a, "b": result.b, "k_n": result.k_n, "k_d": result.k_d}
+    return result.frontier_values()
 
 
 def seed_noise_bootstrap(
@@ -400,7 +498,7 @@ def seed_noise_bootstrap(
     the r-th noise copy of every slice), refitted with the point estimate's weights; a slice whose copy has its
     minimum on an end drops out, and a resample left with fewer than ``min_budgets`` slices fails (None)."""
     rng = np.random.default_rng(bootstrap_config.seed)
-    used = {b["flops"]: b for b in result.budgets if b["used"]}
+    used = {b.flops: b for b in result.budgets if b.used}
     flops, log_n, log_d, ok = [], [], [], []
     for budget_flops, rows in isoflop_slices(table, config):
         if budget_flops in used:
@@ -409,8 +507,8 @@ def seed_noise_bootstrap(
             log_n.append(n_at)
             log_d.append(d_at)
             ok.append(bracketed)
-    n_std = np.array([used[c]["log_n_opt_std"] for c in flops])
-    d_std = np.array([used[c]["log_d_opt_std"] for c in flops])
+    n_std = np.array([used[c].log_n_opt_std for c in flops])
+    d_std = np.array([used[c].log_d_opt_std for c in flops])
     flops_array, n_opt, d_opt, kept = np.array(flops), np.exp(np.array(log_n)), np.exp(np.array(log_d)), np.array(ok)
     samples: list[dict[str, float] | None] = []
     for r in range(bootstrap_config.n_resamples):
@@ -440,15 +538,24 @@ def fit_approach2(
     if resamples is None and bootstrap.resolve_by(table, bootstrap_config.by) == "seed":
         resamples = bootstrap.seed_resamples(table, bootstrap_config)
     if resamples is not None:
+        resampling = "seed"
         raw = bootstrap.run(_sample, table, bootstrap_config, {"config": config}, resamples=resamples)
     elif config.curve == "akima":
+        resampling = "seed_noise"
         raw = seed_noise_bootstrap(table, result, config, bootstrap_config)
     else:
+        resampling = "residual"
         fitted, residuals = profile_residuals(table, config)
         resamples = bootstrap.residual_resamples(table, fitted, residuals, bootstrap_config)
         raw = bootstrap.run(_sample, table, bootstrap_config, {"config": config}, resamples=resamples)
     samples = [s for s in raw if s is not None]
     if not samples:
         return replace(result, n_bootstrap_failed=len(raw))
-    ci = bootstrap.intervals(samples, ("a", "b", "k_n", "k_d"), bootstrap_config.level)
-    return replace(result, ci95=ci, n_bootstrap_failed=len(raw) - len(samples), bootstrap_samples=samples)
+    point = result.frontier_values()
+    return replace(
+        result,
+        **estimates_from_samples(point, samples, FRONTIER_ESTIMATES, bootstrap_config.level),
+        n_bootstrap_failed=len(raw) - len(samples),
+        bootstrap_samples=samples,
+        resampling=resampling,
+    )

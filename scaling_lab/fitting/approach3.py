@@ -14,12 +14,13 @@ data (objectives.py says how); on data drawn from the law both recover it.
 Python API (the planner calls these)::
 
     result = fit_approach3(table, Approach3Config(), BootstrapConfig(n_resamples=1000, seed=0))
-    result.law.n_opt(1e21); result.ci95["alpha"]; result.bootstrap_samples  # [{E, A, B, alpha, beta}, ...]
+    result.law.n_opt(1e21); result.estimates.alpha.interval; result.bootstrap_samples  # [{E, A, ...}, ...]
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from scaling_lab.budget import SIX_ND, FlopsPerToken
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.estimate import Estimate, estimates_from_samples, estimates_of, intervals_of
 from scaling_lab.fitting.laws import ChinchillaLaw
 from scaling_lab.fitting.objectives import OBJECTIVES, Polished, fit_power_law_sum
 from scaling_lab.fitting.table import flops_per_token_of
@@ -103,19 +105,181 @@ class Approach3Config:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FrontierPoint:
+    """The compute-optimal allocation of a fitted law at one budget C, with bootstrap intervals when bootstrapped."""
+
+    flops: float
+    """The budget C, in the table's FLOP accounting."""
+    n_opt: Estimate
+    """Compute-optimal N."""
+    d_opt: Estimate
+    """Compute-optimal D."""
+    tokens_per_param: Estimate
+    """D_opt / N_opt."""
+    loss: Estimate
+    """The law's loss at (N_opt, D_opt)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """One row of fit.json's ``approach3.frontier``."""
+        estimates = {name: getattr(self, name) for name in FRONTIER_POINT}
+        out: dict[str, Any] = {"flops": self.flops, **{name: e.value for name, e in estimates.items()}}
+        intervals = intervals_of(estimates)
+        if intervals is not None:
+            out["ci95"] = intervals
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], level: float | None) -> FrontierPoint:
+        return cls(flops=float(values["flops"]), **estimates_of(values, FRONTIER_POINT, values.get("ci95"), level))
+
+    def line(self) -> str:
+        """The report's line."""
+        return (
+            f"    C={self.flops:.3g}: N_opt={self.n_opt.value:.4g}{self.n_opt.interval_text()}  "
+            f"D_opt={self.d_opt.value:.4g}{self.d_opt.interval_text()}  D/N={self.tokens_per_param.value:.3g}"
+            f"{self.tokens_per_param.interval_text()}  L={self.loss.value:.4g}"
+        )
+
+
+FRONTIER_POINT = ("n_opt", "d_opt", "tokens_per_param", "loss")
+"""The estimates of a frontier point, in fit.json order."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LawEstimates:
+    """A fitted L(N, D) = E + A/N^alpha + B/D^beta: its parameters and frontier (a, b, G; laws.py) as estimates."""
+
+    E: Estimate
+    """Irreducible loss."""
+    A: Estimate
+    """Model-size coefficient."""
+    B: Estimate
+    """Data-size coefficient."""
+    alpha: Estimate
+    """Exponent of N."""
+    beta: Estimate
+    """Exponent of D."""
+    a: Estimate
+    """Exponent of N_opt ∝ C^a along 6ND (derived)."""
+    b: Estimate
+    """Exponent of D_opt ∝ C^b along 6ND (derived)."""
+    G: Estimate
+    """Scale of the 6ND frontier (derived)."""
+
+    @classmethod
+    def of(cls, params: Mapping[str, float], samples: list[dict[str, float]] | None, level: float | None
+           ) -> LawEstimates:  # fmt: skip
+        """The law's parameters and frontier, with intervals over the bootstrap ``samples`` ({E, A, B, alpha, beta}
+        each) when given."""
+        full = [{**s, **frontier_of(s)} for s in samples or []]
+        return cls(**estimates_from_samples({**params, **frontier_of(params)}, full, PARAMS + FRONTIER, level))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], level: float | None) -> LawEstimates:
+        """Values at the top of ``values``, intervals in its ``ci95``; a, b, G derived when absent."""
+        values = {**frontier_of({k: float(values[k]) for k in PARAMS}), **values}
+        return cls(**estimates_of(values, PARAMS + FRONTIER, values.get("ci95"), level))
+
+    @property
+    def law(self) -> ChinchillaLaw:
+        return ChinchillaLaw(**{name: getattr(self, name).value for name in PARAMS})
+
+    @property
+    def level(self) -> float | None:
+        """Central probability of the intervals; None without a bootstrap."""
+        return self.E.level
+
+    def values(self) -> dict[str, float]:
+        """Every value, in fit.json order."""
+        return {name: float(getattr(self, name).value) for name in PARAMS + FRONTIER}
+
+    def intervals(self) -> dict[str, list[float]] | None:
+        """fit.json's ``ci95`` object."""
+        return intervals_of({name: getattr(self, name) for name in PARAMS + FRONTIER})
+
+    def lines(self) -> list[str]:
+        """The report's lines, one per quantity."""
+        return [f"    {name:<12} = {getattr(self, name).value:.6g}{getattr(self, name).interval_text()}"
+                for name in PARAMS + FRONTIER]  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class VpnlsFit:
+    """Approach 3 by variable projection (Czech et al. 2026), fitted beside the multi-start fit."""
+
+    estimates: LawEstimates
+    """The law, with intervals when bootstrapped."""
+    objective: str
+    """Always ``least_squares_loss``."""
+    objective_value: float
+    """Objective at the optimum."""
+    grid: str
+    """The (alpha, beta) grid searched."""
+    grid_alpha: float
+    """The grid's best alpha."""
+    grid_beta: float
+    """The grid's best beta."""
+    at_grid_edge: bool
+    """Whether the grid's best point lay on its edge."""
+    converged: bool
+    """Whether the polish converged."""
+    bootstrap_samples: list[dict[str, float]] | None = None
+    """Per resample {E, A, B, alpha, beta}; None without a bootstrap (or when every resample failed)."""
+    n_bootstrap_failed: int | None = None
+    """Resamples whose fit failed; None without a bootstrap."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """fit.json's ``approach3.vpnls`` object."""
+        out: dict[str, Any] = {**self.estimates.values(), "objective": self.objective,
+                               "objective_value": self.objective_value, "grid": self.grid,
+                               "grid_alpha": self.grid_alpha, "grid_beta": self.grid_beta,
+                               "at_grid_edge": self.at_grid_edge, "converged": self.converged}  # fmt: skip
+        intervals = self.estimates.intervals()
+        if intervals is not None:
+            out["ci95"] = intervals
+            out["bootstrap_samples"] = self.bootstrap_samples
+        if self.n_bootstrap_failed is not None:
+            out["n_bootstrap_failed"] = self.n_bootstrap_failed
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], level: float | None) -> VpnlsFit:
+        names = [f for f in cls.__dataclass_fields__ if f != "estimates" and f in values]
+        return cls(estimates=LawEstimates.from_dict(values, level), **{name: values[name] for name in names})
+
+    def lines(self, multistart_objective: str) -> list[str]:
+        """The report's lines."""
+        return [
+            f"    objective    = {self.objective} (squared residuals of the loss itself: points count by"
+            f" absolute error; the multi-start fit above minimized {multistart_objective})",
+            f"    objective at optimum = {self.objective_value:.6g}",
+            f"    grid         = {self.grid}: best alpha={self.grid_alpha:.4g}, beta={self.grid_beta:.4g}"
+            + (" (on the grid's edge)" if self.at_grid_edge else "")
+            + f"; polished, converged={self.converged}",
+            *self.estimates.lines(),
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class VpnlsSkipped:
+    """Variable projection ran but its fit degenerated."""
+
+    skipped: str
+    """Why."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"skipped": self.skipped}
+
+    def lines(self, multistart_objective: str) -> list[str]:
+        return [f"    skipped      = {self.skipped}"]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Approach3Result:
     """A fitted L(N, D), how it was fitted, and (when bootstrapped) its intervals."""
 
-    E: float
-    """Irreducible loss."""
-    A: float
-    """Model-size coefficient."""
-    B: float
-    """Data-size coefficient."""
-    alpha: float
-    """Exponent of N."""
-    beta: float
-    """Exponent of D."""
+    estimates: LawEstimates
+    """E, A, B, alpha, beta and the frontier's a, b, G, with percentile intervals when bootstrapped."""
     objective: str
     """Objective minimized (``huber`` or ``least_squares``, on log-loss residuals)."""
     delta: float
@@ -136,46 +300,43 @@ class Approach3Result:
     """Which N was fitted (for a store: n_params_total or n_params_nonembed)."""
     flops_column: str = "6ND"
     """Which C the table carried (for a store: flops_6nd or flops_exact)."""
-    ci95: dict[str, list[float]] | None = None
-    """Percentile interval [low, high] of each parameter and of a, b, G; None without a bootstrap."""
     bootstrap_samples: list[dict[str, float]] | None = None
     """Per resample {E, A, B, alpha, beta}; None without a bootstrap."""
     n_bootstrap_failed: int = 0
     """Resamples whose fit failed (left out of the intervals)."""
-    ci_level: float = 0.95
-    """Central probability of the intervals."""
-    frontier: list[dict[str, Any]] = field(default_factory=list)
-    """At a few budgets C (the table's largest, ×10, ×100): n_opt, d_opt, tokens_per_param, loss and, when
-    bootstrapped, their ci95; solved along the table's own C (``flops_per_token``)."""
+    frontier: tuple[FrontierPoint, ...] = ()
+    """At a few budgets C (the table's largest, ×10, ×100): N_opt, D_opt, D/N and loss, with intervals when
+    bootstrapped; solved along the table's own C (``flops_per_token``)."""
     flops_per_token: FlopsPerToken = SIX_ND
     """C per token against N in the table's accounting (6ND, or the exact count's fitted function)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything else worth recording (for example the resampling unit)."""
-    vpnls: dict[str, Any] | None = None
-    """``method="vpnls"``: the variable-projection fit (E, A, B, alpha, beta, a, b, G, objective, objective_value,
-    the grid's best (alpha, beta) and whether it lay on the grid's edge, converged; ci95 when bootstrapped), or
-    {"skipped": reason}."""
+    vpnls: VpnlsFit | VpnlsSkipped | None = None
+    """``method="vpnls"``: the variable-projection fit, or why it was skipped."""
 
     @property
     def law(self) -> ChinchillaLaw:
         """The fitted law, with the frontier (n_opt, d_opt, ...)."""
-        return ChinchillaLaw(E=self.E, A=self.A, B=self.B, alpha=self.alpha, beta=self.beta)
+        return self.estimates.law
 
     @property
-    def a(self) -> float:
-        return self.law.a
+    def level(self) -> float | None:
+        """Central probability of the intervals; None without a bootstrap."""
+        return self.estimates.level
 
     @property
-    def b(self) -> float:
-        return self.law.b
+    def a(self) -> Estimate:
+        """Exponent of N_opt ∝ C^a along 6ND (as approaches 1 and 2 name theirs)."""
+        return self.estimates.a
 
     @property
-    def G(self) -> float:
-        return self.law.G
+    def b(self) -> Estimate:
+        """Exponent of D_opt ∝ C^b along 6ND."""
+        return self.estimates.b
 
     def to_dict(self) -> dict[str, Any]:
         """fit.json's ``approach3`` object."""
-        out: dict[str, Any] = {name: float(getattr(self, name)) for name in PARAMS + FRONTIER}
+        out: dict[str, Any] = self.estimates.values()
         out.update(
             objective=self.objective,
             delta=self.delta,
@@ -188,27 +349,59 @@ class Approach3Result:
             n_params_column=self.n_params_column,
             flops_column=self.flops_column,
         )
-        if self.ci95 is not None:
-            out["ci95"] = {k: list(v) for k, v in self.ci95.items()}
-            out["ci_level"] = self.ci_level
+        intervals = self.estimates.intervals()
+        if intervals is not None:
+            out["ci95"] = intervals
+            out["ci_level"] = self.level
             out["bootstrap_samples"] = self.bootstrap_samples
             out["n_bootstrap_failed"] = self.n_bootstrap_failed
         if self.frontier:
-            out["frontier"] = self.frontier
+            out["frontier"] = [point.to_dict() for point in self.frontier]
         out["flops_per_token"] = self.flops_per_token.to_dict()
         if self.extra:
             out["extra"] = self.extra
         if self.vpnls is not None:
-            out["vpnls"] = self.vpnls
+            out["vpnls"] = self.vpnls.to_dict()
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Approach3Result:
-        names = [f for f in cls.__dataclass_fields__ if f in values]
-        fields = {name: values[name] for name in names}
-        if "flops_per_token" in fields:  # absent in fit.json written before exact-FLOP frontiers: 6ND
-            fields["flops_per_token"] = FlopsPerToken.from_dict(fields["flops_per_token"])
-        return cls(**fields)
+    def from_dict(cls, values: Mapping[str, Any], level: float | None = None) -> Approach3Result:
+        """fit.json's ``approach3`` object; its intervals at ``ci_level`` (else ``level``, the fit's
+        ``bootstrap.level``, else 0.95: the only level before it was configurable)."""
+        level = values.get("ci_level", level if level is not None else 0.95) if "ci95" in values else None
+        simple = ("objective", "delta", "objective_value", "n_points", "n_starts", "n_polished", "n_converged",
+                  "converged", "n_params_column", "flops_column", "bootstrap_samples", "n_bootstrap_failed",
+                  "extra")  # fmt: skip
+        fields = {name: values[name] for name in simple if name in values}
+        if "flops_per_token" in values:  # absent in fit.json written before exact-FLOP frontiers: 6ND
+            fields["flops_per_token"] = FlopsPerToken.from_dict(values["flops_per_token"])
+        vpnls = values.get("vpnls")
+        if vpnls is not None:
+            vpnls_level = (level if level is not None else 0.95) if "ci95" in vpnls else None
+            fields["vpnls"] = (
+                VpnlsSkipped(skipped=vpnls["skipped"]) if "skipped" in vpnls else VpnlsFit.from_dict(vpnls, vpnls_level)
+            )
+        frontier = tuple(FrontierPoint.from_dict(row, level) for row in values.get("frontier", ()))
+        return cls(estimates=LawEstimates.from_dict(values, level), frontier=frontier, **fields)
+
+    def report(self) -> str:
+        """The report's section for approach 3."""
+        lines = [
+            "[[Approach 3: L(N, D) = E + A/N^alpha + B/D^beta]]",
+            f"    objective    = {self.objective} (delta={self.delta:g}) on log-loss residuals",
+            f"    objective at optimum = {self.objective_value:.6g}",
+            f"    points       = {self.n_points}",
+            f"    starts       = {self.n_starts} screened, {self.n_polished} polished, {self.n_converged} converged",
+        ]
+        if not self.flops_per_token.is_6nd:
+            lines.append("    frontier     = solved along the table's exact FLOPs; a, b, G below are the law's 6ND"
+                         " values (a along exact FLOPs: [[Agreement]])")  # fmt: skip
+        lines += self.estimates.lines()
+        lines += [point.line() for point in self.frontier]
+        if self.vpnls is not None:
+            lines.append("[[Approach 3 by variable projection (Czech et al. 2026), beside the multi-start fit]]")
+            lines += self.vpnls.lines(self.objective)
+        return "\n".join(lines)
 
 
 def _theta_to_params(theta: np.ndarray) -> dict[str, float]:
@@ -313,11 +506,11 @@ def variable_projection_grid(
 
 def fit_vpnls(
     table: pd.DataFrame, config: Approach3Config, bootstrap_config: BootstrapConfig | None = None
-) -> dict[str, Any]:
+) -> VpnlsFit | VpnlsSkipped:
     """Approach 3 by variable projection (Czech et al. 2026): grid search in (α, β) with (E, A, B) by non-negative
     least squares, then all five polished with L-BFGS-B on the same objective (squared loss residuals). Bootstrap
-    resamples are polished from the full-data optimum, as the multi-start fit's are. fit.json's ``vpnls`` object,
-    or {"skipped": reason} when the fit degenerates."""
+    resamples are polished from the full-data optimum, as the multi-start fit's are; VpnlsSkipped when the fit
+    degenerates."""
     log_x, log_loss = design(table)
     grid, at_edge = variable_projection_grid(log_x[0], log_x[1], np.exp(log_loss))
     start = _params_to_theta({k: max(v, 1e-12) if k in ("E", "A", "B") else v for k, v in grid.items()})
@@ -326,26 +519,23 @@ def fit_vpnls(
     params = _theta_to_params(polished.theta)
     reason = _degenerate(params)
     if reason:
-        return {"skipped": f"vpnls: {reason}"}
-    out: dict[str, Any] = {
-        **params,
-        **frontier_of(params),
-        "objective": VPNLS_OBJECTIVE,
-        "objective_value": polished.value,
-        "grid": f"{len(VPNLS_EXPONENTS)} x {len(VPNLS_EXPONENTS)} over [{VPNLS_EXPONENTS[0]}, {VPNLS_EXPONENTS[-1]}]",
-        "grid_alpha": grid["alpha"],
-        "grid_beta": grid["beta"],
-        "at_grid_edge": at_edge,
-        "converged": polished.converged,
-    }
+        return VpnlsSkipped(skipped=f"vpnls: {reason}")
+    samples, n_failed, level = None, None, None
     if bootstrap_config is not None and bootstrap_config.n_resamples > 0:
         samples, n_failed = bootstrap_approach3(table, vpnls_config, bootstrap_config, starts=polished.theta[None, :])
-        if samples:
-            full = [{**sample, **frontier_of(sample)} for sample in samples]
-            out["ci95"] = bootstrap.intervals(full, PARAMS + FRONTIER, bootstrap_config.level)
-            out["bootstrap_samples"] = samples  # {E, A, B, alpha, beta} each: a along the table's FLOPs is re-derived
-        out["n_bootstrap_failed"] = n_failed
-    return out
+        samples, level = samples or None, bootstrap_config.level  # {E, A, B, alpha, beta} each
+    return VpnlsFit(
+        estimates=LawEstimates.of(params, samples, level),
+        objective=VPNLS_OBJECTIVE,
+        objective_value=polished.value,
+        grid=f"{len(VPNLS_EXPONENTS)} x {len(VPNLS_EXPONENTS)} over [{VPNLS_EXPONENTS[0]}, {VPNLS_EXPONENTS[-1]}]",
+        grid_alpha=grid["alpha"],
+        grid_beta=grid["beta"],
+        at_grid_edge=at_edge,
+        converged=polished.converged,
+        bootstrap_samples=samples,
+        n_bootstrap_failed=n_failed,
+    )
 
 
 FRONTIER_MULTIPLES = (1.0, 10.0, 100.0)
@@ -362,21 +552,20 @@ def frontier_rows(
     law: ChinchillaLaw,
     budgets: list[float],
     samples: list[dict[str, float]] | None,
-    level: float,
+    level: float | None,
     per_token: FlopsPerToken = SIX_ND,
-) -> list[dict[str, Any]]:
-    """Frontier quantities at each budget, with percentile intervals over the bootstrap samples when given."""
+) -> tuple[FrontierPoint, ...]:
+    """Frontier points at each budget, with percentile intervals over the bootstrap samples when given."""
     flops = np.asarray(budgets, dtype=float)
     point = frontier_at(law, flops, per_token)  # every budget in one solve (a bisection off 6ND)
     per_sample = [frontier_at(ChinchillaLaw(**s), flops, per_token) for s in samples or []]
     rows = []
     for i, budget in enumerate(flops):
-        row: dict[str, Any] = {"flops": float(budget), **{k: float(v[i]) for k, v in point.items()}}
-        if per_sample:
-            values = [{k: float(v[i]) for k, v in sample.items()} for sample in per_sample]
-            row["ci95"] = bootstrap.intervals(values, ("n_opt", "d_opt", "tokens_per_param", "loss"), level)
-        rows.append(row)
-    return rows
+        values = [{k: float(v[i]) for k, v in sample.items()} for sample in per_sample]
+        at_budget = {k: float(v[i]) for k, v in point.items()}
+        rows.append(FrontierPoint(flops=float(budget), **estimates_from_samples(at_budget, values, FRONTIER_POINT,
+                                                                                level)))  # fmt: skip
+    return tuple(rows)
 
 
 def frontier_of(params: dict[str, float]) -> dict[str, float]:
@@ -408,7 +597,7 @@ def fit_approach3(
     if reason:
         raise FitError(f"approach3: {reason}; the fit is degenerate: add model sizes or token budgets")
     result = Approach3Result(
-        **params,
+        estimates=LawEstimates.of(params, None, None),
         objective=config.objective,
         delta=config.delta,
         objective_value=polished.value,
@@ -422,7 +611,7 @@ def fit_approach3(
         flops_per_token=per_token,
     )
     budgets = [float(table["flops"].max()) * m for m in FRONTIER_MULTIPLES]
-    result = replace(result, frontier=frontier_rows(result.law, budgets, None, 0.95, per_token))
+    result = replace(result, frontier=frontier_rows(result.law, budgets, None, None, per_token))
     if config.method == "vpnls":
         result = replace(result, vpnls=fit_vpnls(table, config, bootstrap_config))
     if bootstrap_config is None or bootstrap_config.n_resamples == 0:
@@ -458,14 +647,13 @@ def attach_bootstrap(
     """The result with percentile intervals of parameters and frontier from the bootstrap samples."""
     if not samples:
         raise FitError(f"approach3: all {n_failed} bootstrap resamples failed: add points or use bootstrap.by=point")
-    full = [{**s, **frontier_of(s)} for s in samples]
-    budgets = [row["flops"] for row in result.frontier]
+    point = {name: getattr(result.estimates, name).value for name in PARAMS}
+    budgets = [row.flops for row in result.frontier]
     return replace(
         result,
-        ci95=bootstrap.intervals(full, PARAMS + FRONTIER, bootstrap_config.level),
+        estimates=LawEstimates.of(point, samples, bootstrap_config.level),
         frontier=frontier_rows(result.law, budgets, samples, bootstrap_config.level, result.flops_per_token),
         bootstrap_samples=samples,
         n_bootstrap_failed=n_failed,
-        ci_level=bootstrap_config.level,
         extra={**result.extra, "bootstrap_by": bootstrap_config.by, "bootstrap_seed": bootstrap_config.seed},
     )

@@ -161,11 +161,6 @@ def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]
     return (float(low), float(high))
 
 
-def intervals(samples: Sequence[dict[str, float]], names: Sequence[str], level: float) -> dict[str, list[float]]:
-    """Percentile interval of each named quantity over the bootstrap samples."""
-    return {name: list(percentile_interval(np.array([s[name] for s in samples]), level)) for name in names}
-
-
 def _run_chunk(
     fn: Callable[..., dict[str, float] | None], chunk: list[pd.DataFrame], kwargs: dict[str, Any]
 ) -> list[dict[str, float] | None]:

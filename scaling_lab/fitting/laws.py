@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike
 
 from scaling_lab.budget import FLOPS_PER_PARAM_PER_TOKEN, SIX_ND, FlopsPerToken
 from scaling_lab.errors import ConfigError, TableError
+from scaling_lab.fitting.estimate import Estimate
 
 _LOG_TOLERANCE = 1e-12
 """Bisection stops when the log-N bracket is this narrow (N to 12 significant digits)."""
@@ -140,21 +141,33 @@ class PowerLawFrontier(ABC):
             return per_token(n) * self._tokens_along(n, per_token)
 
 
-class FittedFrontier:
-    """N_opt(C) = k_n C^a and D_opt(C) = k_d C^b fitted directly (approaches 1 and 2); subclasses hold the numbers."""
+FRONTIER_ESTIMATES = ("a", "b", "k_n", "k_d")
+"""The estimates of a frontier fitted directly (approaches 1 and 2), in fit.json order."""
 
-    k_n: float
-    k_d: float
-    a: float
-    b: float
+
+class FittedFrontier:
+    """N_opt(C) = k_n C^a and D_opt(C) = k_d C^b fitted directly (approaches 1 and 2); subclasses hold the estimates."""
+
+    k_n: Estimate
+    k_d: Estimate
+    a: Estimate
+    b: Estimate
 
     def n_opt(self, flops: ArrayLike) -> np.ndarray:
         """Compute-optimal parameters for C FLOPs."""
-        return self.k_n * np.asarray(flops, dtype=float) ** self.a
+        return self.k_n.value * np.asarray(flops, dtype=float) ** self.a.value
 
     def d_opt(self, flops: ArrayLike) -> np.ndarray:
         """Compute-optimal tokens for C FLOPs."""
-        return self.k_d * np.asarray(flops, dtype=float) ** self.b
+        return self.k_d.value * np.asarray(flops, dtype=float) ** self.b.value
+
+    def frontier_estimates(self) -> dict[str, Estimate]:
+        """a, b, k_n, k_d by name."""
+        return {name: getattr(self, name) for name in FRONTIER_ESTIMATES}
+
+    def frontier_values(self) -> dict[str, float]:
+        """The values of a, b, k_n, k_d by name (one bootstrap sample's record)."""
+        return {name: estimate.value for name, estimate in self.frontier_estimates().items()}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,15 @@ import pandas as pd
 
 from scaling_lab.atomic import write_text_atomically
 from scaling_lab.budget import FlopsPerToken
-from scaling_lab.errors import ConfigError, FitError
+from scaling_lab.errors import ConfigError, FitError, TableError
 from scaling_lab.fitting import bootstrap
-from scaling_lab.fitting.agreement import agreement, agreement_lines
-from scaling_lab.fitting.approach1 import Approach1Config, fit_approach1
-from scaling_lab.fitting.approach2 import Approach2Config, fit_approach2
-from scaling_lab.fitting.approach3 import PARAMS, Approach3Config, fit_approach3
+from scaling_lab.fitting.agreement import Agreement, agreement
+from scaling_lab.fitting.approach1 import Approach1Config, Approach1Result, fit_approach1
+from scaling_lab.fitting.approach2 import Approach2Config, Approach2Result, fit_approach2
+from scaling_lab.fitting.approach3 import Approach3Config, Approach3Result, fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
-from scaling_lab.fitting.kaplan import KaplanConfig, fit_kaplan
+from scaling_lab.fitting.kaplan import KaplanConfig, KaplanResult, fit_kaplan
+from scaling_lab.fitting.laws import ChinchillaLaw
 from scaling_lab.fitting.seeds import (
     RUN_COLUMNS,
     assign_budgets,
@@ -91,34 +93,140 @@ class FitConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FitOutcome:
-    """What a fit produced: results by approach (their to_dict form is fit.json), skips with reasons."""
+class ExtrapolationCheck:
+    """Approach 3 fitted without the largest budget(s), its prediction errors on the held-out points."""
 
-    results: dict[str, Any]
-    """Result objects by approach name (Approach3Result, Approach2Result, ...)."""
+    holdout_flops: tuple[float, ...]
+    """The held-out budgets."""
+    n_train: int
+    """Points fitted."""
+    n_heldout: int
+    """Points predicted."""
+    mean_abs_rel_error: float
+    """Mean |predicted / measured − 1| over the held-out points."""
+    max_abs_rel_error: float
+    """Largest |predicted / measured − 1|."""
+    mean_rel_error: float
+    """Mean signed relative error (positive: the law predicts too high a loss)."""
+    rmse_log_loss: float
+    """Root mean square error in log loss."""
+    law: ChinchillaLaw
+    """The law fitted without the held-out budgets."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """fit.json's ``extrapolation`` object."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self) if f.name != "law"},
+                "holdout_flops": list(self.holdout_flops), "law": self.law.to_dict()}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ExtrapolationCheck:
+        numbers = {f.name: values[f.name] for f in fields(cls) if f.name not in ("law", "holdout_flops")}
+        return cls(holdout_flops=tuple(values["holdout_flops"]), law=ChinchillaLaw.from_dict(values["law"]), **numbers)
+
+    def report(self) -> str:
+        """The report's section."""
+        return "\n".join([
+            "[[Extrapolation check (approach 3 without the largest budgets)]]",
+            f"    held out     = {self.n_heldout} points at C = {', '.join(f'{c:.3g}' for c in self.holdout_flops)}",
+            f"    |rel. error| = mean {self.mean_abs_rel_error:.4g}, max {self.max_abs_rel_error:.4g}",
+        ])  # fmt: skip
+
+
+FitResult = Approach3Result | Approach2Result | Approach1Result | KaplanResult
+"""What one approach produced."""
+
+RESULT_TYPES: dict[str, type[FitResult]] = {
+    "approach3": Approach3Result,
+    "approach2": Approach2Result,
+    "approach1": Approach1Result,
+    "kaplan": KaplanResult,
+}
+"""The result type of each approach (fit.json's object of that name), in the report's order."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitOutcome:
+    """What a fit produced: the result of every approach that ran, skips with reasons, the agreement of the
+    approaches and the extrapolation check; ``to_dict`` is fit.json and ``report`` is report.txt."""
+
+    results: dict[str, FitResult]
+    """Result objects by approach name, in the order they ran."""
     skipped: dict[str, str]
     """Approach name → why it did not run."""
-    extrapolation: dict[str, Any] | None
+    extrapolation: ExtrapolationCheck | None
     """Held-out prediction errors, or None when off or impossible (reason in skipped)."""
     meta: dict[str, Any]
-    """Input path and kind, columns used, FLOP accounting, group, point count, bootstrap settings."""
-    agreement: dict[str, Any] | None = None
+    """Input path and kind, columns used, FLOP accounting, group, point count, seed spread, bootstrap settings (the
+    top of fit.json)."""
+    agreement: Agreement | None = None
     """a of every approach with its interval, the causes of disagreement the data show, non-overlapping pairs."""
 
     def to_dict(self) -> dict[str, Any]:
+        """fit.json's object."""
         out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, **self.meta}
         out.update({name: result.to_dict() for name, result in self.results.items()})
         if self.agreement is not None:
-            out["agreement"] = self.agreement
+            out["agreement"] = self.agreement.to_dict()
         if self.extrapolation is not None:
-            out["extrapolation"] = self.extrapolation
+            out["extrapolation"] = self.extrapolation.to_dict()
         out["skipped"] = dict(self.skipped)
         return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> FitOutcome:
+        """A fit.json object of schema 1 (every version sl-fit wrote) as sl-fit's objects, intervals at the fit's
+        ``bootstrap.level`` (0.95 where it was not recorded); keys this reader does not know stay in ``meta``. For
+        fit.json that sl-fit wrote: the readers in laws.py check a file field by field and name what is wrong."""
+        version = values.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise TableError(f"fit.json schema_version={version!r}: this reader knows {SCHEMA_VERSION}; rerun sl-fit")
+        bootstrap_meta = values.get("bootstrap") or {}
+        level, by = bootstrap_meta.get("level"), bootstrap_meta.get("by")
+        results: dict[str, FitResult] = {}
+        for name, result_type in RESULT_TYPES.items():
+            if values.get(name) is None:
+                continue
+            if result_type is Approach2Result:
+                results[name] = Approach2Result.from_dict(values[name], level, by)
+            else:
+                results[name] = result_type.from_dict(values[name], level)
+        known = {"schema_version", *RESULT_TYPES, "agreement", "extrapolation", "skipped"}
+        agreement_block, extrapolation_block = values.get("agreement"), values.get("extrapolation")
+        return cls(
+            results=results,
+            skipped=dict(values.get("skipped") or {}),
+            extrapolation=None if extrapolation_block is None else ExtrapolationCheck.from_dict(extrapolation_block),
+            meta={key: value for key, value in values.items() if key not in known},
+            agreement=None if agreement_block is None else Agreement.from_dict(agreement_block, level),
+        )
+
+    def report(self) -> str:
+        """report.txt: how the fit was made, then each part's section (lmfit's fit_report in spirit)."""
+        meta = self.meta
+        lines = [
+            "[[Fit]]",
+            f"    input        = {meta['input']} ({meta['input_kind']})",
+            f"    N column     = {meta['n_params_column']}",
+            f"    C column     = {meta['flops_column']}",
+            f"    loss column  = {_loss_line(meta.get('loss_column', 'loss'))}",
+            f"    FLOPs        = {_accounting_line(meta)}",
+            f"    group        = {meta['group'] or '(none)'}",
+            f"    points       = {meta['n_points']}",
+            f"    bootstrap    = {meta['bootstrap'] or 'off'}",
+        ]
+        if "seed_spread" in meta:
+            lines.append(f"[[Seeds: rows sharing (N, D) are one point's seeds; fitted: {meta['seeds']}]]")
+            lines += spread_lines(meta["seed_spread"])
+        sections: list[Any] = [self.results[name] for name in RESULT_TYPES if name in self.results]
+        sections += [part for part in (self.agreement, self.extrapolation) if part is not None]
+        lines += [section.report() for section in sections]
+        lines += [f"[[Skipped {name}]] {reason}" for name, reason in self.skipped.items()]
+        return "\n".join(lines) + "\n"
 
 
 def extrapolation_check(
     table: pd.DataFrame, approach3: Approach3Config, config: ExtrapolationConfig, per_token: FlopsPerToken | None = None
-) -> dict[str, Any]:
+) -> ExtrapolationCheck:
     """Fit approach 3 without the largest ``holdout_budgets`` budgets and report the error on them."""
     labels = assign_budgets(table["flops"].to_numpy(), config.budget_rtol)
     budgets = np.unique(labels)
@@ -130,16 +238,16 @@ def extrapolation_check(
     law = fit_approach3(train, approach3, per_token=per_token).law
     predicted = law.loss(test["n_params"].to_numpy(), test["n_tokens"].to_numpy())
     relative = predicted / test["loss"].to_numpy() - 1.0
-    return {
-        "holdout_flops": [float(b) for b in budgets[-config.holdout_budgets :]],
-        "n_train": len(train),
-        "n_heldout": len(test),
-        "mean_abs_rel_error": float(np.mean(np.abs(relative))),
-        "max_abs_rel_error": float(np.max(np.abs(relative))),
-        "mean_rel_error": float(np.mean(relative)),
-        "rmse_log_loss": float(np.sqrt(np.mean(np.log1p(relative) ** 2))),
-        "law": law.to_dict(),
-    }
+    return ExtrapolationCheck(
+        holdout_flops=tuple(float(b) for b in budgets[-config.holdout_budgets :]),
+        n_train=len(train),
+        n_heldout=len(test),
+        mean_abs_rel_error=float(np.mean(np.abs(relative))),
+        max_abs_rel_error=float(np.max(np.abs(relative))),
+        mean_rel_error=float(np.mean(relative)),
+        rmse_log_loss=float(np.sqrt(np.mean(np.log1p(relative) ** 2))),
+        law=law,
+    )
 
 
 def seed_bootstrap(data: FitInput, boot: BootstrapConfig) -> tuple[list[pd.DataFrame], list[pd.DataFrame] | None]:
@@ -174,7 +282,7 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
                     "(sl-train -m ... seed=0,1,2) or use bootstrap.by=point"
                 )
             resamples, curve_resamples = seed_bootstrap(data, boot)
-    results: dict[str, Any] = {}
+    results: dict[str, FitResult] = {}
     skipped: dict[str, str] = {}
     runners = {
         "approach3": lambda: fit_approach3(points, config.approach3, boot, resamples, per_token=per_token),
@@ -222,7 +330,7 @@ def fit_input(data: FitInput, config: FitConfig) -> FitOutcome:
 
 def _approach1(
     data: FitInput, config: FitConfig, boot: BootstrapConfig | None, resamples: list[pd.DataFrame] | None
-) -> Any:
+) -> Approach1Result:
     if data.curves is None:
         raise FitError("approach1 needs loss curves: a run_id column with several n_tokens per run, or a store")
     return fit_approach1(data.curves, config.approach1, boot, resamples)
@@ -246,13 +354,6 @@ def fit_json(outcome: FitOutcome) -> str:
     return json.dumps(_finite(outcome.to_dict()), indent=2, allow_nan=False) + "\n"
 
 
-def _interval(ci: dict[str, list[float]] | None, name: str) -> str:
-    if not ci or name not in ci or ci[name][0] is None:
-        return ""
-    low, high = ci[name]
-    return f"  [{low:.6g}, {high:.6g}]"
-
-
 def _accounting_line(meta: dict[str, Any]) -> str:
     """How the table counts C, as the report states it (frontiers are solved along that C)."""
     f = FlopsPerToken.from_dict(meta["flops_per_token"])
@@ -273,122 +374,8 @@ def _loss_line(column: str) -> str:
 
 
 def report_text(outcome: FitOutcome) -> str:
-    """A plain-text report in the spirit of lmfit's fit_report: estimates, intervals, how they were fitted."""
-    meta = outcome.meta
-    lines = [
-        "[[Fit]]",
-        f"    input        = {meta['input']} ({meta['input_kind']})",
-        f"    N column     = {meta['n_params_column']}",
-        f"    C column     = {meta['flops_column']}",
-        f"    loss column  = {_loss_line(meta.get('loss_column', 'loss'))}",
-        f"    FLOPs        = {_accounting_line(meta)}",
-        f"    group        = {meta['group'] or '(none)'}",
-        f"    points       = {meta['n_points']}",
-        f"    bootstrap    = {meta['bootstrap'] or 'off'}",
-    ]
-    if "seed_spread" in meta:
-        lines.append(f"[[Seeds: rows sharing (N, D) are one point's seeds; fitted: {meta['seeds']}]]")
-        lines += spread_lines(meta["seed_spread"])
-    r3 = outcome.results.get("approach3")
-    if r3 is not None:
-        lines += [
-            "[[Approach 3: L(N, D) = E + A/N^alpha + B/D^beta]]",
-            f"    objective    = {r3.objective} (delta={r3.delta:g}) on log-loss residuals",
-            f"    objective at optimum = {r3.objective_value:.6g}",
-            f"    points       = {r3.n_points}",
-            f"    starts       = {r3.n_starts} screened, {r3.n_polished} polished, {r3.n_converged} converged",
-        ]
-        if not r3.flops_per_token.is_6nd:
-            lines.append("    frontier     = solved along the table's exact FLOPs; a, b, G below are the law's 6ND"
-                         " values (a along exact FLOPs: [[Agreement]])")  # fmt: skip
-        for name in (*PARAMS, "a", "b", "G"):
-            lines.append(f"    {name:<12} = {getattr(r3, name):.6g}{_interval(r3.ci95, name)}")
-        for row in r3.frontier:
-            ci = row.get("ci95")
-            lines.append(
-                f"    C={row['flops']:.3g}: N_opt={row['n_opt']:.4g}{_interval(ci, 'n_opt')}  "
-                f"D_opt={row['d_opt']:.4g}{_interval(ci, 'd_opt')}  D/N={row['tokens_per_param']:.3g}"
-                f"{_interval(ci, 'tokens_per_param')}  L={row['loss']:.4g}"
-            )
-        vp = r3.vpnls
-        if vp is not None:
-            lines.append("[[Approach 3 by variable projection (Czech et al. 2026), beside the multi-start fit]]")
-            if "skipped" in vp:
-                lines.append(f"    skipped      = {vp['skipped']}")
-            else:
-                lines += [
-                    f"    objective    = {vp['objective']} (squared residuals of the loss itself: points count by"
-                    f" absolute error; the multi-start fit above minimized {r3.objective})",
-                    f"    objective at optimum = {vp['objective_value']:.6g}",
-                    f"    grid         = {vp['grid']}: best alpha={vp['grid_alpha']:.4g}, beta={vp['grid_beta']:.4g}"
-                    + (" (on the grid's edge)" if vp["at_grid_edge"] else "")
-                    + f"; polished, converged={vp['converged']}",
-                ]
-                for name in (*PARAMS, "a", "b", "G"):
-                    lines.append(f"    {name:<12} = {vp[name]:.6g}{_interval(vp.get('ci95'), name)}")
-    r2 = outcome.results.get("approach2")
-    if r2 is not None:
-        lines += [
-            f"[[Approach 2: per-budget {r2.curve} minima, N_opt ∝ C^a]]",
-            f"    budgets      = {r2.n_budgets} used of {len(r2.budgets)}",
-            f"    a            = {r2.a:.6g}{_interval(r2.ci95, 'a')}",
-            f"    b            = {r2.b:.6g}{_interval(r2.ci95, 'b')}",
-        ]
-        if r2.seed_noise is not None:
-            noise = r2.seed_noise
-            lines.append(
-                f"    seed noise   = std {noise['std'][0]:g} at loss {noise['loss'][0]:g} to {noise['std'][1]:g} at "
-                f"{noise['loss'][1]:g}, {noise['resamples']} copies per slice; fits weighted by 1/std(log N*)²"
-            )
-        if r2.ci95 is not None and meta["bootstrap"]["by"] == "seed":
-            lines.append("    bootstrap    = seeds within each point resampled, sizes kept (fixed design)")
-        elif r2.ci95 is not None and r2.seed_noise is not None:
-            lines.append("    bootstrap    = seed noise added to the losses, minima found again (Porian et al. 2024)")
-        elif r2.ci95 is not None:
-            lines.append("    bootstrap    = profile residuals resampled, sizes kept (fixed design)")
-        few = [budget for budget in r2.budgets if "n_opt" not in budget]
-        for budget in r2.budgets:
-            if "n_opt" in budget:
-                state = "used" if budget["used"] else f"excluded: {budget['reason']}"
-                lines.append(
-                    f"      C={budget['flops']:.3g}  sizes={budget['n_sizes']}  N_opt={budget['n_opt']:.4g}  {state}"
-                )
-        if few:
-            lines.append(f"      {len(few)} budget(s) excluded for too few sizes (< {r2.min_sizes})")
-        if r2.n_bootstrap_failed:
-            lines.append(f"    bootstrap    = {r2.n_bootstrap_failed} resamples failed (a slice lost its bracket)")
-    r1 = outcome.results.get("approach1")
-    if r1 is not None:
-        lines += [
-            "[[Approach 1: loss-vs-compute envelope]]",
-            f"    runs         = {r1.n_runs}, envelope points {r1.n_flops}, sizes on it {r1.n_sizes_on_envelope}",
-            f"    a            = {r1.a:.6g}{_interval(r1.ci95, 'a')}",
-            f"    b            = {r1.b:.6g}{_interval(r1.ci95, 'b')}",
-        ]
-    rk = outcome.results.get("kaplan")
-    if rk is not None:
-        lines.append(f"[[Kaplan: L(X) = E + A/X^alpha, objective {rk.objective}]]")
-        for name, law in rk.laws.items():
-            if "skipped" in law:
-                lines.append(f"    {name}: skipped: {law['skipped']}")
-                continue
-            ci = (rk.ci95 or {}).get(name)
-            lines.append(
-                f"    {name}: E={law['E']:.5g}{_interval(ci, 'E')}  A={law['A']:.5g}  "
-                f"alpha={law['alpha']:.5g}{_interval(ci, 'alpha')}  ({law['n_points']} points)"
-            )
-    if outcome.agreement is not None:
-        lines += agreement_lines(outcome.agreement)
-    ex = outcome.extrapolation
-    if ex is not None:
-        lines += [
-            "[[Extrapolation check (approach 3 without the largest budgets)]]",
-            f"    held out     = {ex['n_heldout']} points at C = {', '.join(f'{c:.3g}' for c in ex['holdout_flops'])}",
-            f"    |rel. error| = mean {ex['mean_abs_rel_error']:.4g}, max {ex['max_abs_rel_error']:.4g}",
-        ]
-    for name, reason in outcome.skipped.items():
-        lines.append(f"[[Skipped {name}]] {reason}")
-    return "\n".join(lines) + "\n"
+    """report.txt's text (:meth:`FitOutcome.report`)."""
+    return outcome.report()
 
 
 def write_outputs(outcome: FitOutcome, out_dir: Path) -> tuple[Path, Path]:

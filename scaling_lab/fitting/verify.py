@@ -33,6 +33,7 @@ from scaling_lab.budget import FlopsPerToken
 from scaling_lab.errors import ConfigError, FitError, TableError
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES, POLYNOMIAL_DEGREES, akima_minimum, profile_minimum
 from scaling_lab.fitting.bootstrap import percentile_interval
+from scaling_lab.fitting.estimate import Estimate
 from scaling_lab.fitting.laws import (
     ChinchillaLaw,
     approach3_laws,
@@ -88,31 +89,33 @@ class Prediction:
 
     approach: str
     """approach1, approach2 or approach3."""
-    n_opt: float
-    """Predicted compute-optimal N at the target (the fit's N)."""
-    n_opt_ci: tuple[float, float] | None
-    """Bootstrap percentile interval of n_opt; None when fit.json has no samples for this approach."""
-    loss: float | None
-    """Predicted lowest loss at the target; None when the approach cannot forecast it."""
-    loss_ci: tuple[float, float] | None
-    """Bootstrap percentile interval of loss; None without samples (and for forecasts without one)."""
+    n_opt: Estimate
+    """Predicted compute-optimal N at the target (the fit's N), with the percentile interval over the fit's bootstrap
+    samples (none when fit.json has no samples for this approach)."""
+    loss: Estimate | None
+    """Predicted lowest loss at the target, with its interval where the samples give one; None when the approach
+    cannot forecast it."""
     loss_method: str
     """How the loss was predicted."""
     level: float
-    """Central probability of the intervals."""
+    """Central probability of the fit's intervals (fit.json's ``ci_level`` or ``bootstrap.level``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for key in ("n_opt_ci", "loss_ci"):
-            out[key] = None if out[key] is None else list(out[key])
-        return out
+        """verify.json's prediction: values and [low, high] intervals (null without one)."""
+        loss = self.loss
+        return {"approach": self.approach, "n_opt": self.n_opt.value, "n_opt_ci": _bounds(self.n_opt),
+                "loss": None if loss is None else loss.value, "loss_ci": None if loss is None else _bounds(loss),
+                "loss_method": self.loss_method, "level": self.level}  # fmt: skip
 
 
-def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
-    values = np.asarray(values, dtype=float)
-    if not np.isfinite(values).any():
-        return None
-    return percentile_interval(values, level)
+def _bounds(estimate: Estimate) -> list[float] | None:
+    interval = estimate.interval
+    return None if interval is None else list(interval)
+
+
+def _estimate(value: float, samples: np.ndarray | None, level: float) -> Estimate:
+    """The value with the percentile interval of the finite samples; no interval without one."""
+    return Estimate(value) if samples is None else Estimate.from_samples(value, samples, level)
 
 
 def _optimum(law: ChinchillaLaw, flops: float, per_token: FlopsPerToken) -> tuple[float, float]:
@@ -131,13 +134,12 @@ def _approach3(fit: dict[str, Any], flops: float, source: str) -> Prediction:
     if not (math.isfinite(n_opt) and n_opt > 0):
         raise FitError(f"approach3: no compute-optimal N at C={flops:.3g} in the fit's FLOP accounting")
     level = interval_level(fit, "approach3", source)
-    n_ci = loss_ci = None
+    sample_n = sample_loss = None
     if samples:
         sample_n, sample_loss = np.array([_optimum(s, flops, per_token) for s in samples]).T
-        n_ci, loss_ci = _interval(sample_n, level), _interval(sample_loss, level)
     method = "minimum of the isoFLOP profile L(N, C / f(N)) of the fitted law"
-    return Prediction(approach="approach3", n_opt=n_opt, n_opt_ci=n_ci, loss=loss, loss_ci=loss_ci,
-                      loss_method=method, level=level)  # fmt: skip
+    return Prediction(approach="approach3", n_opt=_estimate(n_opt, sample_n, level),
+                      loss=_estimate(loss, sample_loss, level), loss_method=method, level=level)  # fmt: skip
 
 
 def _power_law_forecast(flops: np.ndarray, loss: np.ndarray, target: float) -> float | None:
@@ -160,12 +162,12 @@ def _frontier_approach(name: str, fit: dict[str, Any], flops: float, source: str
     if not (math.isfinite(n_opt) and n_opt > 0):
         raise FitError(f"{name}: N_opt = k_n C^a is not a positive number at C={flops:.3g}")
     level = interval_level(fit, name, source)
-    n_ci = _interval(np.array([k * flops**a for k, a in block.samples]), level) if block.samples else None
+    sample_n = np.array([k * flops**a for k, a in block.samples]) if block.samples else None
     method = LOSS_FORECAST if name == "approach2" else LOSS_FORECAST_ENVELOPE
     loss = _power_law_forecast(*np.array(block.minima).T, flops) if block.minima else None
     method = method if loss is not None else "none (fewer than two budgets)"
-    return Prediction(approach=name, n_opt=n_opt, n_opt_ci=n_ci, loss=loss, loss_ci=None, loss_method=method,
-                      level=level)  # fmt: skip
+    return Prediction(approach=name, n_opt=_estimate(n_opt, sample_n, level),
+                      loss=None if loss is None else Estimate(loss), loss_method=method, level=level)  # fmt: skip
 
 
 def predict(fit: dict[str, Any], flops: float, *, source: str) -> tuple[
@@ -224,8 +226,8 @@ def planned_sizes(
     minimum)."""
     if n_sizes < 1:
         raise ConfigError(f"sizes={n_sizes} must be at least 1")
-    ends = [value for p in predictions.values() for value in (p.n_opt_ci or (p.n_opt, p.n_opt))]
-    ends += [p.n_opt for p in predictions.values()]
+    ends = [value for p in predictions.values() for value in (p.n_opt.interval or (p.n_opt.value, p.n_opt.value))]
+    ends += [p.n_opt.value for p in predictions.values()]
     low, high = min(ends) / margin, max(ends) * margin
     if n_sizes == 1:
         return np.array([math.sqrt(low * high)])
@@ -321,25 +323,22 @@ def compare(predictions: dict[str, Prediction], measured: Measured) -> dict[str,
     out = {}
     for name, p in predictions.items():
         row: dict[str, Any] = {"loss_rel_error": None, "n_opt_ratio": None, "n_opt_inside": None}
+        interval = p.n_opt.interval
         if p.loss is not None:
-            row["loss_rel_error"] = p.loss / measured.best_loss - 1.0
+            row["loss_rel_error"] = p.loss.value / measured.best_loss - 1.0
         if measured.n_opt is not None:
-            row["n_opt_ratio"] = p.n_opt / measured.n_opt
-            if p.n_opt_ci is not None:
-                row["n_opt_inside"] = bool(p.n_opt_ci[0] <= measured.n_opt <= p.n_opt_ci[1])
-        elif measured.n_opt_side and p.n_opt_ci is not None:
+            row["n_opt_ratio"] = p.n_opt.value / measured.n_opt
+            if interval is not None:
+                row["n_opt_inside"] = bool(interval[0] <= measured.n_opt <= interval[1])
+        elif measured.n_opt_side and interval is not None:
             # The optimum is known only to lie beyond an end of the slice: outside if the interval lies wholly on
             # the other side of that end.
-            if measured.n_opt_side == "above" and p.n_opt_ci[1] < max(sizes):
+            if measured.n_opt_side == "above" and interval[1] < max(sizes):
                 row["n_opt_inside"] = False
-            if measured.n_opt_side == "below" and p.n_opt_ci[0] > min(sizes):
+            if measured.n_opt_side == "below" and interval[0] > min(sizes):
                 row["n_opt_inside"] = False
         out[name] = row
     return out
-
-
-def _fmt_ci(ci: tuple[float, float] | list[float] | None, spec: str) -> str:
-    return "" if ci is None else f" [{format(ci[0], spec)}, {format(ci[1], spec)}]"
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -385,8 +384,8 @@ class VerifyResult:
         lines += [f"    recipe       = {note}" for note in meta.get("recipe_notes", [])]
         lines.append("[[Predictions at the target]]")
         for name, p in self.predictions.items():
-            lines.append(f"    {name}: N_opt = {p.n_opt:.4g}{_fmt_ci(p.n_opt_ci, '.4g')}  "
-                         f"loss = {_fmt(p.loss, '.4f')}{_fmt_ci(p.loss_ci, '.4f')}  ({p.loss_method})")  # fmt: skip
+            loss = "n/a" if p.loss is None else p.loss.format(".4f")
+            lines.append(f"    {name}: N_opt = {p.n_opt.format('.4g')}  loss = {loss}  ({p.loss_method})")
         for name, why in self.skipped.items():
             lines.append(f"    {name}: skipped: {why}")
         m = self.measured

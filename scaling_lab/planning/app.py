@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from scaling_lab.errors import ConfigError
 from scaling_lab.planning.budget import BudgetPlan, BudgetQuery, plan_budget
 from scaling_lab.planning.inference import inference_aware_plan, reference_models_table
-from scaling_lab.planning.laws import load_law
+from scaling_lab.planning.laws import LoadedLaw, load_law
 from scaling_lab.planning.moe import DENSE_FFN_FRACTION, MoEConfig, moe_sizes
 
 
@@ -104,9 +104,10 @@ def shape_suggestion(n_params_nonembed: float) -> str:
     return "\n".join(lines)
 
 
-def run_budget(config: BudgetAppConfig) -> str:
-    """The full ``sl-budget`` report: plan, shape, MoE sizes, inference-aware allocation, reference models."""
-    loaded = load_law(config.law)
+def run_budget(config: BudgetAppConfig, loaded: LoadedLaw | None = None) -> str:
+    """The full ``sl-budget`` report: plan, shape, MoE sizes, inference-aware allocation, reference models; of
+    ``loaded`` when given (a law in memory: ``LoadedLaw.from_outcome``), else of the law ``config.law`` names."""
+    loaded = loaded if loaded is not None else load_law(config.law)
     plan: BudgetPlan = plan_budget(loaded, config.query)
     sections = [plan.report()]
     n_opt = plan.n_params.value

@@ -5,7 +5,7 @@ a given N or D is placed at the budget whose optimum it is, C = 6 (N/G)^(1/a) or
 target loss at the smallest budget that reaches it. A law fitted on exact FLOPs carries its FLOPs per token
 against N, and every C here is then in those FLOPs, its frontier solved along them (scaling_lab.fitting.laws).
 With bootstrap samples each quantity is recomputed per sample and its 95% interval is the 2.5th-97.5th
-percentile.
+percentile (an :class:`~scaling_lab.fitting.estimate.Estimate`, as every fitted number).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from scipy.optimize import brentq
 
 from scaling_lab.budget import SIX_ND, FlopsPerToken
 from scaling_lab.errors import ConfigError
-from scaling_lab.fitting.bootstrap import percentile_interval
+from scaling_lab.fitting.estimate import Estimate
 from scaling_lab.planning.laws import LoadedLaw, LossLaw
 
 INTERVAL_LEVEL = 0.95
@@ -92,29 +92,6 @@ def flops_for_loss(law: LossLaw, target_loss: float, per_token: FlopsPerToken = 
 
 
 @dataclass(frozen=True, kw_only=True)
-class Estimate:
-    """A planned quantity with its bootstrap interval (NaN bounds when the law has no samples)."""
-
-    value: float
-    """Point estimate from the fitted (or published) law."""
-    low: float = float("nan")
-    """2.5th percentile over bootstrap samples."""
-    high: float = float("nan")
-    """97.5th percentile over bootstrap samples."""
-
-    @classmethod
-    def from_samples(cls, value: float, samples: np.ndarray) -> Estimate:
-        """The value with the percentile interval of the finite samples (the fitter's own interval rule)."""
-        low, high = percentile_interval(samples, INTERVAL_LEVEL)
-        return cls(value=float(value), low=low, high=high)
-
-    def format(self, spec: str = ".4g") -> str:
-        if np.isnan(self.low):
-            return f"{self.value:{spec}}"
-        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
-
-
-@dataclass(frozen=True, kw_only=True)
 class BudgetPlan:
     """The compute-optimal answer to one query."""
 
@@ -147,9 +124,9 @@ class BudgetPlan:
         ]
 
     def report(self) -> str:
-        """A two-column text table; intervals are 95% bootstrap intervals."""
+        """A two-column text table with the bootstrap intervals."""
         header = f"law: {self.source}" + (
-            f" ({self.n_bootstrap} bootstrap samples, 95% intervals)" if self.n_bootstrap else ""
+            f" ({self.n_bootstrap} bootstrap samples, {INTERVAL_LEVEL:.0%} intervals)" if self.n_bootstrap else ""
         )
         width = max(len(name) for name, _ in self.rows())
         lines = [header] + [f"  {name:<{width}}  {value}" for name, value in self.rows()]
@@ -172,10 +149,10 @@ def plan_budget(loaded: LoadedLaw, query: BudgetQuery) -> BudgetPlan:
     point = _point(loaded.law, query, loaded.per_token)
     per_sample = np.array([_point(s, query, loaded.per_token, strict=False) for s in loaded.samples])
     per_sample = per_sample.reshape(-1, point.size)
-    estimates = [Estimate.from_samples(point[i], per_sample[:, i]) for i in range(point.size)]
+    estimates = [Estimate.from_samples(point[i], per_sample[:, i], INTERVAL_LEVEL) for i in range(point.size)]
     given = {"flops": 0, "n_params": 1, "n_tokens": 2, "target_loss": 4}
     exact = next(index for name, index in given.items() if getattr(query, name) is not None)
-    estimates[exact] = Estimate(value=point[exact])  # the asked-for quantity is exact, not estimated
+    estimates[exact] = Estimate(float(point[exact]))  # the asked-for quantity is exact, not estimated
     flops, n_params, n_tokens, tokens_per_param, loss = estimates
     return BudgetPlan(
         flops=flops,

@@ -20,8 +20,9 @@ from matplotlib.figure import Figure
 
 from scaling_lab.errors import FitError
 from scaling_lab.fitting.bootstrap import percentile_interval
-from scaling_lab.planning.budget import INTERVAL_LEVEL, Estimate
-from scaling_lab.planning.laws import LoadedLaw, law_from_fit_dict, law_parameters
+from scaling_lab.fitting.estimate import Estimate
+from scaling_lab.planning.budget import INTERVAL_LEVEL
+from scaling_lab.planning.laws import LoadedLaw, law_parameters
 from scaling_lab.plotting.figures import save
 
 COMPARED = ("E", "A", "B", "alpha", "beta", "a", "b")
@@ -35,8 +36,7 @@ def _fit(table: pd.DataFrame, source: str, config, bootstrap_config) -> LoadedLa
         result = fit_approach3(table, config, bootstrap_config)
     except FitError as error:
         raise FitError(f"compare: {source}: {error}") from error
-    payload = {"approach3": result.to_dict(), "n_params_column": table.attrs.get("n_params_column", "n_params")}
-    return law_from_fit_dict(payload, source=source)
+    return LoadedLaw.from_result(result, source=source)
 
 
 def fit_groups(
@@ -138,7 +138,7 @@ class MixComparison:
 def _estimates(loaded: LoadedLaw) -> dict[str, Estimate]:
     point = law_parameters(loaded.law)
     per_sample = [law_parameters(s) for s in loaded.samples]
-    return {q: Estimate.from_samples(point[q], np.array([s[q] for s in per_sample], dtype=float)) for q in COMPARED}
+    return {q: Estimate.from_samples(point[q], [s[q] for s in per_sample], INTERVAL_LEVEL) for q in COMPARED}
 
 
 def compare_fits(fits: Mapping[str, LoadedLaw], *, target: str = "loss") -> MixComparison:

@@ -8,7 +8,7 @@ exact FLOPs records it in fit.json). :func:`tokens_for_loss` inverts ``loss`` in
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from scaling_lab.budget import SIX_ND, FlopsPerToken
-from scaling_lab.errors import ConfigError, TableError
+from scaling_lab.errors import ConfigError, FitError, TableError
+from scaling_lab.fitting.approach3 import Approach3Result
 from scaling_lab.fitting.laws import (
     BESIROGLU_2024,
     CHINCHILLA_APPROACH3,
@@ -27,6 +28,7 @@ from scaling_lab.fitting.laws import (
     json_kind,
     read_fit_json,
 )
+from scaling_lab.fitting.run import FitOutcome
 
 
 class LossLaw(Protocol):
@@ -164,6 +166,22 @@ class LoadedLaw:
     per_token: FlopsPerToken = SIX_ND
     """The C its frontier is solved along (fit.json's ``flops_per_token``; 6ND for published laws and for fit.json
     written before it was recorded)."""
+
+    @classmethod
+    def from_result(cls, result: Approach3Result, *, source: str) -> LoadedLaw:
+        """The law of an approach-3 fit in memory, with its bootstrap laws, its N and its FLOPs per token."""
+        samples = tuple(ChinchillaLaw(**sample) for sample in result.bootstrap_samples or ())
+        return cls(law=result.law, source=source, samples=samples, n_params_column=result.n_params_column,
+                   per_token=result.flops_per_token)  # fmt: skip
+
+    @classmethod
+    def from_outcome(cls, outcome: FitOutcome, *, source: str) -> LoadedLaw:
+        """The approach-3 law of a fit in memory (what :func:`load_law` reads from its fit.json)."""
+        result = outcome.results.get("approach3")
+        if not isinstance(result, Approach3Result):
+            raise FitError(f"{source}: the fit has no approach 3 ({outcome.skipped.get('approach3', 'not run')})")
+        column = outcome.meta.get("n_params_column", result.n_params_column)
+        return replace(cls.from_result(result, source=source), n_params_column=column)
 
 
 def load_law(spec: str | Path) -> LoadedLaw:

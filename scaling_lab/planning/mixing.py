@@ -26,7 +26,8 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from scaling_lab.errors import FitError
-from scaling_lab.planning.budget import Estimate
+from scaling_lab.fitting.estimate import Estimate
+from scaling_lab.planning.budget import INTERVAL_LEVEL
 
 EXPONENT_STARTS = np.linspace(-8.0, 8.0, 9)
 """Starting exponents per free domain (the grid is their product): the fitted t of Ye et al. 2024's Pile domains lie
@@ -190,5 +191,5 @@ def loss_at_budget(fits: Mapping[str, Any], flops: float) -> dict[str, Estimate]
     for name, loaded in fits.items():
         value = float(loaded.law.loss_at_optimum(flops, loaded.per_token))
         samples = np.array([float(s.loss_at_optimum(flops, loaded.per_token)) for s in loaded.samples])
-        out[name] = Estimate.from_samples(value, samples) if len(samples) else Estimate(value=value)
+        out[name] = Estimate.from_samples(value, samples, INTERVAL_LEVEL) if len(samples) else Estimate(value)
     return out

@@ -55,7 +55,7 @@ def isoflop_figure(points: pd.DataFrame, results: dict[str, Any], budget_rtol: f
     ax = figure.add_subplot()
     labels = assign_budgets(points["flops"].to_numpy(), budget_rtol)
     r2, r3 = results.get("approach2"), results.get("approach3")
-    fitted = [b for b in (r2.budgets if r2 else []) if "n_opt" in b]  # approach 2's own per-budget results
+    fitted = [b for b in (r2.budgets if r2 else []) if b.fitted]  # approach 2's own per-budget results
     budgets = np.unique(labels)
     colors = _budget_colors(budgets)
     for flops in budgets:
@@ -67,12 +67,12 @@ def isoflop_figure(points: pd.DataFrame, results: dict[str, Any], budget_rtol: f
         grid = np.geomspace(rows["n_params"].min(), rows["n_params"].max(), 100)
         if r3 is not None:
             ax.plot(grid, r3.law.loss(grid, flops / r3.flops_per_token(grid)), "--", color=color, lw=1)
-        budget = next((b for b in fitted if math.isclose(b["flops"], flops, rel_tol=SAME_BUDGET_RTOL)), None)
+        budget = next((b for b in fitted if math.isclose(b.flops, flops, rel_tol=SAME_BUDGET_RTOL)), None)
         if r2 is not None and budget is not None:
             profile = profile_curve(np.log(rows["n_params"].to_numpy()), rows["loss"].to_numpy(), r2.curve)
             ax.plot(grid, profile(np.log(grid)), "-", color=color, lw=1)
-            marker = "v" if budget["bracketed"] else "x"
-            ax.plot([budget["n_opt"]], [budget["loss_opt"]], marker, color="black", ms=7)
+            marker = "v" if budget.bracketed else "x"
+            ax.plot([budget.n_opt], [budget.loss_opt], marker, color="black", ms=7)
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("loss")
@@ -94,18 +94,18 @@ def _frontier_lines(results: dict[str, Any], flops: np.ndarray, which: str) -> d
         band = None
         if r3.bootstrap_samples:
             lines = np.array([pick(ChinchillaLaw(**s)) for s in r3.bootstrap_samples])
-            band = np.array([percentile_interval(col, r3.ci_level) for col in lines.T]).T
+            band = np.array([percentile_interval(col, r3.level) for col in lines.T]).T
         out["approach3"] = (pick(r3.law), band)
     for name in ("approach2", "approach1"):
         result = results.get(name)
         if result is None:
             continue
         key_exp, key_coef = ("a", "k_n") if which == "n" else ("b", "k_d")
-        central = getattr(result, key_coef) * flops ** getattr(result, key_exp)
+        central = getattr(result, key_coef).value * flops ** getattr(result, key_exp).value
         band = None
         if result.bootstrap_samples:
             lines = np.array([s[key_coef] * flops ** s[key_exp] for s in result.bootstrap_samples])
-            band = np.array([percentile_interval(col, 0.95) for col in lines.T]).T
+            band = np.array([percentile_interval(col, result.a.level) for col in lines.T]).T
         out[name] = (central, band)
     return out
 
@@ -119,21 +119,24 @@ def frontier_figure(points: pd.DataFrame, results: dict[str, Any]) -> Figure:
         ax = figure.add_subplot(1, 2, index + 1)
         for name, (central, band) in _frontier_lines(results, flops, which).items():
             result = results[name]
-            exponent = result.a if which == "n" else result.b
+            exponent = (result.a if which == "n" else result.b).value
             ax.plot(flops, central, color=COLORS[name], label=f"{name} ({'a' if which == 'n' else 'b'}={exponent:.3f})")
             if band is not None:
                 ax.fill_between(flops, band[0], band[1], color=COLORS[name], alpha=0.2)
         if r2 is not None:
-            used = [b for b in r2.budgets if b.get("used")]
+            used = [b for b in r2.budgets if b.used]
             key = "n_opt" if which == "n" else "d_opt"
-            ax.scatter([b["flops"] for b in used], [b[key] for b in used], color=COLORS["approach2"], s=15, zorder=3)
+            ax.scatter([b.flops for b in used], [getattr(b, key) for b in used], color=COLORS["approach2"], s=15,
+                       zorder=3)  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training FLOPs C")
         ax.set_ylabel("N_opt (parameters)" if which == "n" else "D_opt (tokens)")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    figure.suptitle("Compute-optimal allocation (bands: 95% bootstrap)")
+    levels = {results[name].a.level for name in COLORS if name in results} - {None}  # the bootstrap's level
+    bands = f"{levels.pop():.0%} bootstrap" if len(levels) == 1 else "bootstrap"
+    figure.suptitle(f"Compute-optimal allocation (bands: {bands})")
     return figure
 
 
@@ -197,7 +200,7 @@ def envelope_figure(curves: pd.DataFrame | None, points: pd.DataFrame, results: 
     ax.scatter(points["flops"], points["loss"], s=8, color="gray", label="final points")
     r1 = results.get("approach1")
     if r1 is not None:
-        env = pd.DataFrame(r1.envelope)
+        env = pd.DataFrame([point.to_dict() for point in r1.envelope])
         ax.plot(env["flops"], env["loss"], color="black", lw=2, label="lower envelope (approach 1)")
     ax.set_xscale("log")
     ax.set_yscale("log")

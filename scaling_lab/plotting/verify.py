@@ -35,11 +35,11 @@ def verify_figure(
             ax.fill_between(sizes, band[0], band[1], color=COLORS["approach3"], alpha=0.15)
     for name, p in predictions.items():
         color = COLORS[name]
-        ax.axvline(p.n_opt, color=color, lw=1, label=f"{name} N_opt {p.n_opt:.3g}")
-        if p.n_opt_ci is not None:
-            ax.axvspan(p.n_opt_ci[0], p.n_opt_ci[1], color=color, alpha=0.08)
+        ax.axvline(p.n_opt.value, color=color, lw=1, label=f"{name} N_opt {p.n_opt.value:.3g}")
+        if p.n_opt.interval is not None:
+            ax.axvspan(*p.n_opt.interval, color=color, alpha=0.08)
         if p.loss is not None:
-            ax.plot([p.n_opt], [p.loss], "o", mfc="white", mec=color, ms=7)
+            ax.plot([p.n_opt.value], [p.loss.value], "o", mfc="white", mec=color, ms=7)
     ax.scatter(runs["n_params"], runs["loss"], s=10, color="gray", zorder=3, label="runs")
     means = pd.DataFrame(measured.sizes)
     ax.errorbar(means["n_params"], means["loss_mean"], yerr=means["loss_std"], fmt="s", color="black", ms=5,

@@ -49,8 +49,16 @@ SET_FACTORS = {"prose": 0.9, "code": 1.1, "all": 1.0}
 """With ``suite``, each eval set's loss is the row's loss times these; its bits per byte are 1.5 times its loss."""
 
 
-def write_store(root: Path, table: pd.DataFrame, *, sweep: str = "syn", data_mix: str = "bytes", suite: str | None = None,
-                data: dict | None = None, set_factors: dict | None = None) -> Path:  # fmt: skip
+def write_store(
+    root: Path,
+    table: pd.DataFrame,
+    *,
+    sweep: str = "syn",
+    data_mix: str = "bytes",
+    suite: str | None = None,
+    data: dict | None = None,
+    set_factors: dict | None = None,
+) -> Path:
     """Write one real finished RunRecord per row of a fit table into a results store under root; with ``suite`` (an
     eval-suite hash) every point also scores the sets of ``set_factors`` (default :data:`SET_FACTORS`)."""
     from scaling_lab.results import CurvePoint, RunPoint, RunRecord, config_hash, library_versions, utc_now

@@ -3,6 +3,8 @@ import pytest
 
 from scaling_lab.errors import ConfigError, FitError
 from scaling_lab.fitting.approach3 import (
+    FRONTIER,
+    PARAMS,
     Approach3Config,
     Approach3Result,
     chinchilla_start_grid,
@@ -49,32 +51,33 @@ def test_analytic_gradient_matches_finite_differences(chinchilla_table, objectiv
 def test_noise_free_data_recovers_the_law_exactly(chinchilla_table, law):
     result = fit_approach3(chinchilla_table(law=law))
     for name in ("E", "A", "B", "alpha", "beta"):
-        assert getattr(result, name) == pytest.approx(getattr(law, name), rel=1e-4), name
+        assert getattr(result.estimates, name).value == pytest.approx(getattr(law, name), rel=1e-4), name
     assert result.converged and result.n_converged >= 1
     assert result.n_starts == 4500 and result.n_points == 54
 
 
 def test_noisy_data_recovers_the_law_within_tolerance(chinchilla_table):
     # 1 % multiplicative noise on 54 points: exponents within 0.03, frontier exponent a within 0.02
-    result = fit_approach3(chinchilla_table(noise=0.01, seed=11))
-    assert result.alpha == pytest.approx(TRUTH.alpha, abs=0.03)
-    assert result.beta == pytest.approx(TRUTH.beta, abs=0.03)
-    assert result.E == pytest.approx(TRUTH.E, abs=0.1)
-    assert result.a == pytest.approx(TRUTH.a, abs=0.02)
+    fitted = fit_approach3(chinchilla_table(noise=0.01, seed=11)).estimates
+    assert fitted.alpha.value == pytest.approx(TRUTH.alpha, abs=0.03)
+    assert fitted.beta.value == pytest.approx(TRUTH.beta, abs=0.03)
+    assert fitted.E.value == pytest.approx(TRUTH.E, abs=0.1)
+    assert fitted.a.value == pytest.approx(TRUTH.a, abs=0.02)
 
 
 def test_frontier_of_the_result_is_the_closed_form(chinchilla_table):
     result = fit_approach3(chinchilla_table(noise=0.01, seed=2))
-    alpha, beta, A, B = result.alpha, result.beta, result.A, result.B
-    assert result.a == pytest.approx(beta / (alpha + beta), rel=1e-12)
-    assert result.b == pytest.approx(alpha / (alpha + beta), rel=1e-12)
-    assert result.G == pytest.approx((alpha * A / (beta * B)) ** (1 / (alpha + beta)), rel=1e-12)
-    assert result.law.n_opt(1e21) == pytest.approx(result.G * (1e21 / 6) ** result.a, rel=1e-12)
+    fitted = result.estimates
+    alpha, beta, A, B = fitted.alpha.value, fitted.beta.value, fitted.A.value, fitted.B.value
+    assert result.a.value == pytest.approx(beta / (alpha + beta), rel=1e-12)
+    assert result.b.value == pytest.approx(alpha / (alpha + beta), rel=1e-12)
+    assert fitted.G.value == pytest.approx((alpha * A / (beta * B)) ** (1 / (alpha + beta)), rel=1e-12)
+    assert result.law.n_opt(1e21) == pytest.approx(fitted.G.value * (1e21 / 6) ** result.a.value, rel=1e-12)
     # the reported frontier rows are the table's largest budget ×1, ×10, ×100
-    assert [row["flops"] for row in result.frontier] == pytest.approx([1e21, 1e22, 1e23])
+    assert [row.flops for row in result.frontier] == pytest.approx([1e21, 1e22, 1e23])
     row = result.frontier[1]
-    assert row["n_opt"] * row["d_opt"] * 6 == pytest.approx(1e22, rel=1e-9)
-    assert row["tokens_per_param"] == pytest.approx(row["d_opt"] / row["n_opt"], rel=1e-12)
+    assert row.n_opt.value * row.d_opt.value * 6 == pytest.approx(1e22, rel=1e-9)
+    assert row.tokens_per_param.value == pytest.approx(row.d_opt.value / row.n_opt.value, rel=1e-12)
 
 
 def test_objective_choice_is_recorded_and_changes_the_fit(chinchilla_table):
@@ -84,7 +87,7 @@ def test_objective_choice_is_recorded_and_changes_the_fit(chinchilla_table):
     squares = fit_approach3(table, Approach3Config(objective="least_squares"))
     assert huber.objective == "huber" and squares.objective == "least_squares"
     assert huber.to_dict()["objective"] == "huber"
-    assert abs(huber.alpha - TRUTH.alpha) < abs(squares.alpha - TRUTH.alpha)
+    assert abs(huber.estimates.alpha.value - TRUTH.alpha) < abs(squares.estimates.alpha.value - TRUTH.alpha)
 
 
 def test_bootstrap_is_seeded_independent_of_workers_and_roundtrips(chinchilla_table):
@@ -92,9 +95,11 @@ def test_bootstrap_is_seeded_independent_of_workers_and_roundtrips(chinchilla_ta
     one = fit_approach3(table, Approach3Config(), BootstrapConfig(n_resamples=12, seed=7, n_jobs=1))
     two = fit_approach3(table, Approach3Config(), BootstrapConfig(n_resamples=12, seed=7, n_jobs=2))
     assert one.bootstrap_samples == two.bootstrap_samples  # same resamples, same order, whatever the workers
-    assert len(one.bootstrap_samples) == 12 and set(one.ci95) == {"E", "A", "B", "alpha", "beta", "a", "b", "G"}
-    for name, (low, high) in one.ci95.items():
-        assert low <= getattr(one, name) <= high or name in ("A", "B", "G"), name
+    assert len(one.bootstrap_samples) == 12 and set(one.to_dict()["ci95"]) == set(PARAMS + FRONTIER)
+    for name in PARAMS + FRONTIER:
+        estimate = getattr(one.estimates, name)
+        assert estimate.level == 0.95 and estimate.interval is not None, name
+        assert estimate.low <= estimate.value <= estimate.high or name in ("A", "B", "G"), name
     restored = Approach3Result.from_dict(one.to_dict())
     assert restored == one
 

@@ -12,7 +12,7 @@ from scaling_lab.fitting.approach2 import (
 )
 from scaling_lab.fitting.approach3 import fit_approach3
 from scaling_lab.fitting.bootstrap import BootstrapConfig
-from scaling_lab.fitting.kaplan import KaplanConfig, fit_kaplan, fit_law
+from scaling_lab.fitting.kaplan import KaplanConfig, KaplanResult, fit_kaplan, fit_law
 from scaling_lab.fitting.laws import CHINCHILLA_APPROACH3 as TRUTH
 from scaling_lab.fitting.seeds import assign_budgets
 from scaling_lab.fitting.synthetic import curves_table
@@ -36,16 +36,17 @@ def test_approaches_2_and_3_agree_on_noise_free_data(chinchilla_table):
     table = chinchilla_table(sizes_per_budget=15, span_decades=0.5)
     two = fit_approach2(table)
     three = fit_approach3(table)
-    assert two.n_budgets == 6 and all(b["bracketed"] for b in two.budgets)
-    assert two.a == pytest.approx(three.a, abs=0.01) and two.b == pytest.approx(three.b, abs=0.01)
-    assert three.a == pytest.approx(TRUTH.a, abs=1e-4)
+    assert two.n_budgets == 6 and all(b.bracketed for b in two.budgets)
+    assert two.a.value == pytest.approx(three.a.value, abs=0.01)
+    assert two.b.value == pytest.approx(three.b.value, abs=0.01)
+    assert three.a.value == pytest.approx(TRUTH.a, abs=1e-4)
     for budget in two.budgets:
-        assert budget["n_opt"] == pytest.approx(TRUTH.n_opt(budget["flops"]), rel=0.05)
+        assert budget.n_opt == pytest.approx(TRUTH.n_opt(budget.flops), rel=0.05)
 
 
 def test_cubic_profiles_also_recover_the_exponent(chinchilla_table):
     result = fit_approach2(chinchilla_table(sizes_per_budget=15), Approach2Config(curve="cubic"))
-    assert result.curve == "cubic" and result.a == pytest.approx(TRUTH.a, abs=0.02)
+    assert result.curve == "cubic" and result.a.value == pytest.approx(TRUTH.a, abs=0.02)
 
 
 def test_unbracketed_budgets_are_excluded_with_their_reason(chinchilla_table):
@@ -54,8 +55,8 @@ def test_unbracketed_budgets_are_excluded_with_their_reason(chinchilla_table):
     small = table["flops"] < 5e18
     table = table[~small | (table["n_params"] > 1.3 * TRUTH.n_opt(table["flops"]))]
     result = fit_approach2(table, Approach2Config(min_sizes=3))
-    excluded = [b for b in result.budgets if not b["used"]]
-    assert len(excluded) == 2 and all("not bracketed" in b["reason"] for b in excluded)
+    excluded = [b for b in result.budgets if not b.used]
+    assert len(excluded) == 2 and all("not bracketed" in b.reason for b in excluded)
     assert result.n_budgets == 4
     assert Approach2Result.from_dict(result.to_dict()) == result
 
@@ -72,16 +73,16 @@ def test_approach2_bootstrap_intervals(chinchilla_table):
     result = fit_approach2(
         chinchilla_table(noise=0.01, seed=3), bootstrap_config=BootstrapConfig(n_resamples=30, n_jobs=1)
     )
-    low, high = result.ci95["a"]
-    assert low < result.a < high and len(result.bootstrap_samples) + result.n_bootstrap_failed == 30
+    low, high = result.a.interval
+    assert low < result.a.value < high and len(result.bootstrap_samples) + result.n_bootstrap_failed == 30
 
 
 def test_approach2_bootstrap_keeps_every_slice_bracketed_on_a_five_size_design(parabolic_table):
     table = parabolic_table(seed=0)
     result = fit_approach2(table, bootstrap_config=BootstrapConfig(n_resamples=50, n_jobs=1))
     assert result.n_bootstrap_failed == 0 and len(result.bootstrap_samples) == 50
-    low, high = result.ci95["a"]
-    assert low < result.a < high and high - low < 0.15
+    low, high = result.a.interval
+    assert low < result.a.value < high and high - low < 0.15
     # resamples keep the design: the sizes of every slice are the original ones, only the losses move
     fitted, residuals = profile_residuals(table, Approach2Config())
     assert len(residuals) == len(table) and np.abs(fitted - table["loss"]).max() < 0.05
@@ -103,8 +104,8 @@ def test_approach1_follows_the_law_frontier():
     result = fit_approach1(curves)
     assert result.n_sizes_on_envelope >= 5
     # Sizes are discrete (13 over 3 decades), so a is close to, not equal to, the law's
-    assert result.a == pytest.approx(TRUTH.a, abs=0.06)
-    assert result.a + result.b == pytest.approx(1.0, abs=0.02)
+    assert result.a.value == pytest.approx(TRUTH.a, abs=0.06)
+    assert result.a.value + result.b.value == pytest.approx(1.0, abs=0.02)
 
 
 def test_approach1_needs_several_runs():
@@ -121,14 +122,16 @@ def test_kaplan_single_law_recovery():
     x = np.geomspace(1e6, 1e10, 12)
     points = pd.DataFrame({"x": x, "loss": 1.7 + 400.0 / x**0.34})
     law = fit_law(points, KaplanConfig())
-    assert law["E"] == pytest.approx(1.7, rel=1e-4) and law["alpha"] == pytest.approx(0.34, rel=1e-4)
+    assert law.E.value == pytest.approx(1.7, rel=1e-4) and law.alpha.value == pytest.approx(0.34, rel=1e-4)
 
 
 def test_kaplan_on_a_grid_fits_three_laws_or_says_why(chinchilla_table):
     result = fit_kaplan(chinchilla_table(noise=0.005, seed=1))
-    assert set(result.laws) == {"L_N", "L_D", "L_C"}
-    fitted = [law for law in result.laws.values() if "skipped" not in law]
-    assert fitted and all(law["alpha"] > 0 for law in fitted)
+    assert set(result.laws) | set(result.skipped) == {"L_N", "L_D", "L_C"}
+    assert not set(result.laws) & set(result.skipped)
+    fitted = list(result.laws.values())
+    assert fitted and all(law.alpha.value > 0 for law in fitted)
+    assert KaplanResult.from_dict(result.to_dict()) == result
     tiny = chinchilla_table().head(3)
     with pytest.raises(FitError, match="kaplan"):
         fit_kaplan(tiny)

@@ -20,7 +20,7 @@ def test_95_percent_intervals_cover_the_truth_in_at_least_90_percent_of_seeds():
         table = isoflop_table(TRUTH, budgets=np.geomspace(1e18, 1e21, 6), noise=0.01, seed=1000 + seed)
         result = fit_approach3(table, Approach3Config(), BootstrapConfig(n_resamples=N_RESAMPLES, seed=seed))
         for name in covered:
-            low, high = result.ci95[name]
+            low, high = getattr(result.estimates, name).interval
             covered[name] += low <= getattr(TRUTH, name) <= high
     rates = {name: count / N_SEEDS for name, count in covered.items()}
     assert all(rate >= 0.90 for rate in rates.values()), rates
@@ -33,7 +33,7 @@ def test_approach2_residual_bootstrap_covers_the_true_exponent(parabolic_table):
         result = fit_approach2(
             parabolic_table(seed), bootstrap_config=BootstrapConfig(n_resamples=N_RESAMPLES, seed=seed, n_jobs=1)
         )
-        low, high = result.ci95["a"]
+        low, high = result.a.interval
         covered += low <= 0.5 <= high
         failed += result.n_bootstrap_failed
     # measured: 37/40 covered, 0 of 8000 resamples failed

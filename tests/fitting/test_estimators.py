@@ -82,32 +82,33 @@ def test_per_budget_minima_and_the_weighted_power_law_by_hand():
     ]
     config = Approach2Config(curve="akima", seed_noise_std=(1e-9, 1e-9))
     result = fit_approach2(pd.concat(tables, ignore_index=True), config)
-    log_n_opt = np.array([np.log(b["n_opt"]) for b in result.budgets])
+    log_n_opt = np.array([np.log(b.n_opt) for b in result.budgets])
     for table, got in zip(tables, log_n_opt, strict=True):
         exact = interpolant_minimum(np.log(table["n_params"].to_numpy()), np.log(table["loss"].to_numpy()))
         assert got == pytest.approx(exact, abs=0.6 * 0.5 / 99)
     floors = 0.33 * spacings  # a third of the mean spacing of the sampled log N
-    np.testing.assert_allclose([b["log_n_opt_std"] for b in result.budgets], floors, rtol=1e-9)
+    np.testing.assert_allclose([b.log_n_opt_std for b in result.budgets], floors, rtol=1e-9)
     # weighted least squares of log N* on log C with weights 1/std², solved by hand (normal equations)
     w, x = 1 / floors**2, np.log(flops)
     columns = np.stack([x, np.ones_like(x)], axis=1)
     slope, intercept = np.linalg.solve(columns.T @ (w[:, None] * columns), columns.T @ (w * log_n_opt))
-    assert result.a == pytest.approx(slope, rel=1e-9) and result.k_n == pytest.approx(np.exp(intercept), rel=1e-9)
+    assert result.a.value == pytest.approx(slope, rel=1e-9)
+    assert result.k_n.value == pytest.approx(np.exp(intercept), rel=1e-9)
     assert result.seed_noise == {"std": [1e-9, 1e-9], "loss": [3.0, 7.0], "resamples": 1000}
     assert Approach2Result.from_dict(result.to_dict()) == result
 
 
 def test_akima_recovers_the_law_and_its_bootstrap_is_seeded(chinchilla_table):
-    assert fit_approach2(chinchilla_table(), AKIMA).a == pytest.approx(CHINCHILLA_APPROACH3.a, abs=0.005)
+    assert fit_approach2(chinchilla_table(), AKIMA).a.value == pytest.approx(CHINCHILLA_APPROACH3.a, abs=0.005)
     table = chinchilla_table(noise=0.002, seed=3)
     config = Approach2Config(curve="akima", seed_noise_std=(0.006, 0.006))
     one = fit_approach2(table, config, BootstrapConfig(n_resamples=200, seed=1))
     two = fit_approach2(table, config, BootstrapConfig(n_resamples=50, seed=2))
-    assert one.a == two.a  # the point estimate's weights do not depend on the bootstrap
+    assert one.a.value == two.a.value  # the point estimate's weights do not depend on the bootstrap
     again = fit_approach2(table, config, BootstrapConfig(n_resamples=200, seed=1))
     assert again.bootstrap_samples == one.bootstrap_samples
-    low, high = one.ci95["a"]
-    assert low < one.a < high and low < CHINCHILLA_APPROACH3.a < high
+    low, high = one.a.interval
+    assert low < one.a.value < high and low < CHINCHILLA_APPROACH3.a < high
     assert len(one.bootstrap_samples) + one.n_bootstrap_failed == 200
 
 
@@ -138,10 +139,10 @@ def test_new_settings_are_checked():
 def test_vpnls_recovers_the_law_beside_the_multistart_fit(chinchilla_table, law):
     result = fit_approach3(chinchilla_table(law=law), Approach3Config(method="vpnls"))
     for name in PARAMS:
-        assert result.vpnls[name] == pytest.approx(getattr(law, name), rel=1e-4), name
-        assert getattr(result, name) == pytest.approx(getattr(law, name), rel=1e-4), name
-    assert result.objective == "huber" and result.vpnls["objective"] == "least_squares_loss"
-    assert not result.vpnls["at_grid_edge"]
+        assert getattr(result.vpnls.estimates, name).value == pytest.approx(getattr(law, name), rel=1e-4), name
+        assert getattr(result.estimates, name).value == pytest.approx(getattr(law, name), rel=1e-4), name
+    assert result.objective == "huber" and result.vpnls.objective == "least_squares_loss"
+    assert not result.vpnls.at_grid_edge
     assert Approach3Result.from_dict(result.to_dict()) == result
 
 
@@ -150,8 +151,9 @@ def test_vpnls_finds_the_multistart_optimum_of_its_objective_on_noisy_data(chinc
     vpnls = fit_approach3(table, Approach3Config(method="vpnls")).vpnls
     multistart = fit_approach3(table, Approach3Config(objective="least_squares_loss"))  # 4,500 starts
     for name in PARAMS:
-        assert vpnls[name] == pytest.approx(getattr(multistart, name), rel=1e-4), name
-    assert vpnls["objective_value"] == pytest.approx(multistart.objective_value, rel=1e-9)
+        assert getattr(vpnls.estimates, name).value == pytest.approx(getattr(multistart.estimates, name).value,
+                                                                      rel=1e-4), name  # fmt: skip
+    assert vpnls.objective_value == pytest.approx(multistart.objective_value, rel=1e-9)
 
 
 def test_the_grid_solves_non_negative_least_squares_exactly(chinchilla_table):
@@ -178,8 +180,9 @@ def test_the_grid_solves_non_negative_least_squares_exactly(chinchilla_table):
 def test_vpnls_bootstrap_intervals(chinchilla_table):
     table = chinchilla_table(noise=0.01, seed=4)
     result = fit_approach3(table, Approach3Config(method="vpnls"), BootstrapConfig(n_resamples=12, seed=3, n_jobs=1))
-    low, high = result.vpnls["ci95"]["a"]
-    assert low <= result.vpnls["a"] <= high and result.vpnls["n_bootstrap_failed"] == 0
+    low, high = result.vpnls.estimates.a.interval
+    assert low <= result.vpnls.estimates.a.value <= high and result.vpnls.n_bootstrap_failed == 0
+    assert Approach3Result.from_dict(result.to_dict()) == result
 
 
 def test_sl_fit_writes_akima_and_vpnls_into_fit_json_and_the_report(tmp_path, chinchilla_table, capsys):

@@ -35,9 +35,12 @@ def test_the_predictions_at_10x_follow_from_the_stored_fit(fit: dict, verify: di
     assert set(predictions) == set(verify["predictions"])
     for name, prediction in predictions.items():
         stored = verify["predictions"][name]
-        assert prediction.n_opt == pytest.approx(stored["n_opt"], rel=1e-9), name
-        assert prediction.n_opt_ci == pytest.approx(stored["n_opt_ci"], rel=1e-9), name
-        assert prediction.loss == pytest.approx(stored["loss"], rel=1e-9), name
+        assert prediction.n_opt.value == pytest.approx(stored["n_opt"], rel=1e-9), name
+        assert prediction.n_opt.interval == pytest.approx(stored["n_opt_ci"], rel=1e-9), name
+        assert prediction.loss.value == pytest.approx(stored["loss"], rel=1e-9), name
+        written = prediction.to_dict()  # verify.json's prediction is written from the object
+        assert set(written) == set(stored) and written["level"] == stored["level"], name
+        assert written["loss_method"] == stored["loss_method"] and written["n_opt"] == stored["n_opt"], name
 
 
 def test_the_measured_optimum_and_the_verdicts_follow_from_the_trained_slice(fit: dict, verify: dict) -> None:
@@ -63,4 +66,4 @@ def test_approaches_2_and_3_refit_the_stored_table_to_the_stored_estimates(fit: 
     law = results["approach3"].law
     for name in ("E", "A", "B", "alpha", "beta"):
         assert getattr(law, name) == pytest.approx(fit["approach3"][name], rel=1e-4), name
-    assert results["approach2"].a == pytest.approx(fit["approach2"]["a"], rel=1e-9)
+    assert results["approach2"].a.value == pytest.approx(fit["approach2"]["a"], rel=1e-9)

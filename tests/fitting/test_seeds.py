@@ -215,5 +215,5 @@ def test_akima_with_measured_seeds_bootstraps_the_seeds(three_seeds):
     config = FitConfig(approaches=("approach2",), approach2=Approach2Config(curve="akima", seed_noise_resamples=50),
                        bootstrap=BootstrapConfig(n_resamples=10, n_jobs=1))  # fmt: skip
     outcome = fit_input(data, config)
-    assert outcome.meta["bootstrap"]["by"] == "seed" and outcome.results["approach2"].ci95 is not None
+    assert outcome.meta["bootstrap"]["by"] == "seed" and outcome.results["approach2"].a.interval is not None
     assert "seeds within each point resampled" in report_text(outcome)

@@ -11,6 +11,7 @@ import pytest
 
 from scaling_lab.budget import FlopsPerToken
 from scaling_lab.errors import FitError, TableError
+from scaling_lab.fitting.estimate import Estimate
 from scaling_lab.fitting.laws import ChinchillaLaw
 from scaling_lab.fitting.verify import (
     Prediction,
@@ -63,8 +64,9 @@ def test_an_unbracketed_minimum_falls_back_to_the_lowest_mean_and_says_so():
 
 
 def _prediction(n_opt: float, ci: tuple[float, float] | None, loss: float | None = 3.3) -> Prediction:
-    return Prediction(approach="approach2", n_opt=n_opt, n_opt_ci=ci, loss=loss, loss_ci=None, loss_method="x",
-                      level=0.95)  # fmt: skip
+    estimate = Estimate(n_opt) if ci is None else Estimate(n_opt, *ci, 0.95)
+    return Prediction(approach="approach2", n_opt=estimate, loss=None if loss is None else Estimate(loss),
+                      loss_method="x", level=0.95)  # fmt: skip
 
 
 def test_compare_gives_the_loss_error_and_whether_n_opt_is_inside():
@@ -91,12 +93,12 @@ def test_approach3_n_opt_on_6nd_is_the_closed_form_and_samples_give_an_interval(
     fit = _fit(approach3={**LAW.to_dict(), "bootstrap_samples": samples, "ci_level": 0.9})
     predictions, skipped = predict(fit, 1e18, source="fit.json")
     p = predictions["approach3"]
-    assert p.n_opt == pytest.approx(float(LAW.n_opt(1e18)), rel=1e-4)
-    assert p.loss == pytest.approx(float(LAW.loss_at_optimum(1e18)), rel=1e-8)
+    assert p.n_opt.value == pytest.approx(float(LAW.n_opt(1e18)), rel=1e-4)
+    assert p.loss.value == pytest.approx(float(LAW.loss_at_optimum(1e18)), rel=1e-8)
     sample_n = [float(ChinchillaLaw.from_dict(s).n_opt(1e18)) for s in samples]
-    assert p.n_opt_ci[0] == pytest.approx(np.percentile(sample_n, 5), rel=1e-3)
-    assert p.n_opt_ci[1] == pytest.approx(np.percentile(sample_n, 95), rel=1e-3)
-    assert p.level == 0.9 and set(skipped) == {"approach2", "approach1"}
+    assert p.n_opt.interval[0] == pytest.approx(np.percentile(sample_n, 5), rel=1e-3)
+    assert p.n_opt.interval[1] == pytest.approx(np.percentile(sample_n, 95), rel=1e-3)
+    assert p.level == 0.9 and p.n_opt.level == 0.9 and set(skipped) == {"approach2", "approach1"}
 
 
 def test_approach3_n_opt_follows_the_fits_own_flop_accounting():
@@ -106,11 +108,11 @@ def test_approach3_n_opt_follows_the_fits_own_flop_accounting():
     samples = [{**LAW.to_dict(), "alpha": LAW.alpha * f} for f in (0.97, 0.99, 1.01, 1.03)]
     fit = _fit(approach3={**LAW.to_dict(), "bootstrap_samples": samples}, flops_per_token=per_token.to_dict())
     p = predict(fit, 1e15, source="fit.json")[0]["approach3"]
-    assert p.n_opt == pytest.approx(float(LAW.n_opt(1e15, per_token)), rel=1e-9)
-    assert p.loss == pytest.approx(float(LAW.loss_at_optimum(1e15, per_token)), rel=1e-9)
+    assert p.n_opt.value == pytest.approx(float(LAW.n_opt(1e15, per_token)), rel=1e-9)
+    assert p.loss.value == pytest.approx(float(LAW.loss_at_optimum(1e15, per_token)), rel=1e-9)
     sample_n = [float(ChinchillaLaw.from_dict(s).n_opt(1e15, per_token)) for s in samples]
-    assert p.n_opt_ci == pytest.approx(tuple(np.percentile(sample_n, [2.5, 97.5])), rel=1e-9)
-    assert abs(p.n_opt / float(LAW.n_opt(1e15)) - 1) > 0.05  # not the 6ND answer
+    assert p.n_opt.interval == pytest.approx(tuple(np.percentile(sample_n, [2.5, 97.5])), rel=1e-9)
+    assert abs(p.n_opt.value / float(LAW.n_opt(1e15)) - 1) > 0.05  # not the 6ND answer
     # the accounting is read from fit.json alone: a malformed one is refused naming the file
     with pytest.raises(TableError, match=r"fit\.json: flops_per_token"):
         predict({**fit, "flops_per_token": {"accounting": "exact", "overhead": "many"}}, 1e15, source="fit.json")
@@ -122,19 +124,20 @@ def test_frontier_approaches_use_k_n_c_to_the_a_and_forecast_loss_by_a_power_law
     fit = _fit(approach2={"a": 0.5, "k_n": 0.1, "budgets": budgets, "bootstrap_samples": samples},
                approach1={"a": 0.5, "k_n": 0.1, "envelope": [{"flops": 1e15, "loss": 3.0}]})  # fmt: skip
     predictions, _ = predict(fit, 1e18, source="fit.json")
-    assert predictions["approach2"].n_opt == pytest.approx(0.1 * 1e9)
-    assert predictions["approach2"].loss == pytest.approx(5.0 * 1e18**-0.05, rel=1e-9)
-    low, high = predictions["approach2"].n_opt_ci
+    assert predictions["approach2"].n_opt.value == pytest.approx(0.1 * 1e9)
+    assert predictions["approach2"].loss.value == pytest.approx(5.0 * 1e18**-0.05, rel=1e-9)
+    assert predictions["approach2"].loss.interval is None  # a power law through the minima has no interval
+    low, high = predictions["approach2"].n_opt.interval
     assert low == pytest.approx(np.percentile([0.1 * 1e18**a for a in (0.48, 0.5, 0.52)], 2.5))
     assert high > 0.1 * 1e9 > low
-    assert predictions["approach1"].loss is None and predictions["approach1"].n_opt_ci is None  # one budget
+    assert predictions["approach1"].loss is None and predictions["approach1"].n_opt.interval is None  # one budget
 
 
 def test_points_sl_fit_wrote_as_null_are_left_out_of_the_loss_forecast():
     budgets = [{"flops": c, "loss_opt": 5.0 * c**-0.05, "used": True} for c in (1e15, 1e16)]
     budgets += [{"flops": 1e17, "loss_opt": None, "used": True}, {"flops": 1e14, "loss_opt": 9.0, "used": False}]
     p = predict(_fit(approach2={"a": 0.5, "k_n": 0.1, "budgets": budgets}), 1e18, source="fit.json")[0]["approach2"]
-    assert p.loss == pytest.approx(5.0 * 1e18**-0.05, rel=1e-9)
+    assert p.loss.value == pytest.approx(5.0 * 1e18**-0.05, rel=1e-9)
 
 
 def test_a_fit_without_an_n_opt_is_refused():

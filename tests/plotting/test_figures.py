@@ -61,7 +61,7 @@ def test_isoflop_markers_are_each_budgets_own_minimum_at_cpu_scale() -> None:
     result = fit_approach2(points)
     figure = isoflop_figure(points, {"approach2": result})
     markers = [(line.get_xdata()[0], line.get_ydata()[0]) for line in figure.axes[0].lines if line.get_marker() == "v"]
-    assert markers == [(b["n_opt"], b["loss_opt"]) for b in result.budgets] and len(markers) == 3
+    assert markers == [(b.n_opt, b.loss_opt) for b in result.budgets] and len(markers) == 3
 
 
 def test_contour_figure_draws_the_frontier_along_the_given_flop_accounting(fitted):
