@@ -1,4 +1,4 @@
-"""Write the example notebooks (01–04) from the cell sources below, without outputs (outputs never go into git).
+"""Write the example notebooks (01–05) from the cell sources below, without outputs (outputs never go into git).
 
     python notebooks/build_notebooks.py        # rewrites notebooks/0*.ipynb
 
@@ -106,34 +106,58 @@ written = {name: figures.save(figure, OUT / "02_figures", name) for name, figure
     ],
     "03_data_mix_comparison.ipynb": [
         ("md", """\
-# 03 · Comparing data mixes
+# 03 · Comparing data mixes on one yardstick
 
-One approach-3 fit per mix, side by side with bootstrap intervals, and the differences that lie outside them
-(`scaling_lab.planning.compare`). The example table `data/examples/synthetic_two_mix.parquet` is SYNTHETIC: two
-isoFLOP grids with 1 % noise drawn from two published laws (Hoffmann et al. 2022 approach 3 as `mix_a`, the
-Besiroglu et al. 2024 refit as `mix_b`), so we know what the comparison should find. For your own mixes, give
-each sweep its own `data=` config and compare the stores: `fit_sources({"prose": "results/a", "code": "results/b"})`.
-"""),
-        ("params", SETUP),
+Four mixes of the embedded corpus — prose only, code only, 50/50 and 80/20 prose/code — trained with the quickstart's
+isoFLOP recipe (`configs/experiment/mix_study.yaml`), plus a 20/80 mix the data-mixing law predicts before it was
+trained. Every run was scored on the same eval suite: the held-out end of each domain (`prose`, `code`) and their
+union (`all`), so a mix cannot look better because its own eval text is easier. The collected table and the mixtures
+are stored in `data/mix_study/` (README there: provenance); `scripts/mix_study.py` writes the full report.
+
+1. One approach-3 fit per mix on a chosen eval set (`TARGET`), side by side with bootstrap intervals, and the
+   differences that lie outside them (`scaling_lab.planning.compare`).
+2. The data-mixing law of Ye et al. 2024 (`scaling_lab.planning.mixing`) fitted on the four trained mixes' best loss
+   at the top isoFLOP slice, predicting the 20/80 mix."""),
+        ("params", SETUP + """
+STUDY = Path("../data/mix_study")   # the stored mix study (table.csv, mixtures.json)
+TARGET = "all"                      # the eval set compared: all (the union), prose or code
+HELD_OUT = "mix_prose20_code80"     # the mix the mixing law predicts"""),
         ("code", """\
 %matplotlib inline
-import pandas as pd
+import json
 
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.planning import compare_fits, comparison_figure, fit_groups
+from scaling_lab.planning.mixing import best_loss_per_slice, fit_mixing_law, mix_fit_tables
 
-table = pd.read_parquet(EXAMPLES / "synthetic_two_mix.parquet")
+mixtures = json.loads((STUDY / "mixtures.json").read_text())
+groups = sorted(mixtures)
+table = mix_fit_tables(STUDY / "table.csv", groups, target=TARGET)
 table.groupby("group").agg(points=("loss", "size"), min_flops=("flops", "min"), max_flops=("flops", "max"))"""),
         ("code", """\
 fits = fit_groups(table, bootstrap_config=BootstrapConfig(n_resamples=BOOTSTRAP, seed=0, n_jobs=N_JOBS))
-comparison = compare_fits(fits)
+comparison = compare_fits(fits, target=table.attrs["loss_column"])
 print(comparison.report())"""),
         ("code", """\
-flops_range = (table["flops"].min(), 100 * table["flops"].max())
+flops_range = (table["flops"].min(), 10 * table["flops"].max())
 comparison_figure(fits, flops_range=flops_range, table=table)"""),
         ("md", """\
+The mixing law, one per domain, on the trained mixes' lowest loss at the top slice; the mix left out is predicted
+and compared with its measured loss."""),
+        ("code", """\
+trained = [g for g in groups if g != HELD_OUT]
+for domain in ("prose", "code"):
+    best = best_loss_per_slice(mix_fit_tables(STUDY / "table.csv", groups, target=domain))
+    top = best[best["slice"] == best["slice"].max()].set_index("group")["loss"]
+    law = fit_mixing_law([mixtures[g] for g in trained], [top[g] for g in trained], target=domain)
+    predicted, measured = law.predict(mixtures[HELD_OUT]), top[HELD_OUT]
+    print(law.report())
+    print(f"  {HELD_OUT}: predicted {predicted:.4f}, measured {measured:.4f} ({predicted / measured - 1:+.2%})")"""),
+        ("md", """\
 **Caveat.** A difference is called out only when the 95% intervals do not overlap (a conservative test); it says
-nothing about differences in the training setup other than the data, which the sweeps must hold fixed."""),
+nothing about differences in the training setup other than the data, which the sweeps must hold fixed. A
+two-domain mixing law has three parameters: four mixes leave one degree of freedom, so the mix left out is the
+real test of it."""),
     ],
     "04_budget_planning.ipynb": [
         ("md", """\

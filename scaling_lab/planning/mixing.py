@@ -172,15 +172,19 @@ def mix_fit_tables(source: str | Path, groups: Sequence[str], *, target: str, me
     return table
 
 
-SLICE_RTOL = 0.02
-"""Points within 2 % in exact FLOPs belong to one isoFLOP slice (a WSD cooldown lands within a step of its budget)."""
+SLICE_GAP = 1.1
+"""Points whose exact FLOPs lie within 10 % of their neighbour's belong to one isoFLOP slice: a WSD cooldown lands
+within a step of its budget (under 3 % here), and the study's slices are 1.47× apart."""
 
 
 def best_loss_per_slice(table: pd.DataFrame) -> pd.DataFrame:
     """The lowest loss of each (group, isoFLOP slice) of a fit table: the measured compute-optimal loss of each mix at
-    each budget (columns group, slice, loss, flops)."""
-    key = np.round(np.log10(table["flops"].to_numpy()) / np.log10(1 + SLICE_RTOL)).astype(int)
-    grouped = table.assign(slice=key).groupby(["group", "slice"], as_index=False)
+    each budget (columns group, slice, loss, flops). Slices are runs of sorted budgets without a gap above
+    :data:`SLICE_GAP`, over the whole table, so every mix shares the slice numbers."""
+    order = np.sort(table["flops"].unique())
+    starts = np.concatenate([[True], order[1:] > SLICE_GAP * order[:-1]])
+    slice_of = dict(zip(order, np.cumsum(starts) - 1, strict=True))
+    grouped = table.assign(slice=table["flops"].map(slice_of)).groupby(["group", "slice"], as_index=False)
     return grouped.agg(loss=("loss", "min"), flops=("flops", "median"))
 
 

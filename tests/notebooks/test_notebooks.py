@@ -87,7 +87,7 @@ EXPECTED = {
     "01_quickstart_fit": (["[[Approach 3", "[[Approach 2", "[[Approach 1", "[[Kaplan"],
                           ["01_tiny_isoflop/fit.json", "01_tiny_isoflop/report.txt"], 0),
     "02_chinchilla_figures": ([], ["02_figures/isoflop.png", "02_figures/envelope.svg", "02_figures/contours.png"], 5),
-    "03_data_mix_comparison": (["mix_a", "mix_b", "95%"], [], 1),
+    "03_data_mix_comparison": (["embedded_prose", "every mix fitted on the same eval text: loss", "predicted"], [], 1),
     "04_budget_planning": (["law: chinchilla", "law: besiroglu2024", "inference-aware", "over-training factor"],
                            ["04_tiny_fit/fit.json"], 0),
     "05_reference_study": (["[[Agreement", "target C = 5e+13", "measured N_opt"], [], 1),
