@@ -55,7 +55,7 @@ DRY_RUN_FLAG = "--dry-run"
 def to_config(cfg: DictConfig, train_overrides: list[str]) -> slice_.VerifyConfig:
     """The typed config of a composed ``sl_verify`` config and the sl-train overrides given after ``--``."""
     values = resolved(cfg)
-    return from_mapping(slice_.VerifyConfig, {**values, "train_overrides": train_overrides}, "", lists_as_tuples=True)
+    return from_mapping(slice_.VerifyConfig, {**values, "train_overrides": train_overrides}, "")
 
 
 def _curve(config: slice_.VerifyConfig, fit: dict[str, Any], source: str, n_sizes: int) -> str:
