@@ -29,6 +29,7 @@ from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.cli.app import resolved
 from scaling_lab.cli.compose import expand_grid
 from scaling_lab.cli.hydra_errors import HYDRA_ERRORS, hydra_error_message
+from scaling_lab.cli.schemas import register_schema
 from scaling_lab.errors import ConfigError, ReportedError, TableError, exit_on_user_error
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES
 from scaling_lab.fitting.laws import frontier_block
@@ -169,6 +170,7 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
 def compose_config(overrides: list[str]) -> DictConfig:
     """configs/sl_verify.yaml with Hydra overrides, composed with Hydra's compose API: not ``@hydra.main``, because
     the slice's dry run composes sl_train configs (sl-plan's expand_grid), and one process holds one Hydra."""
+    register_schema("sl_verify")
     try:
         with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
             return compose("sl_verify", overrides=overrides)
