@@ -29,9 +29,9 @@ T = TypeVar("T")
 # counts, sizes); a larger one overflows far from the field that caused it.
 MAX_CONFIG_INT = 2**63 - 1
 
-REQUIRED = "???"
+MISSING: Any = "???"
 """The value of a required field that is not set yet (``omegaconf.MISSING``, spelled here so that the library never
-imports omegaconf)."""
+imports omegaconf): the default of a required field of a Hydra structured config."""
 
 
 def check_seed(value: Any, field: str) -> None:
@@ -143,7 +143,7 @@ def _required(field: dataclasses.Field) -> bool:
 def from_mapping(cls: type[T], values: Any, where: str, *, check_types: bool = False, wording: Wording = CONFIG) -> T:
     """``cls(**values)`` from plain data, every fault one ``wording.error`` naming the dotted field under ``where``
     (empty for the top level): a non-mapping, an unknown key, a missing key of a field without a default, and values of
-    the wrong type. (A config field whose default is :data:`REQUIRED` is checked by the config itself.)
+    the wrong type. (A config field whose default is :data:`MISSING` is checked by the config itself.)
 
     Values take the shape of their annotations: nested dataclasses and lists of them are built from mappings, lists
     become tuples in tuple fields. ``check_types`` also checks every scalar against its annotation
@@ -325,7 +325,7 @@ def _plain(value: Any, field: str, wording: Wording) -> Any:
 
 def defaults_of(cls: type, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
     """The defaults of dataclass ``cls`` as plain data (tuples as lists, nested dataclasses as mappings, a required
-    field as :data:`REQUIRED`): the node Hydra's ConfigStore holds for a config whose YAML file keeps only what
+    field as :data:`MISSING`): the node Hydra's ConfigStore holds for a config whose YAML file keeps only what
     differs, so that every default has one source, the dataclass. ``leave_out`` names fields that are not settings
     of the config file (set by the command from elsewhere)."""
     values: dict[str, Any] = {}
@@ -337,7 +337,7 @@ def defaults_of(cls: type, *, leave_out: tuple[str, ...] = ()) -> dict[str, Any]
         elif field.default is not dataclasses.MISSING:
             value = field.default
         else:
-            value = REQUIRED
+            value = MISSING
         values[field.name] = _as_plain_data(value)
     return values
 

@@ -36,7 +36,7 @@ from scaling_lab.model.shapes import ModelConfig
 from scaling_lab.planning.app import BudgetAppConfig
 from scaling_lab.sweep.verify import VerifyConfig
 from scaling_lab.tracking import LoggerConfig
-from scaling_lab.typed import REQUIRED, defaults_of, field_types
+from scaling_lab.typed import MISSING, defaults_of, field_types
 
 CONFIGS = Path(CONFIGS_DIR)
 GROUPS = {
@@ -109,7 +109,7 @@ def _repeated_in_section(values: dict[str, Any], cls: type, where: str) -> list[
             found += _repeated_in_section(value, hint, dotted)
         elif typing.get_origin(hint) is list and dataclasses.is_dataclass(item):
             found += [k for i, v in enumerate(value) for k in _repeated_in_section(v, item, f"{dotted}[{i}]")]
-        elif defaults[key] != REQUIRED and value == defaults[key]:
+        elif defaults[key] != MISSING and value == defaults[key]:
             found.append(f"{dotted}={value!r}")
     return found
 
@@ -123,7 +123,7 @@ def _repeated_in_node(values: dict[str, Any], node: dict[str, Any], where: str) 
             continue
         if isinstance(value, dict) and isinstance(node[key], dict):
             found += _repeated_in_node(value, node[key], dotted)
-        elif node[key] != REQUIRED and value == node[key]:
+        elif node[key] != MISSING and value == node[key]:
             found.append(f"{dotted}={value!r}")
     return found
 
