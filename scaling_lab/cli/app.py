@@ -123,7 +123,10 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
                 except ScalingLabError as error:  # one bad grid point never sinks the sweep
                     from hydra.core.hydra_config import HydraConfig
 
-                    print(f"failed: grid point #{HydraConfig.get().job.num}: {user_line(error)}", file=sys.stderr)
+                    # one write, newline included: the jobs of a parallel launcher share stderr, and print's
+                    # separate write of the newline let two jobs' lines run together on one line
+                    sys.stderr.write(f"failed: grid point #{HydraConfig.get().job.num}: {user_line(error)}\n")
+                    sys.stderr.flush()
                     return None
 
             return exit_on_user_error(grid_point if multirun() else checked_task)()
