@@ -185,9 +185,14 @@ def coerce_fields(obj: Any, wording: Wording) -> None:
         object.__setattr__(obj, field.name, value)
 
 
-def _union_inner(args: tuple[Any, ...]) -> Any:
+def _union_inner(value: Any, args: tuple[Any, ...]) -> Any:
+    """The member of a union annotation that ``value`` takes: the only one besides None, the list or tuple member for
+    a list, else Any (the config's own checks judge it)."""
     inner = [arg for arg in args if arg is not type(None)]
-    return inner[0] if len(inner) == 1 else Any
+    if len(inner) == 1:
+        return inner[0]
+    sequences = [arg for arg in inner if typing.get_origin(arg) in (list, tuple)]
+    return sequences[0] if sequences and isinstance(value, list | tuple) else Any
 
 
 def coerce(value: Any, annotation: Any, field: str, wording: Wording, *, check: bool = True) -> Any:
@@ -199,7 +204,7 @@ def coerce(value: Any, annotation: Any, field: str, wording: Wording, *, check: 
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        return coerce(value, _union_inner(args), field, wording, check=check)
+        return coerce(value, _union_inner(value, args), field, wording, check=check)
     if annotation is Any:
         return _plain(value, field, wording) if check and wording.relative else value
     if origin is Literal:

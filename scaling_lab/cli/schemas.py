@@ -75,12 +75,19 @@ def _collect() -> dict[str, Any]:
     return defaults_of(CollectConfig)
 
 
+def _dashboard() -> dict[str, Any]:
+    from scaling_lab.dashboards import DashboardConfig
+
+    return defaults_of(DashboardConfig)
+
+
 SCHEMAS: dict[str, Callable[[], Any]] = {
     "sl_train": _train,
     "sl_fit": _fit,
     "sl_budget": _budget,
     "sl_verify": _verify,
     "sl_collect": _collect,
+    "sl_dashboard": _dashboard,
 }
 """The node of each command's config (``configs/<name>.yaml``), by config name; sl-plan composes sl_train."""
 
