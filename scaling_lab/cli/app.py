@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.cli.hydra_errors import HYDRA_ERRORS, hydra_error_message
+from scaling_lab.cli.schemas import register_schema
 from scaling_lab.errors import EXIT_USER_ERROR, ConfigError, ScalingLabError, exit_on_user_error, user_line
 
 FULL_ERROR = "HYDRA_FULL_ERROR"
@@ -97,8 +98,12 @@ def _hydra_raises() -> Iterator[bool]:
 
 def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
     """Decorate a Hydra task ``fn(cfg)`` (the config ``configs/<config_name>.yaml``) into a console entry point
-    ``main()`` that reads ``sys.argv`` as ``hydra.main`` does, with the error handling of this module."""
+    ``main()`` that reads ``sys.argv`` as ``hydra.main`` does, with the error handling of this module. The command's
+    dataclass defaults are registered now (:func:`~scaling_lab.cli.schemas.register_schema`): importing a command
+    is enough to compose its config."""
     import hydra
+
+    register_schema(config_name)
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], None]:
         started = False  # the task ran: Hydra's and OmegaConf's errors from here on are bugs (traceback)
@@ -118,7 +123,10 @@ def hydra_app(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Calla
                 except ScalingLabError as error:  # one bad grid point never sinks the sweep
                     from hydra.core.hydra_config import HydraConfig
 
-                    print(f"failed: grid point #{HydraConfig.get().job.num}: {user_line(error)}", file=sys.stderr)
+                    # one write, newline included: the jobs of a parallel launcher share stderr, and print's
+                    # separate write of the newline let two jobs' lines run together on one line
+                    sys.stderr.write(f"failed: grid point #{HydraConfig.get().job.num}: {user_line(error)}\n")
+                    sys.stderr.flush()
                     return None
 
             return exit_on_user_error(grid_point if multirun() else checked_task)()

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
@@ -23,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.cli.hydra_errors import HYDRA_ERRORS, hydra_error_message
-from scaling_lab.config.schema import SECTIONS, RunConfig, run_config_from_dict
+from scaling_lab.cli.schemas import register_schema
+from scaling_lab.config.schema import run_config_from_dict
 from scaling_lab.cores import usable_cores
-from scaling_lab.data.config import DataConfig
 from scaling_lab.errors import ConfigError
 from scaling_lab.sweep.grids import GridPoint, isoflop_target_n, pick
 
@@ -35,12 +34,8 @@ LOCAL_LAUNCHERS = ("BasicLauncher", "JoblibLauncher", "LocalLauncher")
 
 
 def register_configs() -> None:
-    """Register RunConfig as ``sl_train_schema`` and each section as ``<group>/schema`` in the ConfigStore."""
-    store = ConfigStore.instance()
-    store.store(name="sl_train_schema", node=RunConfig)
-    for group, cls in SECTIONS.items():
-        store.store(group=group, name="schema", node=cls)
-    store.store(group="data", name="schema", node=DataConfig)
+    """Register RunConfig as ``sl_train_schema`` in the ConfigStore: every sl_train default comes from it."""
+    register_schema("sl_train")
 
 
 def register_resolvers() -> None:

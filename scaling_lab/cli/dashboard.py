@@ -17,7 +17,7 @@ from scaling_lab.typed import from_mapping
 
 
 def run(cfg: DictConfig) -> None:
-    config = from_mapping(DashboardConfig, resolved(cfg), "", lists_as_tuples=True, check_types=True)
+    config = from_mapping(DashboardConfig, resolved(cfg), "", check_types=True)
     for line in run_dashboard(config):
         print(line)
 

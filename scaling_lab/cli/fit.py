@@ -35,9 +35,9 @@ T = TypeVar("T")
 
 
 def build(cls: type[T], values: dict[str, Any] | None, prefix: str) -> T:
-    """A frozen fitting config from a plain mapping (lists become tuples); unknown keys and values of the wrong type
-    name the field."""
-    return from_mapping(cls, values, prefix, lists_as_tuples=True, check_types=True)
+    """A frozen fitting config from a plain mapping (lists become tuples in tuple fields); unknown keys and values of
+    the wrong type name the field."""
+    return from_mapping(cls, values, prefix, check_types=True)
 
 
 def fit_config(cfg: DictConfig) -> tuple[TableConfig, FitConfig]:

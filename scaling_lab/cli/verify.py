@@ -29,6 +29,7 @@ from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.cli.app import resolved
 from scaling_lab.cli.compose import expand_grid
 from scaling_lab.cli.hydra_errors import HYDRA_ERRORS, hydra_error_message
+from scaling_lab.cli.schemas import register_schema
 from scaling_lab.errors import ConfigError, ReportedError, TableError, exit_on_user_error
 from scaling_lab.fitting.approach2 import CURVES, MIN_SIZES
 from scaling_lab.fitting.laws import frontier_block
@@ -55,7 +56,7 @@ DRY_RUN_FLAG = "--dry-run"
 def to_config(cfg: DictConfig, train_overrides: list[str]) -> slice_.VerifyConfig:
     """The typed config of a composed ``sl_verify`` config and the sl-train overrides given after ``--``."""
     values = resolved(cfg)
-    return from_mapping(slice_.VerifyConfig, {**values, "train_overrides": train_overrides}, "", lists_as_tuples=True)
+    return from_mapping(slice_.VerifyConfig, {**values, "train_overrides": train_overrides}, "")
 
 
 def _curve(config: slice_.VerifyConfig, fit: dict[str, Any], source: str, n_sizes: int) -> str:
@@ -169,6 +170,7 @@ def run(cfg: DictConfig, train_overrides: list[str]) -> VerifyResult:
 def compose_config(overrides: list[str]) -> DictConfig:
     """configs/sl_verify.yaml with Hydra overrides, composed with Hydra's compose API: not ``@hydra.main``, because
     the slice's dry run composes sl_train configs (sl-plan's expand_grid), and one process holds one Hydra."""
+    register_schema("sl_verify")
     try:
         with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
             return compose("sl_verify", overrides=overrides)

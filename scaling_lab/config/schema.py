@@ -21,14 +21,14 @@ from typing import Any, Optional
 
 from scaling_lab.budget import BudgetConfig
 from scaling_lab.config.training import OptimConfig, ScheduleConfig
-from scaling_lab.data.config import MISSING, DataConfig, data_config_from_dict
+from scaling_lab.data.config import DataConfig, data_config_from_dict
 from scaling_lab.errors import ConfigError
 from scaling_lab.model.shapes import ModelConfig
 from scaling_lab.redact import known_secrets, looks_secret
 from scaling_lab.results.provenance import run_config_hash
 from scaling_lab.results.record import check_directory_name
 from scaling_lab.tracking import LoggerConfig
-from scaling_lab.typed import check_seed, from_mapping
+from scaling_lab.typed import MISSING, check_seed, from_mapping
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from scaling_lab.errors import ConfigError
-from scaling_lab.typed import check_seed, from_mapping
-
-MISSING: Any = "???"  # omegaconf.MISSING, spelled here so that the library never imports omegaconf
+from scaling_lab.typed import MISSING, check_seed, from_mapping
 
 SOURCE_KINDS = ("embedded", "files", "hub")
 FILE_FORMATS = ("auto", "text", "json", "parquet")

@@ -12,16 +12,6 @@ from scaling_lab.planning.laws import LoadedLaw, load_law
 from scaling_lab.planning.moe import DENSE_FFN_FRACTION, MoEConfig, moe_sizes
 
 
-def _number(name: str, value: object) -> float | None:
-    """YAML 1.1 reads ``5.9e21`` (no exponent sign) as a string: accept numbers written either way."""
-    if value is None:
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{name}={value!r} is not a number: write it like 5.9e21") from error
-
-
 @dataclass(frozen=True, kw_only=True)
 class MoEOptions:
     """Optional MoE sizing of N_opt (both counts set, or neither)."""
@@ -71,8 +61,6 @@ class BudgetAppConfig:
     """MoE sizing of N_opt."""
 
     def __post_init__(self) -> None:
-        for name in ("flops", "n_params", "n_tokens", "target_loss", "inference_tokens"):
-            object.__setattr__(self, name, _number(name, getattr(self, name)))
         if self.inference_tokens is None or self.inference_tokens < 0:
             raise ConfigError(f"inference_tokens={self.inference_tokens} must be 0 or a positive number of tokens")
 

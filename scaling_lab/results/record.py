@@ -1,10 +1,11 @@
 """The run record: one frozen, versioned description of one training run.
 
 A record is what the trainer writes, the store keeps as ``run.json`` and the fitter reads back as table rows.
-It never imports torch. Every field is checked on construction (``__post_init__``): numbers are coerced to
-plain ``int``/``float`` (numpy scalars are accepted), wrong types, negative sizes, an unknown status or a NaN
-loss in a finished record raise :class:`~scaling_lab.errors.TableError` naming the field. :meth:`RunRecord.from_dict`
-adds the source file to the message and also rejects unknown fields and records written by a newer schema.
+It never imports torch. Every field is checked on construction (``__post_init__``, by the package's one coercion
+engine, :mod:`scaling_lab.typed`): numbers are coerced to plain ``int``/``float`` (numpy scalars are accepted),
+wrong types, negative sizes, an unknown status or a NaN loss in a finished record raise
+:class:`~scaling_lab.errors.TableError` naming the field. :meth:`RunRecord.from_dict` adds the source file to the
+message and also rejects unknown fields and records written by a newer schema.
 
 The config is redacted (:func:`~scaling_lab.redact.scrub_secrets`) before it is stored, and so are the
 free-text fields (``reason`` quotes an exception; ``data_mix`` is a name from the config) with the same secret values:
@@ -17,19 +18,14 @@ JSON note: non-finite floats (a diverged run's NaN or inf loss) are written as P
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import numbers
-import types
-import typing
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, get_args, get_origin
-
-import numpy as np
+from typing import Any, Literal, get_args
 
 from scaling_lab.errors import TableError
 from scaling_lab.redact import config_secrets, known_secrets, scrub_secrets, scrub_text
+from scaling_lab.typed import RECORD, coerce_fields, from_mapping
 
 SCHEMA_VERSION = 3
 """Bump when a field is added, removed or changes meaning; :meth:`RunRecord.from_dict` refuses newer versions.
@@ -75,7 +71,7 @@ class RunPoint:
     tokenizers."""
 
     def __post_init__(self) -> None:
-        _coerce_fields(self)
+        coerce_fields(self, RECORD)
         _check_not_negative(self, "n_tokens", "flops_6nd", "flops_exact")
 
 
@@ -99,7 +95,7 @@ class CurvePoint:
     """Bits per UTF-8 byte of each eval set's curve subset and of their union (``all``)."""
 
     def __post_init__(self) -> None:
-        _coerce_fields(self)
+        coerce_fields(self, RECORD)
         _check_not_negative(self, "n_tokens", "flops_6nd", "flops_exact")
 
 
@@ -167,7 +163,7 @@ class RunRecord:
     """Version of this record's layout (see SCHEMA_VERSION)."""
 
     def __post_init__(self) -> None:
-        _coerce_fields(self)
+        coerce_fields(self, RECORD)
         secrets = known_secrets() | config_secrets(self.config)
         object.__setattr__(self, "config", scrub_secrets(self.config, secrets))
         for name in ("reason", "data_mix"):  # free text: an exception's message, a name from the config
@@ -184,7 +180,7 @@ class RunRecord:
         try:
             if isinstance(data, Mapping):
                 _check_schema_version(data.get("schema_version"))
-            return _build(cls, data, "")
+            return from_mapping(cls, data, "", wording=RECORD)
         except TableError as error:
             raise TableError(f"{source}: {error}") from error
 
@@ -298,113 +294,3 @@ def _check_status(record: RunRecord) -> None:
                     f"field {name}[{index}].loss={point.loss} in a finished record: "
                     "a run with a non-finite loss is 'diverged'"
                 )
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Typed coercion: one routine for construction and for from_dict
-
-
-@functools.cache
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _coerce_fields(obj: Any) -> None:
-    """Check every field of a dataclass instance against its annotation, storing the coerced value."""
-    types_by_name = _field_types(type(obj))
-    for field in dataclasses.fields(obj):
-        value = _coerce(getattr(obj, field.name), types_by_name[field.name], field.name)
-        object.__setattr__(obj, field.name, value)
-
-
-def _build(cls: type, data: Any, path: str) -> Any:
-    """Construct dataclass ``cls`` from a mapping, naming unknown or missing fields by their dotted path."""
-    if not isinstance(data, Mapping):
-        raise TableError(f"field {path or 'record'} must be an object, got {type(data).__name__}")
-    known = {field.name: field for field in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise TableError(f"unknown field {path}{unknown[0]}: remove it (or upgrade scaling_lab)")
-    missing = [
-        name
-        for name, field in known.items()
-        if name not in data and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise TableError(f"missing field {path}{missing[0]}: the record is incomplete; rewrite it")
-    try:
-        return cls(**data)  # __post_init__ checks and coerces every field
-    except TableError as error:
-        if path and str(error).startswith("field "):
-            raise TableError(f"field {path}{str(error).removeprefix('field ')}") from error
-        raise
-
-
-def _kind(annotation: Any) -> str:
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def _coerce(value: Any, annotation: Any, path: str) -> Any:
-    """``value`` checked against ``annotation`` (and made a plain Python value), or a TableError naming ``path``."""
-    if type(value) is annotation and annotation in (str, int, float, bool):  # the common case, fast
-        return value
-    origin, args = get_origin(annotation), get_args(annotation)
-    if annotation is Any:
-        return _plain(value, path)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [arg for arg in args if arg is not type(None)]
-        return _coerce(value, inner, path)
-    if origin is Literal:
-        if value not in args:
-            raise TableError(f"field {path}={value!r} must be one of {', '.join(map(repr, args))}")
-        return value
-    if dataclasses.is_dataclass(annotation):
-        return value if isinstance(value, annotation) else _build(annotation, value, f"{path}.")
-    if origin is list:
-        if not isinstance(value, list | tuple):
-            raise TableError(f"field {path} must be a list, got {type(value).__name__}")
-        return [_coerce(item, args[0], f"{path}[{index}]") for index, item in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
-            raise TableError(f"field {path} must be an object with string keys, got {type(value).__name__}")
-        return {key: _coerce(item, args[1], f"{path}.{key}") for key, item in value.items()}
-    if annotation is bool:
-        if isinstance(value, bool | np.bool_):
-            return bool(value)
-    elif annotation is int:
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            return int(value)
-    elif annotation is float:
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            try:
-                return float(value)
-            except OverflowError:  # an integer beyond float's range (JSON integers are unbounded)
-                raise TableError(f"field {path} is an integer beyond a float's range") from None
-    elif annotation is str:
-        if isinstance(value, str):
-            return value
-    else:
-        raise TypeError(f"record field {path} has an unsupported annotation {annotation!r}")  # a bug, not user error
-    raise TableError(f"field {path}={value!r} must be {_kind(annotation)}, got {type(value).__name__}")
-
-
-def _plain(value: Any, path: str) -> Any:
-    """A deep copy of a config value made of JSON types (dict, list, str, int, float, bool, None)."""
-    if value is None or isinstance(value, str | bool):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item, f"{path}.{key}") for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    raise TableError(
-        f"field {path} is a {type(value).__name__}, not a JSON value: "
-        "pass OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)"
-    )
