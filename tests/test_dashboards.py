@@ -179,7 +179,7 @@ offline_wandb = tracking_tests.offline_wandb  # real wandb, offline, under tmp_p
 
 
 def test_a_training_run_logs_every_key_the_train_panels_plot_in_the_same_rows(tmp_path, offline_wandb):
-    from scaling_lab.train.run import run_point
+    from scaling_lab.sweep.sweep import run_point
 
     run_config = tracking_tests._tiny_train_config(tmp_path, sweep="dash")
     outcome = run_point(run_config)
