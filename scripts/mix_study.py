@@ -5,8 +5,9 @@ predicts a mix it was not fitted on, the mixes ranked at a 10× budget, and byte
         --bpe-store results/mix_study_bpe --out data/mix_study
 
 Reads the records (configs/experiment/mix_study.yaml trains them), writes into --out: table.csv (one row per run and
-point, with every eval set's loss and bits per byte), report.txt, mixing_law.json, mix_comparison.png and
-mixing_law.png. Every number it prints comes from the library (fitting, planning.compare, planning.mixing).
+point, with every eval set's loss and bits per byte; table_bpe.csv for the BPE store), mixtures.json, report.txt,
+mixing_law.json, mix_comparison.png and mixing_law.png. Every number it prints comes from the library (fitting,
+planning.compare, planning.mixing).
 """
 
 from __future__ import annotations
@@ -146,6 +147,9 @@ def main() -> None:
 
     # 4. byte against BPE on the 50/50 mix, in bits per byte
     if args.bpe_store is not None:
+        table_of([r for r in load_records(args.bpe_store) if r.status == "finished"]).to_csv(
+            args.out / "table_bpe.csv", index=False
+        )
         lines += ["", "[[Tokenizers on the 50/50 mix, in bits per byte of the same held-out text]]"]
         for name, store in (("byte", args.store), ("bpe-4096", args.bpe_store)):
             table = mix_fit_tables(store, ["embedded"], target="all", metric="bpb")
