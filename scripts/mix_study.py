@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from scaling_lab.errors import ConfigError, exit_on_user_error
 from scaling_lab.fitting.approach3 import Approach3Config
 from scaling_lab.fitting.bootstrap import BootstrapConfig
 from scaling_lab.planning.compare import compare_fits, fit_groups, plot_comparison
@@ -48,14 +49,19 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--multiple", type=float, default=10.0, help="the larger budget, × the top slice")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-
     records = [r for r in load_records(args.store) if r.status == "finished"]
     raw = table_of(records)
-    raw.to_csv(args.out / "table.csv", index=False)
     mixtures = {r.data_mix: mixture_of(r.config) for r in records}
     groups = sorted(mixtures)
     trained = [g for g in groups if g != args.held_out]
+    domains = {domain for mix in mixtures.values() for domain in mix}
+    if args.held_out not in mixtures or len(trained) < len(domains) + 1:
+        raise ConfigError(
+            f"--held-out {args.held_out}: the store {args.store} holds mixes {', '.join(groups)}; the mixing law needs"
+            f" one of them held out and at least {len(domains) + 1} others ({len(domains)} domains): train more mixes"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    raw.to_csv(args.out / "table.csv", index=False)
     top = float(raw["flops_exact"].max())
     larger = args.multiple * top
     boot = BootstrapConfig(n_resamples=args.bootstrap, seed=0)
@@ -192,4 +198,4 @@ def figure(measured_best, laws, mixtures, held_out, weight, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)()  # a bad store or too few mixes: one error line, exit 2

@@ -78,3 +78,14 @@ def test_best_loss_per_slice_takes_each_mix_and_budget_minimum():
     best = best_loss_per_slice(table)
     assert best.groupby("group")["loss"].apply(list).to_dict() == {"a": [2.9, 2.5], "b": [3.1]}
     pytest.importorskip("matplotlib")
+
+
+def test_too_few_mixes_is_one_error_line_and_writes_nothing(tmp_path):
+    _store(tmp_path / "results")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "mix_study.py"), "--store", str(tmp_path / "results"),
+         "--held-out", "no_such_mix", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, cwd=ROOT, check=False, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: --held-out no_such_mix") and not (tmp_path / "out").exists()
