@@ -23,6 +23,7 @@ from scaling_lab.cli.schemas import SCHEMAS, CollectConfig
 from scaling_lab.cli.verify import compose_config as compose_verify
 from scaling_lab.cli.verify import to_config as verify_config
 from scaling_lab.config.schema import (
+    SECTIONS,
     DebugConfig,
     PathsConfig,
     RunConfig,
@@ -39,16 +40,7 @@ from scaling_lab.tracking import LoggerConfig
 from scaling_lab.typed import MISSING, defaults_of, field_types
 
 CONFIGS = Path(CONFIGS_DIR)
-GROUPS = {
-    "model": ModelConfig,
-    "data": DataConfig,
-    "optim": OptimConfig,
-    "schedule": ScheduleConfig,
-    "budget": BudgetConfig,
-    "logger": LoggerConfig,
-    "paths": PathsConfig,
-    "debug": DebugConfig,
-}
+GROUPS = {**SECTIONS, "data": DataConfig}  # the config groups of sl-train and their dataclasses
 
 
 def _compose(name: str, *overrides: str) -> Any:

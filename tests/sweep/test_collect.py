@@ -63,16 +63,17 @@ def _record(run_id: str, n_params: int, points: list[tuple[float, float]]) -> Ru
     return RunRecord.from_dict(example)
 
 
+def _collect(store, out) -> subprocess.CompletedProcess:
+    """sl-collect of one store into out.parquet/.csv, in a subprocess."""
+    command = [sys.executable, "-m", "scaling_lab.cli.collect", f"stores=[{store}]", f"out={out}"]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
 def test_collect_writes_one_row_per_point_as_parquet_and_csv(tmp_path):
     store = tmp_path / "results"
     write_record(_record("a", 1000, [(100_000, 3.0)]), store)
     write_record(_record("b", 2000, [(50_000, 3.1), (100_000, 2.9)]), store)  # a WSD run: two D points
-    result = subprocess.run(
-        [sys.executable, "-m", "scaling_lab.cli.collect", f"stores=[{store}]", f"out={tmp_path / 'table'}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _collect(store, tmp_path / "table")
     assert result.returncode == 0, result.stderr
     points = pd.read_parquet(tmp_path / "table.parquet")
     assert sorted(zip(points.run_id, points.n_tokens, strict=True)) == [("a", 100_000), ("b", 50_000), ("b", 100_000)]
@@ -107,12 +108,7 @@ def test_collect_writes_each_eval_sets_columns_and_the_fit_reads_them_by_target(
 
     table = isoflop_table(CHINCHILLA_APPROACH3, budgets=BUDGETS[:3], noise=0.0, seed=0)
     store = write_store(tmp_path / "results", table, suite="s1")
-    result = subprocess.run(
-        [sys.executable, "-m", "scaling_lab.cli.collect", f"stores=[{store}]", f"out={tmp_path / 'table'}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = _collect(store, tmp_path / "table")
     assert result.returncode == 0, result.stderr
     points = pd.read_csv(tmp_path / "table.csv")
     per_set = {f"{metric}_{name}" for metric in ("loss", "bpb") for name in SET_FACTORS}
