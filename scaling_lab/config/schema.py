@@ -167,17 +167,19 @@ class RunConfig:
             raise ConfigError(f"divergence_factor={self.divergence_factor} must be > 1 (3 is usual)")
 
     def to_dict(self) -> dict[str, Any]:
-        """The config as plain JSON-able data."""
-        return dataclasses.asdict(self)
+        """The config as plain JSON-able data (a dense model's without the expert fields: ModelConfig.to_dict)."""
+        return {**dataclasses.asdict(self), "model": self.model.to_dict()}
 
     def config_hash(self) -> str:
         """Hash of what changes results (every field but ``scaling_lab.results.provenance.UNHASHED``)."""
         return run_config_hash(self.to_dict())
 
     def run_id(self) -> str:
-        """Readable, stable id: model name, budget, and the config hash (``n7k-tokens1e+05-<hash>``)."""
-        model = self.model.preset or (f"target{self.model.target_n:.2g}" if self.model.target_n else "custom")
-        return f"{model}-{self.budget.kind.replace('_', '')}{self.budget.value:.2g}-{self.config_hash()[:10]}"
+        """Readable, stable id: model name, budget, and the config hash (``n7k-tokens1e+05-<hash>``; an MoE's model
+        name adds its experts, ``n7k-e8k1-...``)."""
+        return (
+            f"{self.model.name()}-{self.budget.kind.replace('_', '')}{self.budget.value:.2g}-{self.config_hash()[:10]}"
+        )
 
 
 SECTIONS: dict[str, Any] = {

@@ -23,9 +23,11 @@ from scaling_lab.budget import FlopsPerToken, fit_flops_per_token, flops_6nd
 from scaling_lab.errors import ConfigError, TableError
 from scaling_lab.fitting.seeds import check_mode, combine_curves, combine_points, with_run_tokens
 
-STORE_N_PARAMS = {"total": "n_params_total", "nonembed": "n_params_nonembed"}
+STORE_N_PARAMS = {"total": "n_params_total", "nonembed": "n_params_nonembed", "active": "n_params_active",
+                  "active_nonembed": "n_params_active_nonembed"}  # fmt: skip
 """Store column used as N. Default total: non-embedding counts bend the exponent at small scale
-(Pearce & Song 2024)."""
+(Pearce & Song 2024). For a mixture of experts total counts every expert, active the top-k a token uses (the
+compute per token); for a dense model active equals total."""
 
 STORE_FLOPS = {"6nd": "flops_6nd", "exact": "flops_exact"}
 
@@ -64,7 +66,10 @@ class TableConfig:
     """Rows sharing (N, D) are seeds of one point: ``mean`` fits their mean (one row per point), ``all`` fits
     every seed as a row."""
     store_n_params: str = "total"
-    """Store input: N is ``total`` (n_params_total) or ``nonembed`` (n_params_nonembed)."""
+    """Store input: N is ``total`` (n_params_total), ``nonembed`` (n_params_nonembed), ``active`` or
+    ``active_nonembed`` (an MoE's parameters per token; the same as total / nonembed for dense runs)."""
+    n_experts: int | None = None
+    """Store input: keep only runs with this many experts (1: dense). Required when the store holds several."""
     store_flops: str = "6nd"
     """Store input: C is ``6nd`` (flops_6nd) or ``exact`` (flops_exact)."""
     target: str = UNION
@@ -279,6 +284,7 @@ def _store_frame(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.Da
     """Map a store DataFrame onto file-style columns by the store_n_params / store_flops / target / metric choices;
     rows of different eval suites are refused."""
     check_one_eval_suite(frame, source)
+    frame = _one_expert_count(frame, config, source)
     loss_column = config.store_loss_column()
     if loss_column not in frame.columns:
         targets = sorted(column.removeprefix("loss_") for column in frame.columns if column.startswith("loss_"))
@@ -299,6 +305,23 @@ def _store_frame(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.Da
         }
     )
     return out
+
+
+def _one_expert_count(frame: pd.DataFrame, config: TableConfig, source: str) -> pd.DataFrame:
+    """The rows with ``table.n_experts`` experts; a law of N and D fits one expert count at a time."""
+    if "n_experts" not in frame.columns:  # a table written before mixtures of experts: all dense
+        return frame
+    counts = sorted(int(e) for e in set(frame["n_experts"]))
+    if config.n_experts is None:
+        if len(counts) > 1:
+            raise ConfigError(f"{source} holds runs with {', '.join(map(str, counts))} experts: fit one expert count"
+                              " at a time with table.n_experts=<E> (1: dense), or fit them together with the MoE law"
+                              " (scaling_lab.fitting.moe_law, scripts/moe_fit.py)")  # fmt: skip
+        return frame
+    if config.n_experts not in counts:
+        raise ConfigError(f"table.n_experts={config.n_experts} is not in {source}: choose one of "
+                          f"{', '.join(map(str, counts))}")  # fmt: skip
+    return frame[frame["n_experts"] == config.n_experts]
 
 
 def _from_store(root: Path, config: TableConfig) -> FitInput:

@@ -6,10 +6,11 @@ import math
 from dataclasses import dataclass, field
 
 from scaling_lab.errors import ConfigError
+from scaling_lab.fitting.moe_law import read_moe_law
 from scaling_lab.planning.budget import BudgetPlan, BudgetQuery, plan_budget
 from scaling_lab.planning.inference import inference_aware_plan, reference_models_table
 from scaling_lab.planning.laws import LoadedLaw, load_law
-from scaling_lab.planning.moe import DENSE_FFN_FRACTION, MoEConfig, moe_sizes
+from scaling_lab.planning.moe import DENSE_FFN_FRACTION, MoEConfig, moe_law_report, moe_sizes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +25,10 @@ class MoEOptions:
     """Share of active parameters in the routed experts (moe.py)."""
     bytes_per_param: float = 2.0
     """Bytes per stored weight (2 for bf16)."""
+    law: str | None = None
+    """moe_law.json of a fitted unified MoE law (scripts/moe_fit.py): size the MoE that matches N_opt by the law."""
+    n_tokens: float | None = None
+    """The D of the law in moe_law.json to use (None: the largest)."""
 
     def to_config(self) -> MoEConfig | None:
         if self.n_experts is None and self.experts_per_token is None:
@@ -108,8 +113,15 @@ def run_budget(config: BudgetAppConfig, loaded: LoadedLaw | None = None) -> str:
             )
         sections.append(shape_suggestion(n_opt))
     moe = config.moe.to_config()
+    if config.moe.law is not None and moe is None:
+        raise ConfigError(
+            f"moe.law={config.moe.law} needs the MoE to plan: set moe.n_experts and moe.experts_per_token"
+        )
     if moe is not None:
         sections.append(moe_sizes(n_opt, moe).report())
+        if config.moe.law is not None:
+            law = read_moe_law(config.moe.law, config.moe.n_tokens)
+            sections.append(moe_law_report(law, n_opt, moe))
     exact = not loaded.per_token.is_6nd
     if config.inference_tokens > 0:
         if exact:  # Sardana et al. count 6ND + 2N per served token: compare at the plan's loss, in their FLOPs

@@ -15,13 +15,19 @@ that has it, we assume (documented, not measured):
   activations and KV cache are not counted.
 
 Then ``total = active * (1 - f + f * n_experts / experts_per_token)``.
+
+With a unified law fitted on our own dense and MoE runs (``scaling_lab.fitting.moe_law``), :func:`moe_law_report`
+replaces the assumption that an MoE needs the dense N_opt active: it sizes the MoE whose active N the law puts
+level with the dense N_opt (fewer active parameters, by the effective-parameter multiplier).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from scaling_lab.errors import ConfigError
+from scaling_lab.fitting.moe_law import MoELawFit, saturated_experts
 
 BF16_BYTES = 2
 """bfloat16 weights: 2 bytes per parameter."""
@@ -84,4 +90,31 @@ def moe_sizes(active_params: float, moe: MoEConfig) -> MoESizes:
     total = active_params - routed_active + moe.n_experts * expert
     return MoESizes(
         active_params=active_params, total_params=total, expert_params=expert, weight_bytes=total * moe.bytes_per_param
+    )
+
+
+def active_for_dense_equivalent(law: MoELawFit, dense_params: float, n_experts: int) -> float:
+    """Active N of the E-expert MoE that a fitted unified law puts level with a dense model of ``dense_params``.
+
+    The MoE at active N matches the dense model of N̄ = N·multiplier(N, E), and log N̄ = log N + (b + c·log N)·log Ê/a
+    (Clark et al. 2022's effective parameter count) is linear in log N, so
+    the equal-loss condition solves for log N in closed form (a dense Ê(1) = E_start ≠ 1 keeps its own Ê terms)."""
+    log_dense = math.log(dense_params)
+    log_e = math.log(float(saturated_experts(n_experts, law.e_start, law.e_max)))
+    log_e1 = math.log(float(saturated_experts(1, law.e_start, law.e_max)))
+    # a·log N̄ + b·log Ê₁ + c·log N̄·log Ê₁ = a·log N + b·log Ê + c·log N·log Ê  (equal losses, d cancels)
+    log_active = (log_dense * (law.a + law.c * log_e1) + law.b * (log_e1 - log_e)) / (law.a + law.c * log_e)
+    return math.exp(log_active)
+
+
+def moe_law_report(law: MoELawFit, dense_params: float, moe: MoEConfig) -> str:
+    """sl-budget's lines for an MoE planned from a fitted unified law: the active N that matches the dense N_opt,
+    its multiplier, stored parameters and weight memory."""
+    active = active_for_dense_equivalent(law, dense_params, moe.n_experts)
+    sizes = moe_sizes(active, moe)
+    multiplier = float(law.multiplier(active, moe.n_experts))
+    return (
+        f"MoE from the fitted law ({law.n_params_column}, D={law.n_tokens:.3g}): E={moe.n_experts}, "
+        f"k={moe.experts_per_token} matches the dense N={dense_params:.3e} with {active:.3e} active params "
+        f"(multiplier {multiplier:.3g}x; the law was fitted around N = {law.reference_n:.3g})\n{sizes.report()}"
     )

@@ -27,8 +27,13 @@ from scaling_lab.errors import TableError
 from scaling_lab.redact import config_secrets, known_secrets, scrub_secrets, scrub_text
 from scaling_lab.typed import RECORD, coerce_fields, from_mapping
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bump when a field is added, removed or changes meaning; :meth:`RunRecord.from_dict` refuses newer versions.
+
+4: mixtures of experts. A record carries ``n_experts``, ``experts_per_token``, ``expert_ffn_size``, ``granularity`` and
+the active counts ``n_params_active`` / ``n_params_active_nonembed`` (the parameters that touch each token), and a
+point's ``flops_6nd`` is 6·N_active·D; ``n_params_total`` / ``n_params_nonembed`` stay every stored parameter. Every
+earlier record is dense: it reads with one expert and active counts equal to its totals, which is what it measured.
 
 3: every point carries each eval set's loss and bits per byte (``losses``, ``bpb``, with the union as ``all``) and
 the record the hash of the eval suite they were scored on (``eval_suite_hash``); ``loss`` is the union's loss. Earlier
@@ -59,9 +64,11 @@ class RunPoint:
     loss: float
     """Mean eval loss (nats/token) on the eval suite's union at D: the number fitted by default."""
     flops_6nd: float
-    """Training compute to reach D as 6·N·D, N = n_params_total (Kaplan et al. 2020, §2.1)."""
+    """Training compute to reach D as 6·N·D, N = n_params_active (n_params_total for a dense model; Kaplan et al.
+    2020, §2.1)."""
     flops_exact: float
-    """Training compute to reach D counting attention and the output head (Hoffmann et al. 2022, App. F)."""
+    """Training compute to reach D counting attention and the output head (Hoffmann et al. 2022, App. F) and, for
+    an MoE, the router and the active experts."""
     train_loss: float | None = None
     """Training loss at D (recorded, never fitted by default); None when not measured."""
     losses: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -121,9 +128,10 @@ class RunRecord:
     data_mix_hash: str
     """Hash of the data mix's sources, weights, tokenizer and eval split, from the data layer."""
     n_params_total: int
-    """N with embeddings (and the output head when untied), counted analytically and checked on the module."""
+    """N with embeddings (and the output head when untied), counted analytically and checked on the module; an
+    MoE's every expert."""
     n_params_nonembed: int
-    """N without the token embedding and output head (Kaplan et al. 2020)."""
+    """N without the token embedding and output head (Kaplan et al. 2020); an MoE's every expert."""
     tied_embeddings: bool
     """Whether input embedding and output head share weights (counted once in n_params_total when tied)."""
     n_tokens_planned: int
@@ -156,6 +164,19 @@ class RunRecord:
     """Optimizer step at which divergence was detected; None unless status is "diverged"."""
     reason: str = ""
     """Why the run failed or diverged (one line); "" otherwise."""
+    n_params_active: int | None = None
+    """Parameters that touch each token: an MoE's top-k experts, router and shared parts with the vocabulary
+    matrices. None on construction means dense (filled in as n_params_total)."""
+    n_params_active_nonembed: int | None = None
+    """n_params_active without the vocabulary matrices. None on construction means dense (n_params_nonembed)."""
+    n_experts: int = 1
+    """E: routed experts per layer (1: dense)."""
+    experts_per_token: int = 1
+    """k: experts each token is routed to (top-k)."""
+    expert_ffn_size: int | None = None
+    """Each expert's SwiGLU hidden size (the dense MLP's for a dense model); None in records older than schema 4."""
+    granularity: float = 1.0
+    """G = dense MLP hidden size / expert hidden size (Krajewski et al. 2024); 1 for a dense model."""
     eval_suite_hash: str | None = None
     """Hash of the eval suite's text (the data layer's ``suite_hash``): runs with different hashes were scored on
     different text and are never pooled. None in records older than schema 3."""
@@ -164,6 +185,12 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         coerce_fields(self, RECORD)
+        for active, stored in (
+            ("n_params_active", "n_params_total"),
+            ("n_params_active_nonembed", "n_params_nonembed"),
+        ):
+            if getattr(self, active) is None:  # dense (every record before schema 4): every parameter is active
+                object.__setattr__(self, active, getattr(self, stored))
         secrets = known_secrets() | config_secrets(self.config)
         object.__setattr__(self, "config", scrub_secrets(self.config, secrets))
         for name in ("reason", "data_mix"):  # free text: an exception's message, a name from the config
@@ -253,6 +280,15 @@ def _check_record(record: RunRecord) -> None:
         raise TableError(
             f"field n_params_nonembed={record.n_params_nonembed} exceeds n_params_total={record.n_params_total}"
         )
+    for active, stored in (("n_params_active", "n_params_total"), ("n_params_active_nonembed", "n_params_nonembed")):
+        if not 0 < getattr(record, active) <= getattr(record, stored):
+            raise TableError(f"field {active}={getattr(record, active)} must lie in (0, {stored}="
+                             f"{getattr(record, stored)}]: active parameters are some of the stored ones")  # fmt: skip
+    if not 1 <= record.experts_per_token <= record.n_experts:
+        raise TableError(f"field experts_per_token={record.experts_per_token} must lie in 1..n_experts="
+                         f"{record.n_experts}")  # fmt: skip
+    if not record.granularity > 0:
+        raise TableError(f"field granularity={record.granularity} must be positive (1 for a dense model)")
     if record.n_tokens_planned <= 0:
         raise TableError(f"field n_tokens_planned={record.n_tokens_planned} must be positive")
     _check_utc("created_at", record.created_at)

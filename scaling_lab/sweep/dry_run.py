@@ -83,11 +83,15 @@ def dry_run_table(points: Sequence[GridPoint], *, probe: bool = True) -> pd.Data
             "seed": config.seed,
             "data_seed": config.data.seed,
             "overrides": " ".join(point.overrides),
-            "shape": f"L{plan.shape.n_layers}xd{plan.shape.width}xh{plan.shape.n_heads}",
+            "shape": f"L{plan.shape.n_layers}xd{plan.shape.width}xh{plan.shape.n_heads}"
+            + (  # experts: own probe
+                f"xe{plan.shape.n_experts}k{plan.shape.experts_per_token}" if plan.shape.n_experts > 1 else ""
+            ),
             "n_params_total": plan.n_params_total,
             "n_params_nonembed": plan.n_params_nonembed,
+            "n_params_active": plan.n_params_active,  # = n_params_total unless the model routes experts
             "n_tokens": plan.n_tokens,
-            "flops_6nd": flops_6nd(plan.n_params_total, plan.n_tokens),
+            "flops_6nd": flops_6nd(plan.n_params_active, plan.n_tokens),
             "flops_exact": plan.flops_per_token_exact * plan.n_tokens,
             "flops_spent": plan.flops_spent_exact,
             "steps": plan.steps,

@@ -32,6 +32,10 @@ class TrainPlan:
     """All parameters (the tied matrix once)."""
     n_params_nonembed: int
     """Parameters outside the vocabulary matrices."""
+    n_params_active: int
+    """Parameters that touch each token (an MoE's top-k experts; = n_params_total for a dense model)."""
+    n_params_active_nonembed: int
+    """Active parameters outside the vocabulary matrices (= n_params_nonembed for a dense model)."""
     flops_per_token_exact: float
     """Training FLOPs per token, Chinchilla Appendix F (3 × forward)."""
     n_tokens_planned: float
@@ -112,8 +116,11 @@ def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
     sequence_length = config.data.sequence_length
     total = n_params_total(shape, vocab_size, tied=config.model.tie_embeddings)
     nonembed = n_params_nonembed(shape)
+    active = n_params_total(shape, vocab_size, tied=config.model.tie_embeddings, active=True)
+    active_nonembed = n_params_nonembed(shape, active=True)
     exact = flops_per_token_exact(shape, vocab_size, sequence_length)
-    budget_n = nonembed if config.budget.params == "nonembed" else total
+    # compute per token follows the active parameters: an MoE's FLOP and tokens-per-parameter budgets count them
+    budget_n = active_nonembed if config.budget.params == "nonembed" else active
     planned = tokens_for_budget(config.budget, n_params=budget_n, flops_per_token_exact=exact)
     compute = rules.deepseek_compute(shape, sequence_length=sequence_length, n_tokens=planned)
 
@@ -143,7 +150,7 @@ def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
     warmup_tokens = config.schedule.warmup_tokens
     if warmup_tokens is None:
         warmup_steps = rules.default_warmup_steps(
-            rules.default_warmup_tokens(total), tokens_per_step=tokens_per_step, total_steps=steps
+            rules.default_warmup_tokens(active), tokens_per_step=tokens_per_step, total_steps=steps
         )
     else:
         warmup_steps = whole_steps(warmup_tokens, tokens_per_step, round_up=True)
@@ -179,6 +186,8 @@ def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
         sequence_length=sequence_length,
         n_params_total=total,
         n_params_nonembed=nonembed,
+        n_params_active=active,
+        n_params_active_nonembed=active_nonembed,
         flops_per_token_exact=exact,
         n_tokens_planned=planned,
         steps=steps,

@@ -43,12 +43,12 @@ class Progress:
 
 
 def measurement(plan: TrainPlan, *, steps: int, scores: Scores, train_loss: float | None) -> dict[str, Any]:
-    """An eval at ``steps`` optimizer steps as a curve / run point: D, C (6ND with N total; exact), the union's loss
-    and every eval set's loss and bits per byte."""
+    """An eval at ``steps`` optimizer steps as a curve / run point: D, C (6ND with N the active total, which is
+    every parameter of a dense model; exact), the union's loss and every eval set's loss and bits per byte."""
     n_tokens = plan.tokens_after(steps)
     return {
         "n_tokens": n_tokens,
-        "flops_6nd": flops_6nd(plan.n_params_total, n_tokens),
+        "flops_6nd": flops_6nd(plan.n_params_active, n_tokens),
         "flops_exact": plan.flops_per_token_exact * n_tokens,
         "loss": scores.loss,
         "losses": dict(scores.losses),

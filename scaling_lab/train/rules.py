@@ -2,6 +2,7 @@
 
 Compute here is DeepSeek-AI 2024 (DeepSeek LLM, §3.1 eq. 2) "non-embedding FLOPs": C = M·D with
 M = 72·L·d² + 6·L·d·S per token; with our SwiGLU layers 72·L·d² is 6·N_nonembed, so M = 6·N_nonembed + 6·L·d·S.
+For a mixture of experts N_nonembed is the active count (the compute per token the rules were fitted on).
 At the tiny end these rules stay sensible: at C = 1e12 they give lr ≈ 1e-2 and ≈ 2.5k-token batches, in line
 with byte-level models measured to keep improving down to ~7k non-embedding parameters with 4k-token batches.
 """
@@ -20,9 +21,9 @@ BETA2_SMALL_BATCH, BETA2_LARGE_BATCH, BETA2_SWITCH_TOKENS = 0.99, 0.95, 100_000
 
 
 def deepseek_compute(shape: Shape, *, sequence_length: int, n_tokens: float) -> float:
-    """C = M·D with M = 6·N_nonembed + 6·L·d·S (DeepSeek LLM 2024 eq. 2)."""
+    """C = M·D with M = 6·N_nonembed + 6·L·d·S (DeepSeek LLM 2024 eq. 2), N_nonembed active."""
     attention = 6 * shape.n_layers * shape.width * sequence_length  # 6·L·d·S: attention over the context
-    flops_per_token = flops_per_token_6n(n_params_nonembed(shape)) + attention
+    flops_per_token = flops_per_token_6n(n_params_nonembed(shape, active=True)) + attention
     return flops_per_token * n_tokens
 
 

@@ -22,9 +22,21 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 def sequence_loss(model: torch.nn.Module, sequences: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy (nats) over a (B, L+1) block: inputs [:, :-1], targets [:, 1:]."""
+    return training_objective(model, sequences)[1]
+
+
+def training_objective(model: torch.nn.Module, sequences: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(objective, cross-entropy) over a (B, L+1) block. The objective is the cross-entropy, plus for a mixture of
+    experts ``router_aux_loss_coef`` × the load-balancing loss its forward returns (Fedus et al. 2022, eq. 4):
+    what the gradient follows. Eval losses and recorded losses are the cross-entropy alone."""
     inputs, targets = sequences[:, :-1], sequences[:, 1:]  # (B, L), (B, L)
-    logits = model(input_ids=inputs).logits  # (B, L, V)
-    return functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
+    output = model(input_ids=inputs)
+    logits = output.logits  # (B, L, V)
+    cross_entropy = functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
+    aux_loss = getattr(output, "aux_loss", None)  # set by the MoE decoder only
+    if aux_loss is None:
+        return cross_entropy, cross_entropy
+    return cross_entropy + model.config.router_aux_loss_coef * aux_loss, cross_entropy
 
 
 def train_step(
@@ -37,7 +49,8 @@ def train_step(
     grad_clip: float,
     device: torch.device,
 ) -> float:
-    """One AdamW update on ``batch`` (B, L+1) with gradient accumulation over micro-batches; the batch's mean loss.
+    """One AdamW update on ``batch`` (B, L+1) with gradient accumulation over micro-batches; the batch's mean
+    cross-entropy (an MoE's load-balancing term is in the gradient, not in the returned loss).
 
     Every micro-batch has the same number of predicted tokens, so scaling each micro loss by micro/B makes the
     accumulated gradient equal the full-batch gradient.
@@ -48,9 +61,9 @@ def train_step(
     total = 0.0
     for chunk in tokens.split(micro_batch):
         with autocast(device):
-            loss = sequence_loss(model, chunk) * (chunk.size(0) / tokens.size(0))
-        loss.backward()
-        total += loss.detach()
+            objective, cross_entropy = training_objective(model, chunk)
+        (objective * (chunk.size(0) / tokens.size(0))).backward()
+        total += cross_entropy.detach() * (chunk.size(0) / tokens.size(0))
     if grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
