@@ -250,7 +250,10 @@ def fit_moe_law(points: pd.DataFrame, config: MoELawConfig = MoELawConfig(), *, 
         resamples = len(good)
         if good:
             names = [*PARAMETERS, *(f"multiplier_E{count}" for count in experts)]
-            intervals = bootstrap.intervals(good, names, boot.level)
+            intervals = {
+                name: list(bootstrap.percentile_interval(np.array([sample[name] for sample in good]), boot.level))
+                for name in names
+            }
     return MoELawFit(**{**asdict(law), "rmse_log_loss": float(np.sqrt(np.mean(residuals**2))),
                         "multipliers": multipliers, "intervals": intervals, "n_resamples": resamples})  # fmt: skip
 
