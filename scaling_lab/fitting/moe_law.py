@@ -34,6 +34,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from scaling_lab.atomic import write_text_atomically
+from scaling_lab.budget import ROUNDING_WARN_FRACTION
 from scaling_lab.errors import ConfigError, TableError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.bootstrap import BootstrapConfig
@@ -41,6 +42,10 @@ from scaling_lab.fitting.bootstrap import BootstrapConfig
 N_COLUMNS = {"active": "n_params_active", "active_nonembed": "n_params_active_nonembed"}
 """Which active N the law counts: with the vocabulary matrices (the default, as for dense fits, Pearce & Song 2024)
 or without (Kaplan et al. 2020)."""
+D_RTOL = 2 * ROUNDING_WARN_FRACTION
+"""Realized token budgets within 2 % of each other are one D: whole steps of each size's own batch move its realized D
+by up to 1 % from the budget asked for (budget.py warns past that), so two sizes of one budget differ by up to 2 %."""
+
 HUBER_DELTA = 1e-3
 """Huber δ on log-loss residuals (Hoffmann et al. 2022, App. D.2)."""
 PARAMETERS = ("a", "b", "c", "d")
@@ -169,6 +174,15 @@ class MoELawFit:
         return "\n".join(lines)
 
 
+def _shared_budgets(table: pd.DataFrame) -> set[float]:
+    """The budgets D (each the smallest realized D of its :data:`D_RTOL` cluster) that every expert count reached."""
+    realized = np.sort(table["n_tokens"].unique().astype(float))
+    starts = np.concatenate([[True], realized[1:] > (1 + D_RTOL) * realized[:-1]])
+    budget_of = dict(zip(realized, realized[starts][np.cumsum(starts) - 1], strict=True))
+    budgets = table["n_tokens"].astype(float).map(budget_of)
+    return set.intersection(*budgets.groupby(table["n_experts"]).apply(set))
+
+
 def moe_points(table: pd.DataFrame, config: MoELawConfig, source: str) -> pd.DataFrame:
     """The fit table (n_params, n_experts, loss: seed mean) at one D, from a results-store table
     (:func:`scaling_lab.results.store.load_table`)."""
@@ -179,14 +193,13 @@ def moe_points(table: pd.DataFrame, config: MoELawConfig, source: str) -> pd.Dat
     if table.empty:
         raise TableError(f"{source}: no finished runs to fit")
     if config.n_tokens is None:
-        by_experts = table.groupby("n_experts")["n_tokens"].apply(set)
-        shared = set.intersection(*by_experts)
+        shared = _shared_budgets(table)
         if not shared:
             raise TableError(f"{source}: no D shared by every expert count: choose one with moe_law.n_tokens=<D>")
         n_tokens = max(shared)
     else:
         n_tokens = config.n_tokens
-    rows = table[np.isclose(table["n_tokens"].to_numpy(float), n_tokens, rtol=1e-6)]
+    rows = table[np.isclose(table["n_tokens"].to_numpy(float), n_tokens, rtol=D_RTOL)]
     if rows.empty:
         found = ", ".join(f"{d:g}" for d in sorted(set(table["n_tokens"])))
         raise ConfigError(f"moe_law.n_tokens={n_tokens:g} is not in {source}: choose one of {found}")
@@ -263,7 +276,7 @@ def fit_store(table: pd.DataFrame, config: MoELawConfig = MoELawConfig(), *, boo
     """One law per D that every expert count of a store table was trained to (``config.n_tokens`` alone when set),
     in increasing D: how the multiplier moves with the training budget."""
     if config.n_tokens is None and {"n_experts", "n_tokens"} <= set(table.columns) and not table.empty:
-        shared = set.intersection(*table.groupby("n_experts")["n_tokens"].apply(set))
+        shared = _shared_budgets(table)
         if shared:
             return [fit_moe_law(moe_points(table, replace(config, n_tokens=float(d)), source), config, boot=boot,
                                 source=f"{source} at D={d:g}") for d in sorted(shared)]  # fmt: skip

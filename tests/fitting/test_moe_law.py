@@ -71,3 +71,18 @@ def test_a_design_without_two_expert_counts_is_refused() -> None:
     points = synthetic(0.0)
     with pytest.raises(TableError, match="≥ 2 expert counts"):
         fit_moe_law(points[points["n_experts"] == 8])
+
+
+def test_sizes_whose_realized_budgets_differ_by_rounding_share_one_law() -> None:
+    """Each size rounds a budget to whole steps of its own batch: realized D within 2 % is one D."""
+    from scaling_lab.fitting.moe_law import fit_store
+
+    points = synthetic(0.0)
+    sizes = sorted(set(points["n_params"]))
+    rounding = {n: 1 - 0.003 * i for i, n in enumerate(sizes)}  # up to 1.5 % below the budget asked for
+    table = pd.concat([points.assign(n_tokens=points["n_params"].map(rounding) * d) for d in (1e6, 3e6)])
+    table = table.rename(columns={"n_params": "n_params_active"})
+    laws = fit_store(table, MoELawConfig())
+    assert [law.n_points for law in laws] == [len(points), len(points)]  # every size in each of the two budgets
+    assert [round(law.n_tokens, -3) for law in laws] == [985_000, 2_955_000]
+    assert laws[0].a == pytest.approx(TRUE["a"], abs=1e-9)
