@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from transformers.models.mixtral.modeling_mixtral import load_balancing_loss_func
@@ -96,3 +97,14 @@ def test_a_tiny_moe_sweep_trains_records_fits_and_plans(tmp_path: Path) -> None:
     mixed = _run("-m", "scaling_lab.cli.fit", f"input={results}", f"out={tmp_path / 'dense'}", cwd=tmp_path)
     assert mixed.returncode == 2 and "table.n_experts=<E>" in mixed.stderr
     assert mixed.stderr.count("\n") == 1 and mixed.stderr.startswith("error: ")
+
+    # the study's analysis: each expert count against the dense run of its size, the law, the figure
+    study = _run(str(ROOT / "scripts" / "moe_study.py"), "--store", str(results), "--out", str(tmp_path / "study"),
+                 "--bootstrap", "20", cwd=tmp_path)  # fmt: skip
+    assert study.returncode == 0, study.stderr[-2000:]
+    compared = pd.read_csv(tmp_path / "study" / "comparison.csv")
+    assert (
+        len(compared) == 6
+        and (compared.loc[compared["n_experts"] == 1, ["loss_ratio", "speed_ratio"]] == 1).all().all()
+    )
+    assert "E=8: loss ratio" in study.stdout and (tmp_path / "study" / "moe.png").exists()
