@@ -60,7 +60,8 @@ class OptimConfig:
     batch_tokens: Optional[int] = None  # noqa: UP045
     """Predicted tokens per optimizer step (a multiple of data.sequence_length); null → DeepSeek LLM 2024 rule."""
     micro_batch_sequences: Optional[int] = None  # noqa: UP045
-    """Sequences per forward/backward (gradient accumulation splits the batch); null → the whole batch."""
+    """Sequences per forward/backward (gradient accumulation splits the batch); null → the whole batch. With
+    ``batch_tokens`` null the rule's batch is rounded to whole micro-batches."""
     beta1: float = 0.9
     """AdamW β1 (Kingma & Ba 2015 default; Llama, Chinchilla use 0.9)."""
     beta2: Optional[float] = None  # noqa: UP045

@@ -32,13 +32,53 @@ PEAK_BF16_FLOPS: dict[str, float] = {
 }
 
 
+# Memory of each device in PEAK_BF16_FLOPS, decimal GB, from the same datasheets (H100 SXM and PCIe 80 GB, H100 NVL
+# 94 GB; H200 141 GB; A100 40 or 80 GB; L40S 48 GB; L4 24 GB; A10 24 GB; GH200 96 GB of HBM3, the GPU's own, whatever
+# the "480GB" of its name; MI300X 192 GB; MI250X 128 GB). As for the peaks, the first key found in the name wins.
+DEVICE_MEMORY_GB: dict[str, float] = {
+    "GH200": 96,
+    "A100-SXM4-40GB": 40,
+    "A100-PCIE-40GB": 40,
+    "H200": 141,
+    "H100 NVL": 94,
+    "H100": 80,
+    "A100": 80,
+    "L40S": 48,
+    "L4": 24,
+    "A10": 24,
+    "MI300X": 192,
+    "MI250X": 128,
+}
+# Model-FLOPs utilisation a plan assumes when nothing was measured: 30 %. Chowdhery et al. 2022 (PaLM, Table 3) list
+# MFU of 21.3 % (GPT-3), 32.5 % (Gopher) and 30.2 % (Megatron-Turing NLG) for well-engineered large-model training and
+# 46.2 % for PaLM itself; small models (10M–100M parameters) in eager PyTorch usually fall below 30 % unless several
+# share a GPU. An assumption to replace by a measurement: scripts/bench_gpu.py prints MFU per size on your GPU.
+DEFAULT_MFU = 0.3
+DEFAULT_MFU_SOURCE = "Chowdhery et al. 2022 (PaLM), Table 3: 21–33 % MFU for GPT-3, Gopher, MT-NLG"
+
+
+def _lookup(table: dict, device_name: str):
+    name = device_name.upper()
+    return next((value for key, value in table.items() if key in name), None)
+
+
 def peak_flops(device_name: str) -> float | None:
     """Peak dense bf16 FLOP/s for a device name such as ``torch.cuda.get_device_name()``; None if unknown (CPU)."""
-    name = device_name.upper()
-    for key, peak in PEAK_BF16_FLOPS.items():
-        if key in name:
-            return peak
-    return None
+    return _lookup(PEAK_BF16_FLOPS, device_name)
+
+
+def device_memory_bytes(device_name: str) -> int | None:
+    """Memory of a named device (``torch.cuda.get_device_name()``), bytes, from its datasheet; None if unknown."""
+    gigabytes = _lookup(DEVICE_MEMORY_GB, device_name)
+    # decimal GB: at or below what the driver reports for these devices, so a plan errs toward packing fewer runs
+    return None if gigabytes is None else int(gigabytes * 1e9)
+
+
+def gpu_hours(flops: float, *, peak_flops_per_second: float, mfu: float) -> float:
+    """Device-hours to compute ``flops`` at ``mfu`` of a device's peak: FLOPs / (peak × MFU) / 3600 s."""
+    if not 0 < mfu <= 1:
+        raise ValueError(f"mfu={mfu} must lie in (0, 1]")
+    return flops / (peak_flops_per_second * mfu) / 3600
 
 
 def mfu(flops_per_second: float, device_name: str) -> float | None:

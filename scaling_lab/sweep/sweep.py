@@ -40,7 +40,7 @@ from scaling_lab.results import RunRecord, read_record, record_path, run_dir, wr
 from scaling_lab.results.provenance import utc_now
 from scaling_lab.results.store import SkippedRecordsWarning, set_aside
 from scaling_lab.sweep.collect import collect
-from scaling_lab.sweep.dry_run import dry_run_table
+from scaling_lab.sweep.dry_run import GpuTarget, dry_run_table
 from scaling_lab.sweep.grids import GridPoint
 from scaling_lab.tracking import open_tracker, quantity_tags
 from scaling_lab.train.placement import cpu_threads_per_job, footprint_of, placed_device
@@ -76,10 +76,11 @@ class Sweep:
     points: tuple[GridPoint, ...]
     """The grid points (``scaling_lab.cli.compose.expand_grid``)."""
 
-    def dry_run(self, *, probe: bool = True) -> pd.DataFrame:
+    def dry_run(self, *, probe: bool = True, gpu: GpuTarget | None = None) -> pd.DataFrame:
         """One row per point: seeds, N, D, C, steps, batch, LR, warmup, flags and, with ``probe``, the estimated
-        seconds from a few timed optimizer steps of each shape; trains nothing (:mod:`scaling_lab.sweep.dry_run`)."""
-        return dry_run_table(self.points, probe=probe)
+        seconds from a few timed optimizer steps of each shape; with ``gpu``, memory, runs per GPU and GPU-hours on
+        that device; trains nothing (:mod:`scaling_lab.sweep.dry_run`)."""
+        return dry_run_table(self.points, probe=probe, gpu=gpu)
 
     def check_can_start(self) -> None:
         """ScalingLabError unless every point can start where its launcher runs it (``train.preflight``): writable

@@ -126,7 +126,9 @@ def make_plan(config: RunConfig, *, vocab_size: int) -> TrainPlan:
 
     batch_tokens = config.optim.batch_tokens
     if batch_tokens is None:
-        batch_tokens = rules.default_batch_tokens(compute, sequence_length=sequence_length)
+        batch_tokens = rules.default_batch_tokens(
+            compute, sequence_length=sequence_length, micro_batch_sequences=config.optim.micro_batch_sequences or 1
+        )
     elif batch_tokens % sequence_length:
         raise ConfigError(
             f"optim.batch_tokens={batch_tokens} is not a multiple of data.sequence_length={sequence_length}:"

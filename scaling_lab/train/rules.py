@@ -32,10 +32,12 @@ def default_lr(compute: float) -> float:
     return DEEPSEEK_LR_COEFF * compute**DEEPSEEK_LR_EXPONENT
 
 
-def default_batch_tokens(compute: float, *, sequence_length: int) -> int:
-    """Batch size in tokens (DeepSeek LLM 2024 eq. 1), rounded to whole sequences (at least one)."""
+def default_batch_tokens(compute: float, *, sequence_length: int, micro_batch_sequences: int = 1) -> int:
+    """Batch size in tokens (DeepSeek LLM 2024 eq. 1), rounded to whole micro-batches of whole sequences (at least
+    one), so that a fixed ``optim.micro_batch_sequences`` divides the rule's batch at every budget."""
     tokens = DEEPSEEK_BATCH_COEFF * compute**DEEPSEEK_BATCH_EXPONENT
-    return max(1, round(tokens / sequence_length)) * sequence_length
+    micro_batch_tokens = micro_batch_sequences * sequence_length
+    return max(1, round(tokens / micro_batch_tokens)) * micro_batch_tokens
 
 
 def default_warmup_tokens(n_params: int) -> int:

@@ -1,0 +1,109 @@
+"""sl-plan for a named GPU: the GPU study files plan offline (no GPU, no network, no tokenizing the hub data), and
+the GPU-hours, memory and batch arithmetic hold against numbers worked out by hand."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from scaling_lab.model.hardware import DEFAULT_MFU, device_memory_bytes, gpu_hours
+
+H100 = "NVIDIA H100 80GB HBM3"
+# Each GPU study: (sweep file, context, micro-batch, slices, sizes per slice)
+GPU_STUDIES = [("gpu_day", 1024, 16, (1e16, 3.16e16, 1e17, 3.16e17, 1e18), 5),
+               ("gpu_box", 2048, 4, (1e18, 3.16e18, 1e19, 3.16e19, 1e20), 5)]  # fmt: skip
+
+
+def sl_plan(*args: str, cwd) -> subprocess.CompletedProcess:
+    # An unreachable hub: any download the plan tried would end it with an error instead of passing silently.
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"}
+    return subprocess.run([sys.executable, "-m", "scaling_lab.cli.plan", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(("sweep", "context", "micro", "budgets", "sizes"), GPU_STUDIES)
+def test_gpu_study_plans_offline_with_memory_packing_and_gpu_hours(sweep, context, micro, budgets, sizes, tmp_path):
+    cache = tmp_path / "cache"
+    done = sl_plan(f"experiment={sweep}", f"paths.cache_dir={cache}", "--device-name", H100, "--gpus", "8",
+                   "--out", str(tmp_path / "plan.csv"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "plan.csv")
+    assert len(table) == len(budgets) * sizes and table.run_id.is_unique
+    # The plan states its assumptions: the device's peak, the MFU and where it comes from, and that nothing was measured
+    header = done.stdout.splitlines()[0]
+    assert f"GPU plan for {H100}: dense bf16 peak 989 TFLOP/s, 80 GB; MFU assumed 30%" in header
+    assert "Chowdhery et al. 2022 (PaLM), Table 3" in header and "Nothing here was measured on a GPU" in header
+    assert "epochs not checked for hub data" in done.stdout and table.max_epochs.isna().all()
+    assert not (cache / "tokenizers").exists() and not (cache / "hf_datasets").exists()  # nothing downloaded or trained
+    # Every slice sits on its budget in exact FLOPs (within one optimizer step) with sizes that grow with it
+    slices = table.overrides.str.extract(r"budget.value=(\S+)")[0].astype(float)
+    assert sorted(slices.unique()) == pytest.approx(budgets)
+    step_flops = table.flops_exact / table.steps
+    assert ((table.flops_exact - slices).abs() <= step_flops).all()
+    medians = table.groupby(slices).n_params_nonembed.median()
+    assert medians.is_monotonic_increasing and medians.iloc[-1] / medians.iloc[0] == pytest.approx(10, rel=0.2)
+    # The vocabulary comes from the BPE's configured size (two untied 32,768 × width matrices), not from tokenizing
+    widths = table["shape"].str.extract(r"xd(\d+)x")[0].astype(int)
+    assert (table.n_params_total - table.n_params_nonembed == 2 * 32768 * widths).all()
+    # The batch rule rounds to whole micro-batches of the study's context; every run fits the GPU
+    assert (table.micro_batch == micro).all() and (table.batch_tokens % (micro * context) == 0).all()
+    assert (table.memory_gb < 80 * 0.9).all() and table["flags"].isna().all()  # no flag: empty cells
+    # GPU-hours = exact FLOPs spent / (989e12 × 0.3) / 3600, per point and in the totals line
+    assert table.gpu_hours.to_numpy() == pytest.approx(table.flops_spent.to_numpy() / (989e12 * DEFAULT_MFU) / 3600)
+    total = table.gpu_hours.sum()
+    assert f"{total:.3g} GPU-hours on {H100} at 30% MFU; on 8 GPUs at least" in done.stdout
+
+
+def test_gpu_hours_worked_by_hand():
+    # 1e18 FLOPs at 30 % of an H100's 989 TFLOP/s: 1e18 / 2.967e14 FLOP/s = 3370.4 s = 0.93622 h
+    assert gpu_hours(1e18, peak_flops_per_second=989e12, mfu=0.3) == pytest.approx(0.93622, abs=1e-5)
+    # 7.2e20 FLOPs on an A100 (312 TFLOP/s) at 40 %: 7.2e20 / 1.248e14 = 5.769e6 s = 1602.6 h
+    assert gpu_hours(7.2e20, peak_flops_per_second=312e12, mfu=0.4) == pytest.approx(1602.56, abs=0.01)
+    with pytest.raises(ValueError, match="mfu"):
+        gpu_hours(1e18, peak_flops_per_second=989e12, mfu=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "gigabytes"),
+    [(H100, 80), ("NVIDIA H100 PCIe", 80), ("NVIDIA H100 NVL", 94), ("NVIDIA H200", 141), ("NVIDIA GH200 480GB", 96),
+     ("NVIDIA A100-SXM4-40GB", 40), ("NVIDIA A100-PCIE-40GB", 40), ("NVIDIA A100-SXM4-80GB", 80),
+     ("NVIDIA L40S", 48), ("NVIDIA L4", 24), ("AMD Instinct MI300X", 192), ("NVIDIA GeForce RTX 3090", None)],
+)  # fmt: skip
+def test_each_device_name_gets_its_datasheet_memory(name, gigabytes):
+    assert device_memory_bytes(name) == (None if gigabytes is None else gigabytes * 10**9)
+
+
+def test_a_smaller_gpu_and_a_measured_mfu_change_the_estimate(tmp_path):
+    done = sl_plan("experiment=gpu_day", "--device-name", "NVIDIA A100-SXM4-40GB", "--mfu", "0.2", "--out",
+                   str(tmp_path / "plan.csv"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "312 TFLOP/s, 40 GB; MFU assumed 20% (given with --mfu)" in done.stdout
+    table = pd.read_csv(tmp_path / "plan.csv")
+    assert table.gpu_hours.to_numpy() == pytest.approx(table.flops_spent.to_numpy() / (312e12 * 0.2) / 3600)
+    assert (table.memory_gb < 40 * 0.9).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--device-name", "RTX 3090"], "--device-name='RTX 3090' is not a device with a known datasheet"),
+     (["--device-name", "RTX 3090", "--peak-tflops", "71"], "give --memory-gb"),
+     (["--device-name", H100, "--mfu", "1.5"], "--mfu=1.5 must lie in (0, 1]"),
+     (["--mfu", "0.4"], "give --device-name too")],
+)  # fmt: skip
+def test_bad_gpu_options_fail_in_one_line(args, message, tmp_path):
+    done = sl_plan("experiment=gpu_day", *args, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_batch_rule_rounds_to_whole_micro_batches():
+    from scaling_lab.train.rules import default_batch_tokens
+
+    # DeepSeek LLM 2024 eq. 1 at C = 1e16: 0.292 · 1e16^0.3271 = 49,990 tokens = 48.8 sequences of 1024 or 3.05
+    # micro-batches of 16 sequences: 49 sequences alone, 3 × 16 = 48 sequences with the micro-batch
+    assert default_batch_tokens(1e16, sequence_length=1024) == 49 * 1024
+    assert default_batch_tokens(1e16, sequence_length=1024, micro_batch_sequences=16) == 48 * 1024
