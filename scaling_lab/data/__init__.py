@@ -24,7 +24,7 @@ from scaling_lab.data.config import (
 from scaling_lab.data.files import default_cache_dir
 from scaling_lab.data.sources import LoadedSource, load_source
 from scaling_lab.data.token_data import EvalSet, TokenData, make_eval_set, mix_hash, split_source, suite_hash
-from scaling_lab.data.tokenizer import make_tokenizer, planned_vocab_size
+from scaling_lab.data.tokenizer import BPE_SAMPLE_BYTES, make_tokenizer, planned_vocab_size
 
 __all__ = [
     "UNION",
@@ -41,10 +41,18 @@ __all__ = [
 ]
 
 
-def _all_texts(loaded: list[LoadedSource]) -> Iterator[str]:
+def bpe_training_sample(loaded: list[LoadedSource], sample_bytes: int = BPE_SAMPLE_BYTES) -> Iterator[str]:
+    """The text a BPE learns from: each source's first documents, in order, until it has given its even share of
+    `sample_bytes` (the document crossing the share included whole). The sample depends on the sources alone (not on
+    the mix weights), so the tokenizer, keyed by the sources, is the same for every mix of them."""
+    share = sample_bytes // len(loaded)
     for source in loaded:
-        for batch in source.documents():
-            yield from batch
+        taken = 0
+        for text in (text for batch in source.documents() for text in batch):
+            yield text
+            taken += len(text.encode("utf-8"))
+            if taken >= share:
+                break
 
 
 def prepare_data(config: DataConfig, cache_dir: pathlib.Path) -> TokenData:
@@ -56,7 +64,7 @@ def prepare_data(config: DataConfig, cache_dir: pathlib.Path) -> TokenData:
     fingerprints = [source.fingerprint for source in loaded]
     tokenizer = make_tokenizer(
         config.tokenizer,
-        training_texts=lambda: _all_texts(loaded),
+        training_texts=lambda: bpe_training_sample(loaded),
         corpus_key=hashlib.sha256("|".join(fingerprints).encode()).hexdigest(),
         cache_dir=cache_dir,
     )

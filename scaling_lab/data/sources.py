@@ -7,6 +7,7 @@ hub dataset) and a way to iterate its documents in a fixed order.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -43,20 +44,37 @@ class LoadedSource:
     text_field: str
     """The column holding the text."""
 
-    def documents(self, batch_size: int = BATCH_DOCUMENTS) -> Iterator[list[str]]:
-        """Batches of documents in the source's fixed order (shuffled once, seed 0, for local data).
+    @functools.cached_property
+    def _order(self) -> np.ndarray | None:
+        """Row order of a map-style dataset (a fixed shuffle, capped), None for a stream (read in its own order)."""
+        if not hasattr(self.dataset, "select"):
+            return None
+        order = np.random.default_rng(0).permutation(len(self.dataset))
+        return order if self.config.max_documents is None else order[: self.config.max_documents]
+
+    def document_count(self) -> int | None:
+        """Documents :meth:`documents` yields in all (empty ones included), None for a stream (known at its end)."""
+        return None if self._order is None else len(self._order)
+
+    def documents(self, batch_size: int = BATCH_DOCUMENTS, *, start: int = 0, stop: int | None = None
+                  ) -> Iterator[list[str]]:  # fmt: skip
+        """Batches of documents [start, stop) in the source's fixed order (shuffled once, seed 0, for local data),
+        empty documents dropped.
 
         The order is shuffled with a fixed seed so that the held-out tail of each source is a random
-        sample of its documents rather than, say, the last folder alphabetically.
+        sample of its documents rather than, say, the last folder alphabetically. A range lets the token cache
+        tokenize shards of a source in parallel and resume a stream after its completed shards.
         """
         dataset = self.dataset
-        if hasattr(dataset, "select"):  # a map-style Dataset: fixed shuffle, then cap
-            order = np.random.default_rng(0).permutation(len(dataset))
+        if self._order is not None:  # a map-style Dataset: fixed shuffle, then cap
+            dataset = dataset.select(self._order[start:stop])
+        else:
             if self.config.max_documents is not None:
-                order = order[: self.config.max_documents]
-            dataset = dataset.select(order)
-        elif self.config.max_documents is not None:
-            dataset = dataset.take(self.config.max_documents)
+                dataset = dataset.take(self.config.max_documents)
+            if start:
+                dataset = dataset.skip(start)
+            if stop is not None:
+                dataset = dataset.take(stop - start)
         for batch in dataset.iter(batch_size=batch_size):
             yield [text for text in batch[self.text_field] if text]
 

@@ -22,6 +22,13 @@ from scaling_lab.data.files import one_line
 from scaling_lab.errors import DataError
 
 END_OF_TEXT = "<|endoftext|>"
+# A BPE learns from at most this many bytes of text, split evenly over the training sources (whole documents, in
+# each source's fixed order: a random sample of a local source). Reddy et al. 2025 ("How much is enough? The
+# diminishing returns of tokenization training data") train BPE on 1-900 GB of English: quality saturates near 150 GB,
+# and the frequent tokens, which cover most of the text, stabilise first. 1 GiB, their smallest size, keeps training
+# to minutes and the trainer's word counts to a few GB of memory on one machine; corpora below it (the embedded 11.5
+# MB) train on all their text, as before.
+BPE_SAMPLE_BYTES = 2**30
 BYTE_SEPARATOR = 0  # NUL: absent from text, so the byte tokenizer uses it to mark the end of a document
 
 
