@@ -2,6 +2,7 @@
 
     python scripts/bench_data.py                      # byte tokenizer, sequence length 128, batch 32
     python scripts/bench_data.py --tokenizer bpe --vocab-size 4096
+    python scripts/bench_data.py --scale-mb 1024 --tokenizer bpe --vocab-size 32768   # only part 4, >= 1 GB
 
 1. Copies the built corpus (python -m scaling_lab.data.corpus build) into an empty cache and times
    prepare_data on it: reading through `datasets`, tokenizing, writing and checksumming the memmaps.
@@ -12,11 +13,18 @@
 3. Trains that model briefly and measures the standard error of the mean eval loss over the default eval
    set, with sequences as the sampling unit (so correlation inside a sequence is accounted for).
    Target: < 0.5 % of the loss.
+4. With --scale-mb M (then only this part): repeats the embedded corpus's documents into one jsonl file of at least
+   M MB and builds its token cache from scratch with 1, 2, ... up to the usable cores worker processes, printing
+   MB/s of text in all and per core and the speed-up over one core (target: >= 1.8x from 1 to 2 cores). For a BPE
+   it also times `tokenizers`' own encode_batch on the same documents with all cores (the encode calls only,
+   reading excluded) and prints the ratio of the whole cache build (read, encode, write, checksum) to it (target:
+   within 20 %, a ratio >= 0.8).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import shutil
 import statistics
@@ -27,8 +35,12 @@ import numpy as np
 import torch
 
 from scaling_lab.cores import usable_cores
-from scaling_lab.data import data_config_from_dict, default_cache_dir, prepare_data
+from scaling_lab.data import bpe_training_sample, data_config_from_dict, default_cache_dir, prepare_data
+from scaling_lab.data.cache import SHARD_DOCUMENTS, cached_tokens
+from scaling_lab.data.config import SourceConfig, TokenizerConfig
 from scaling_lab.data.corpus import CORPUS_ID, build_corpus
+from scaling_lab.data.sources import load_source
+from scaling_lab.data.tokenizer import make_tokenizer
 from scaling_lab.errors import exit_on_user_error
 
 
@@ -71,6 +83,69 @@ def median_seconds(function, repeats: int) -> float:
     return statistics.median(times)
 
 
+def repeated_corpus(corpus: pathlib.Path, path: pathlib.Path, megabytes: float) -> int:
+    """Write the embedded corpus's documents, repeated, as one jsonl file of at least `megabytes` MB of text; return
+    the bytes of text written."""
+    documents = [json.loads(line)["text"] for name in ("prose", "code")
+                 for line in (corpus / f"{name}.jsonl").read_text().splitlines()]  # fmt: skip
+    written = 0
+    with open(path, "w") as handle:
+        while written < megabytes * 1e6:
+            for text in documents:
+                handle.write(json.dumps({"text": text}) + "\n")
+                written += len(text.encode("utf-8"))
+    return written
+
+
+def bench_scale(args: argparse.Namespace, corpus: pathlib.Path) -> None:
+    """Part 4: the cache build's MB/s by worker processes, and against `tokenizers`' encode_batch."""
+    with tempfile.TemporaryDirectory(prefix="bench_data_scale-") as tmp:
+        root = pathlib.Path(tmp)
+        started = time.perf_counter()
+        text_bytes = repeated_corpus(corpus, root / "corpus.jsonl", args.scale_mb)
+        source = load_source(SourceConfig(name="repeated", kind="files", paths=[str(root / "corpus.jsonl")]), root)
+        print(f"corpus: {text_bytes / 1e6:,.0f} MB of text in {source.document_count():,} documents, written and "
+              f"read into Arrow by `datasets` in {time.perf_counter() - started:.1f} s (once, not counted below)"
+              )  # fmt: skip
+        config = TokenizerConfig(kind=args.tokenizer, vocab_size=args.vocab_size if args.tokenizer == "bpe" else None)
+        started = time.perf_counter()
+        tokenizer = make_tokenizer(config, training_texts=lambda: bpe_training_sample([source]),
+                                   corpus_key=source.fingerprint, cache_dir=root)  # fmt: skip
+        print(f"tokenizer: {tokenizer.name} ({time.perf_counter() - started:.1f} s to make)")
+        started = time.perf_counter()
+        for _ in source.documents():  # warm the page cache, so that no worker count pays for the first read
+            pass
+        print(f"reading the documents alone (one process): {text_bytes / 1e6 / (time.perf_counter() - started):.1f} "
+              "MB/s")  # fmt: skip
+        speeds = {}
+        for workers in range(1, usable_cores() + 1):
+            cache_dir = root / f"cache-{workers}"
+            started = time.perf_counter()
+            cached = cached_tokens(source, tokenizer, cache_dir, workers=workers, shard_documents=args.shard_documents)
+            seconds = time.perf_counter() - started
+            speeds[workers] = cached.text_bytes / seconds / 1e6
+            print(f"  {workers} worker(s): {seconds:.1f} s, {speeds[workers]:.1f} MB/s, "
+                  f"{speeds[workers] / workers:.1f} MB/s per core, speed-up {speeds[workers] / speeds[1]:.2f}x  "
+                  "[target >= 1.8x at 2]")  # fmt: skip
+            del cached
+            shutil.rmtree(cache_dir)
+        if args.tokenizer != "bpe":
+            return
+        from tokenizers import Tokenizer as FastTokenizer
+
+        (saved,) = (root / "tokenizers").glob("bpe-*.json")
+        backend, encode_s = FastTokenizer.from_file(str(saved)), 0.0
+        for texts in source.documents(4096):
+            started = time.perf_counter()
+            backend.encode_batch(texts)
+            encode_s += time.perf_counter() - started
+        library = text_bytes / encode_s / 1e6
+        best = max(speeds, key=speeds.get)
+        print(f"tokenizers encode_batch ({usable_cores()} cores, encode calls only): {library:.1f} MB/s; our whole "
+              f"build with {best} workers: {speeds[best]:.1f} MB/s = {speeds[best] / library:.2f}x of it  "
+              "[target >= 0.8x]")  # fmt: skip
+
+
 @exit_on_user_error
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -80,10 +155,15 @@ def main() -> None:
     parser.add_argument("--batch-sequences", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the step (the loader uses one)")
     parser.add_argument("--train-steps", type=int, default=300, help="steps before measuring the eval SE")
+    parser.add_argument("--scale-mb", type=float, default=None, help="only part 4, on a corpus of this many MB")
+    parser.add_argument("--shard-documents", type=int, default=SHARD_DOCUMENTS, help="part 4: documents per shard")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     corpus = build_corpus(default_cache_dir())
+    if args.scale_mb is not None:
+        bench_scale(args, corpus)
+        return
     with tempfile.TemporaryDirectory(prefix="bench_data-") as tmp:
         cache_dir = pathlib.Path(tmp)
         shutil.copytree(corpus, cache_dir / "corpus" / CORPUS_ID)

@@ -157,17 +157,26 @@ def _tokenize_shard(index: int) -> dict:
 
 
 @contextlib.contextmanager
-def _forked_pool(workers: int, initargs: tuple) -> Iterator[multiprocessing.pool.Pool]:
-    """A pool of forked workers. Forking keeps the dataset and the tokenizer (closures over Rust objects) without
-    pickling them. TOKENIZERS_PARALLELISM is set while forking so that `tokenizers` does not print its warning about
-    a fork after parallelism (each worker then turns its threads off itself)."""
+def _tokenizers_threads(enabled: bool) -> Iterator[None]:
+    """Let `tokenizers` encode on its threads (unless the user turned them off), or on this one only (one worker means
+    one core). The library reads the variable at every encode_batch; set, it also silences its warning at a fork."""
     previous = os.environ.get("TOKENIZERS_PARALLELISM")
-    os.environ["TOKENIZERS_PARALLELISM"] = previous if previous is not None else "true"
+    os.environ["TOKENIZERS_PARALLELISM"] = (previous or "true") if enabled else "false"
     try:
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker, initargs=initargs)
+        yield
     finally:
         if previous is None:
             del os.environ["TOKENIZERS_PARALLELISM"]
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = previous
+
+
+@contextlib.contextmanager
+def _forked_pool(workers: int, initargs: tuple) -> Iterator[multiprocessing.pool.Pool]:
+    """A pool of forked workers. Forking keeps the dataset and the tokenizer (closures over Rust objects) without
+    pickling them; each worker then turns `tokenizers`' threads off itself."""
+    with _tokenizers_threads(True):
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_start_worker, initargs=initargs)
     with pool:
         yield pool
 
@@ -212,21 +221,24 @@ def _tokenize(build: pathlib.Path, source: LoadedSource, tokenizer: Tokenizer, *
                 first += 1
             bar.update(min(first * shard_documents, total or math.inf))
             batches = source.documents(shard_documents, start=first * shard_documents)
-            for index, texts in enumerate(batches, start=first):
-                finished(_write_shard(build, index, tokenizer, iter([texts])))
+            with _tokenizers_threads(workers > 1):
+                for index, texts in enumerate(batches, start=first):
+                    finished(_write_shard(build, index, tokenizer, iter([texts])))
             return len(_done_shards(build, np.dtype(tokenizer.dtype), verify=False))
         shards = math.ceil(count / shard_documents)
         todo = [index for index in range(shards) if index not in done]
         bar.update(sum(min(shard_documents, count - index * shard_documents) for index in done))
-        if workers > 1 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        can_fork = "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+        if workers > 1 and len(todo) > 1 and can_fork:  # (a daemonic process, e.g. a pool's worker, may not fork)
             with _forked_pool(min(workers, len(todo)), (source, tokenizer, build, shard_documents)) as pool:
                 for shard in pool.imap_unordered(_tokenize_shard, todo):
                     finished(shard)
-        else:
-            for index in todo:
-                start = index * shard_documents
-                finished(_write_shard(build, index, tokenizer, source.documents(start=start, stop=start +
-                                                                                shard_documents)))  # fmt: skip
+        else:  # one process: `tokenizers` may use its threads when more than one core is granted
+            with _tokenizers_threads(workers > 1):
+                for index in todo:
+                    start = index * shard_documents
+                    batches = source.documents(start=start, stop=start + shard_documents)
+                    finished(_write_shard(build, index, tokenizer, batches))
         return shards
 
 
