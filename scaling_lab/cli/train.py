@@ -84,6 +84,7 @@ def cli() -> None:
     Hydra, and sum up failed points (exit 1) or remove what a refused start created."""
     from scaling_lab.cli.compose import expand_grid, hydra_output_dir
     from scaling_lab.sweep.sweep import REFUSED, Sweep
+    from scaling_lab.train.distributed import ranks_from_environment
 
     args = exit_on_user_error(hydra_arguments)()
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun:
@@ -108,7 +109,7 @@ def cli() -> None:
     finally:
         sys.argv = argv
     failures = sweep.failures()
-    if not failures:
+    if not failures or not ranks_from_environment().main:  # one run of several processes: rank 0 reports
         return
     # Hydra's output folder goes too when no point got past its start; otherwise it holds the sweep's logs.
     refused_everywhere = all(what.startswith(REFUSED) for _, what in failures) and len(failures) == len(sweep.points)

@@ -122,6 +122,13 @@ class RunConfig:
     compiler): the same losses to float rounding, 1.14–1.21× the eager CPU step at quickstart widths and
     1.14–1.39× at n100k–n3m, after a 20–30 s compile per shape (scripts/bench_train.py --compile). Off by
     default: a short run does not earn the compile back, and the eager path needs no compiler."""
+    fsdp_min_params: int = 1_000_000_000
+    """A run trained by several processes (torchrun, SLURM tasks: scaling_lab/train/distributed.py) shards its model
+    with FSDP2 (``fully_shard``) from this many parameters (total N) and replicates it with DDP below; 0 → always
+    shard. Replicated, fp32 weights, gradients and AdamW moments cost 16 bytes per parameter on every device
+    (Rajbhandari et al. 2020, ZeRO §3.1): 16 GB at 1B, a fifth of an 80 GB GPU before activations. Sharding them
+    moves 1.5× DDP's data per step (ZeRO §7: parameters all-gathered in the forward and backward passes, gradients
+    reduce-scattered), so it pays only once the replica crowds out activations. Same maths either way: not hashed."""
     eval_every_tokens: Optional[float] = None  # noqa: UP045
     """Evaluate every this many tokens for the loss curve; null → 10 evaluations per run. The end always evals."""
     curve_eval_tokens: Optional[int] = 65536  # noqa: UP045
@@ -163,6 +170,8 @@ class RunConfig:
             raise ConfigError(f"curve_eval_tokens={self.curve_eval_tokens} must be > 0 or null (the whole eval set)")
         if self.checkpoint_every_tokens is not None and self.checkpoint_every_tokens < 0:
             raise ConfigError(f"checkpoint_every_tokens={self.checkpoint_every_tokens} must be ≥ 0 or null")
+        if isinstance(self.fsdp_min_params, bool) or self.fsdp_min_params < 0:
+            raise ConfigError(f"fsdp_min_params={self.fsdp_min_params} must be an integer ≥ 0 (0: always shard)")
         if not self.divergence_factor > 1:
             raise ConfigError(f"divergence_factor={self.divergence_factor} must be > 1 (3 is usual)")
 

@@ -22,7 +22,7 @@ VERSIONED_LIBRARIES = ("torch", "transformers", "datasets", "scaling_lab")
 # so a relaunch anywhere finds the same run; a record's config_hash leaves them out too, so a store that was moved
 # (paths) or a record read on another machine still checks out.
 UNHASHED = ("paths", "logger", "debug", "threads", "jobs_per_device", "compile", "device", "sweep", "grid",
-            "retry_failed")  # fmt: skip
+            "retry_failed", "fsdp_min_params")  # fmt: skip
 
 
 def utc_now() -> str:

@@ -27,8 +27,10 @@ from scaling_lab.errors import TableError
 from scaling_lab.redact import config_secrets, known_secrets, scrub_secrets, scrub_text
 from scaling_lab.typed import RECORD, coerce_fields, from_mapping
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bump when a field is added, removed or changes meaning; :meth:`RunRecord.from_dict` refuses newer versions.
+
+5: ``world_size``, the processes that trained the run together (one data-parallel run); earlier records read as 1.
 
 4: mixtures of experts. A record carries ``n_experts``, ``experts_per_token``, ``expert_ffn_size``, ``granularity`` and
 the active counts ``n_params_active`` / ``n_params_active_nonembed`` (the parameters that touch each token), and a
@@ -180,6 +182,9 @@ class RunRecord:
     eval_suite_hash: str | None = None
     """Hash of the eval suite's text (the data layer's ``suite_hash``): runs with different hashes were scored on
     different text and are never pooled. None in records older than schema 3."""
+    world_size: int = 1
+    """Processes that trained the run together, each on its share of every batch (DDP or FSDP2); 1 for one process.
+    ``device`` names rank 0's device, ``tokens_per_second`` is the whole run's and ``mfu`` is per device."""
     schema_version: int = SCHEMA_VERSION
     """Version of this record's layout (see SCHEMA_VERSION)."""
 
@@ -274,6 +279,8 @@ def _check_record(record: RunRecord) -> None:
         "mfu",
         "diverged_at_step",
     )
+    if record.world_size < 1:
+        raise TableError(f"field world_size={record.world_size} must be ≥ 1 (the processes that trained the run)")
     if record.n_params_total <= 0:
         raise TableError(f"field n_params_total={record.n_params_total} must be positive")
     if record.n_params_nonembed > record.n_params_total:

@@ -26,6 +26,7 @@ import sys
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,7 +43,7 @@ from scaling_lab.results.store import SkippedRecordsWarning, set_aside
 from scaling_lab.sweep.collect import collect
 from scaling_lab.sweep.dry_run import GpuTarget, dry_run_table
 from scaling_lab.sweep.grids import GridPoint
-from scaling_lab.tracking import open_tracker, quantity_tags
+from scaling_lab.tracking import Tracker, open_tracker, quantity_tags
 from scaling_lab.train.placement import cpu_threads_per_job, footprint_of, placed_device
 from scaling_lab.train.plan import TrainPlan, make_plan
 from scaling_lab.train.progress import Progress
@@ -50,6 +51,8 @@ from scaling_lab.train.progress import Progress
 if TYPE_CHECKING:
     import pandas as pd
     import torch
+
+    from scaling_lab.train.distributed import Ranks
 
 LOCK_NAME = "run.lock"
 # Records that end a grid point: a relaunch skips them. A diverged run would diverge again from the same config;
@@ -64,7 +67,8 @@ class Outcome:
     """What happened to a grid point."""
 
     action: str
-    """trained, resumed, skipped-finished, skipped-diverged, skipped-failed, or skipped-locked."""
+    """trained, resumed, skipped-finished, skipped-diverged, skipped-failed, or skipped-locked; on a rank other than 0
+    of a distributed run, trained, resumed or skipped-by-rank-0 (rank 0 decides, and its outcome says why)."""
     record: RunRecord | None
     """The record written (None when skipped)."""
 
@@ -167,10 +171,42 @@ def run_point(config: RunConfig, *, jobs_at_once: int = 1) -> Outcome:
     ScalingLabError means it could not start: nothing was created).
 
     ``jobs_at_once``: how many grid points the launcher runs at once on this host (sl-train reads it from Hydra's
-    launcher); they divide the CPU cores between them and, on a CUDA host, claim shares of its GPUs."""
-    from scaling_lab.train.preflight import check_can_start, check_fits_memory
+    launcher); they divide the CPU cores between them and, on a CUDA host, claim shares of its GPUs.
+
+    Launched as several processes (torchrun, SLURM tasks: :mod:`scaling_lab.train.distributed`), every process calls
+    it and they train the one point together: rank 0 does all of the above (skip, lock, record, tracker) and tells
+    the others whether to train; they then train beside it, one device each, writing nothing."""
+    from scaling_lab.train.distributed import agreed, process_group, ranks_from_environment, training_device
+    from scaling_lab.train.preflight import check_can_start
 
     check_can_start(config)
+    ranks = ranks_from_environment()
+    if not ranks.distributed:
+        return _lead_point(config, jobs_at_once, ranks, device=None, start=lambda: None)
+    device = training_device(config.device, ranks)
+    with process_group(ranks, device):
+        if not ranks.main:
+            return _follow_point(config, jobs_at_once, ranks, device)
+        told = False
+
+        def start() -> None:  # rank 0 trains the point: the others follow
+            nonlocal told
+            told = agreed(True, ranks)
+
+        try:
+            return _lead_point(config, jobs_at_once, ranks, device=device, start=start)
+        finally:
+            if not told:  # skipped, or the start failed: the others return too
+                agreed(False, ranks)
+
+
+def _lead_point(config: RunConfig, jobs_at_once: int, ranks: Ranks, *, device: torch.device | None,
+                start: Callable[[], None]) -> Outcome:  # fmt: skip
+    """:func:`run_point` on rank 0 (or in the only process): ``device`` is the rank's, or None to place the run;
+    ``start`` tells the other ranks that the point trains."""
+    from scaling_lab.train.distributed import check_batch_splits
+    from scaling_lab.train.preflight import check_fits_memory
+
     folder, path = run_folder(config), record_path(config.paths.results_dir, config.sweep, config.run_id())
     if (skipped := _skip_if_ended(config, path, locked=False)) is not None:
         return skipped
@@ -180,10 +216,14 @@ def run_point(config: RunConfig, *, jobs_at_once: int = 1) -> Outcome:
             # Read again under the lock: another launch may have ended the point since the first read.
             if (skipped := _skip_if_ended(config, path, locked=True)) is not None:
                 return skipped
-            set_threads(config, jobs_at_once)
+            set_threads(config, jobs_at_once * ranks.local_world_size)
             data = prepare_data(config.data, config.paths.resolved_cache_dir())
             plan = make_plan(config, vocab_size=data.vocab_size)
             check_fits_memory(config, plan)  # again: a pretrained hf tokenizer's vocabulary is known only now
+            check_batch_splits(plan.batch_sequences, ranks)
+            start()  # the data is prepared: the other ranks read it from the cache
+            if device is not None:  # a rank of a distributed run: one device per rank, no placement
+                return _train_locked(config, plan, data, folder, device, ranks)
             # the plan sizes the device share (jobs_per_device=auto packs small runs onto one GPU)
             footprint = footprint_of(plan)
             with placed_device(config.device, jobs_at_once=jobs_at_once, jobs_per_device=config.jobs_per_device,
@@ -222,16 +262,43 @@ def _skip_if_ended(config: RunConfig, path: Path, *, locked: bool) -> Outcome | 
     return None
 
 
-def _train_locked(config: RunConfig, plan: TrainPlan, data: TokenData, folder: Path, device: torch.device) -> Outcome:
-    """The record's life around one training run: running, then finished, diverged or failed."""
+def _follow_point(config: RunConfig, jobs_at_once: int, ranks: Ranks, device: torch.device) -> Outcome:
+    """:func:`run_point` on a rank other than 0: train beside rank 0 when it says the point trains; writes nothing
+    (rank 0 records a failure that every rank shares)."""
     from scaling_lab.train.checkpoint import CHECKPOINT_NAME
+    from scaling_lab.train.distributed import agreed, wait_for_all
+    from scaling_lab.train.run import run
+
+    if not agreed(None, ranks):
+        return Outcome(action="skipped-by-rank-0", record=None)
+    set_threads(config, jobs_at_once * ranks.local_world_size)
+    data = prepare_data(config.data, config.paths.resolved_cache_dir())
+    plan = make_plan(config, vocab_size=data.vocab_size)
+    folder = run_folder(config)
+    action = "resumed" if (folder / CHECKPOINT_NAME).exists() else "trained"
+    try:
+        run(config, plan, data, device=device, tracker=Tracker(), run_dir=folder, ranks=ranks)
+    except Exception:  # rank 0 records the failure
+        print(scrub_text(traceback.format_exc()), end="", file=sys.stderr)
+    wait_for_all(ranks)
+    return Outcome(action=action, record=None)
+
+
+def _train_locked(config: RunConfig, plan: TrainPlan, data: TokenData, folder: Path, device: torch.device,
+                  ranks: Ranks | None = None) -> Outcome:  # fmt: skip
+    """The record's life around one training run: running, then finished, diverged or failed. With several
+    ``ranks`` (this is rank 0) it returns once every rank has finished training."""
+    from scaling_lab.train.checkpoint import CHECKPOINT_NAME
+    from scaling_lab.train.distributed import SINGLE, wait_for_all
     from scaling_lab.train.run import make_record, resolved_config, run
 
+    ranks = ranks or SINGLE
     resumed = (folder / CHECKPOINT_NAME).exists()
     action = "resumed" if resumed else "trained"
     created_at, started = utc_now(), time.perf_counter()
     write_record(make_record(config, plan, data, Progress(), status="running", created_at=created_at,
-                             wall_time_s=0.0, device=device), config.paths.results_dir)  # fmt: skip
+                             wall_time_s=0.0, device=device, world_size=ranks.world_size),
+                 config.paths.results_dir)  # fmt: skip
     logger = config.logger if config.logger.dir != "." else dataclasses.replace(config.logger, dir=str(folder))
     # Tags N, D, C to filter a sweep's runs in wandb: N = total parameters (the N records and fits use by default
     # at this scale: Pearce & Song 2024); D = the tokens the budget asks for and C = the exact FLOPs (Chinchilla
@@ -243,16 +310,21 @@ def _train_locked(config: RunConfig, plan: TrainPlan, data: TokenData, folder: P
     with open_tracker(logger, name=config.run_id(), group=config.sweep, job_type="train",
                       run_config=resolved_config(config, plan), tags=tags) as tracker:  # fmt: skip
         try:
-            record = run(config, plan, data, device=device, tracker=tracker, run_dir=folder, created_at=created_at)
+            record = run(
+                config, plan, data, device=device, tracker=tracker, run_dir=folder, created_at=created_at, ranks=ranks
+            )
         except Exception as error:  # one failing grid point never sinks the sweep
             print(scrub_text(traceback.format_exc()), end="", file=sys.stderr)  # it may quote a credential
             failed = Progress(reason=f"{type(error).__name__}: {error}")
             record = make_record(config, plan, data, failed, status="failed", created_at=created_at,
-                                 wall_time_s=time.perf_counter() - started, device=device)  # fmt: skip
+                                 wall_time_s=time.perf_counter() - started, device=device,
+                                 world_size=ranks.world_size)  # fmt: skip
             write_record(record, config.paths.results_dir)
             tracker.summary({"status": "failed", "reason": record.reason})
+            wait_for_all(ranks)
             return Outcome(action=action, record=record)
         write_record(record, config.paths.results_dir)
+    wait_for_all(ranks)
     (folder / CHECKPOINT_NAME).unlink(missing_ok=True)  # the point is done: free the disk
     print(f"{record.status} {config.sweep}/{config.run_id()}: loss {record.final_loss} at D={record.n_tokens}"
           f" in {record.wall_time_s:.1f}s ({record.tokens_per_second:.3g} tok/s) -> {folder}")  # fmt: skip

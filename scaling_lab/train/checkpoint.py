@@ -2,6 +2,8 @@
 
 A checkpoint holds the model and optimizer state, the step (which is also the data position: step s trains
 on sequences [s·B, (s+1)·B)), the torch RNG states, and the run's progress so far (curve, points, best loss).
+The state is stored as one process holds it, also when several trained the run (rank 0 writes it; FSDP2 shards are
+gathered first), so a run resumes with any number of processes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 
 from scaling_lab.atomic import atomic_path
 from scaling_lab.errors import CheckpointError
+from scaling_lab.train.distributed import full_state, load_full_state
 
 CHECKPOINT_NAME = "checkpoint.pt"
 RUN_STATE_KEYS = ("model", "optimizer", "rng", "progress")
@@ -79,10 +82,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def save_run_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: dict) -> None:
-    """Checkpoint a run: weights, optimizer, RNG, and its progress (plain values)."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state()}
-    save_checkpoint(path, {**state, "progress": progress})
+def save_run_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: dict, *,
+                   write: bool = True) -> None:  # fmt: skip
+    """Checkpoint a run: weights, optimizer, RNG, and its progress (plain values). Every rank of a distributed run
+    calls it (gathering sharded state takes them all); only the one with ``write`` (rank 0) writes the file."""
+    model_state, optimizer_state = full_state(model, optimizer)
+    if write:
+        state = {"model": model_state, "optimizer": optimizer_state, "rng": rng_state()}
+        save_checkpoint(path, {**state, "progress": progress})
 
 
 def restore_run_state(
@@ -92,7 +99,6 @@ def restore_run_state(
     state = _run_state(path, load_checkpoint(path, device))
     if state is None:
         return None
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    load_full_state(model, optimizer, state["model"], state["optimizer"])
     set_rng_state(state["rng"])
     return state["progress"]

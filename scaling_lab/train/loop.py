@@ -16,6 +16,7 @@ from scaling_lab.data import TokenData
 from scaling_lab.model.build import build_model
 from scaling_lab.tracking import Tracker
 from scaling_lab.train import checkpoint
+from scaling_lab.train.distributed import SINGLE, Ranks, mean_over_ranks, parallelize
 from scaling_lab.train.optim import adamw_for_run
 from scaling_lab.train.plan import TrainPlan
 from scaling_lab.train.progress import Progress, measurement, tracked_scores
@@ -29,18 +30,31 @@ previous one (after a resume: since the resume); a run that diverges first sends
 
 
 def train(
-    config: RunConfig, plan: TrainPlan, data: TokenData, *, run_dir: Path, tracker: Tracker, device: torch.device
+    config: RunConfig,
+    plan: TrainPlan,
+    data: TokenData,
+    *,
+    run_dir: Path,
+    tracker: Tracker,
+    device: torch.device,
+    ranks: Ranks = SINGLE,
 ) -> Progress:
-    """Train (or resume) one run; returns its progress (points, curve, divergence). Checkpoints in ``run_dir``."""
+    """Train (or resume) one run; returns its progress (points, curve, divergence). Checkpoints in ``run_dir``.
+
+    With several ``ranks`` (:mod:`scaling_lab.train.distributed`) every rank calls it: each trains on its share of
+    every global batch, and rank 0 writes the checkpoints and shows the progress bar."""
     torch.manual_seed(config.seed)
     model = build_model(config.model, vocab_size=plan.vocab_size, context=plan.sequence_length, device=device)
+    # DDP wraps the model (``model`` stays the plain module: checkpoints and evaluation use it); FSDP2 shards it in
+    # place, so it must happen before the optimizer sees the parameters
+    wrapped = parallelize(model, ranks, n_params=plan.n_params_total, fsdp_min_params=config.fsdp_min_params)
     optimizer = adamw_for_run(model, config.optim, lr=plan.lr, beta2=plan.beta2, device=device)
     path = run_dir / checkpoint.CHECKPOINT_NAME
     progress = Progress(**(checkpoint.restore_run_state(path, model, optimizer, device) or {}))
-    if progress.step:
+    if progress.step and ranks.main:
         print(f"resume {config.sweep}/{config.run_id()} from step {progress.step} of {plan.steps} ({path})", flush=True)
     # evaluation runs the eager model (same weights): no_grad would make torch.compile build a second graph
-    net = torch.compile(model) if config.compile else model
+    net = torch.compile(wrapped) if config.compile else wrapped
     suite, B = data.eval_suite, plan.batch_sequences
     # the curve points' tokens are shared evenly by the eval sets
     per_set = None if config.curve_eval_tokens is None else config.curve_eval_tokens // len(suite)
@@ -52,8 +66,10 @@ def train(
     def step_once(step: int, cooldown: Cooldown | None) -> tuple[float, float]:
         kwargs = dict(peak=plan.lr, warmup_steps=plan.warmup_steps, total_steps=plan.steps, cooldown=cooldown)
         lr, started = lr_at(step, config.schedule, **kwargs), time.perf_counter()
-        loss = train_step(net, optimizer, data.train_sequences(step * B, B), lr=lr,
+        first, count = ranks.batch_slice(step, B)  # one process: all B sequences from step·B
+        loss = train_step(net, optimizer, data.train_sequences(first, count), lr=lr,
                           grad_clip=config.optim.grad_clip, **micro)  # fmt: skip
+        loss = mean_over_ranks(loss, ranks, device)
         progress.train_seconds += time.perf_counter() - started
         progress.trained_tokens += plan.tokens_per_step
         return loss, lr
@@ -69,7 +85,8 @@ def train(
             window.clear()
 
     bar = tqdm(total=plan.n_tokens, initial=plan.tokens_after(progress.step), unit="tok", unit_scale=True,
-               disable=not config.debug.progress, dynamic_ncols=True, mininterval=progress_interval())  # fmt: skip
+               disable=not (config.debug.progress and ranks.main), dynamic_ncols=True,
+               mininterval=progress_interval())  # fmt: skip
     with torch.autograd.set_detect_anomaly(config.debug.detect_anomaly):
         for step in range(progress.step, plan.steps):
             if step in branches and not _cooldown_branch(branches[step], model, optimizer, step_once, progress, plan,
@@ -102,7 +119,7 @@ def train(
                 final = scores if whole else evaluate_suite(model, suite, **micro)
                 progress.points.append(measurement(plan, steps=done, scores=final, train_loss=loss))
             if done in plan.checkpoint_steps and done < plan.steps:
-                checkpoint.save_run_state(path, model, optimizer, progress.to_dict())
+                checkpoint.save_run_state(path, model, optimizer, progress.to_dict(), write=ranks.main)
             if config.debug.crash_at_step == done:
                 raise RuntimeError(f"debug.crash_at_step={done}: stopping on purpose")
     bar.close()

@@ -19,6 +19,7 @@ from scaling_lab.model.hardware import TRAINING_BYTES_PER_PARAM, micro_batch_tha
 from scaling_lab.model.shapes import ModelConfig
 from scaling_lab.results import run_dir
 from scaling_lab.train.checkpoint import CHECKPOINT_NAME, check_run_checkpoint
+from scaling_lab.train.distributed import check_batch_splits, ranks_from_environment
 from scaling_lab.train.placement import check_device_available, footprint_of, memory_bytes
 from scaling_lab.train.plan import TrainPlan, make_plan
 
@@ -26,7 +27,8 @@ from scaling_lab.train.plan import TrainPlan, make_plan
 def check_can_start(config: RunConfig, *, on_this_host: bool = True) -> None:
     """ScalingLabError unless the run can start: its folders are writable and its checkpoint (if any) is trusted;
     and, when it runs on this host (``on_this_host``; not for a SLURM array submitted from here), its device exists,
-    it asks for no more CPU threads than there are cores, and its model fits the device's memory."""
+    it asks for no more CPU threads than there are cores, its model fits the device's memory, and its batch splits
+    over the processes that train it together."""
     config.paths.check_writable()
     check_run_checkpoint(run_dir(config.paths.results_dir, config.sweep, config.run_id()) / CHECKPOINT_NAME)
     if not on_this_host:
@@ -42,6 +44,7 @@ def check_can_start(config: RunConfig, *, on_this_host: bool = True) -> None:
             warnings.simplefilter("ignore")  # the run's own plan shows its warnings, once
             plan = make_plan(config, vocab_size=vocab_size)
         check_fits_memory(config, plan)
+        check_batch_splits(plan.batch_sequences, ranks_from_environment())
 
 
 def model_setting(model: ModelConfig) -> str:

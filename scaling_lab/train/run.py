@@ -22,25 +22,28 @@ from scaling_lab.model.hardware import mfu
 from scaling_lab.results import CurvePoint, RunPoint, RunRecord
 from scaling_lab.results.provenance import git_commit, library_versions, run_config_hash, utc_now
 from scaling_lab.tracking import Tracker
+from scaling_lab.train.distributed import SINGLE, Ranks
 from scaling_lab.train.loop import train
 from scaling_lab.train.plan import TrainPlan
 from scaling_lab.train.progress import Progress
 
 
 def run(config: RunConfig, plan: TrainPlan, data: TokenData, *, device: torch.device, tracker: Tracker,
-        run_dir: Path, created_at: str | None = None) -> RunRecord:  # fmt: skip
+        run_dir: Path, created_at: str | None = None, ranks: Ranks = SINGLE) -> RunRecord:  # fmt: skip
     """Train (or resume, from the checkpoint in ``run_dir``) one run; returns its record, finished or diverged.
 
     An exception from training propagates: the caller records the run as failed. ``created_at``: when the grid point
-    started (the time its running record gives); now by default. The record's wall time is this call's."""
+    started (the time its running record gives); now by default. The record's wall time is this call's. With
+    several ``ranks`` every rank calls it with its own device; rank 0's tracker and record are the run's."""
     created_at = created_at or utc_now()
     started = time.perf_counter()
     data.epochs(plan.n_tokens)  # warns when the budget repeats data more than 4 epochs
     tracker.summary(plan_summary(plan))
-    progress = train(config, plan, data, run_dir=run_dir, tracker=tracker, device=device)
+    progress = train(config, plan, data, run_dir=run_dir, tracker=tracker, device=device, ranks=ranks)
     status = "diverged" if progress.diverged_at_step is not None else "finished"
     record = make_record(config, plan, data, progress, status=status, created_at=created_at,
-                         wall_time_s=time.perf_counter() - started, device=device)  # fmt: skip
+                         wall_time_s=time.perf_counter() - started, device=device,
+                         world_size=ranks.world_size)  # fmt: skip
     tracker.summary(final_summary(record))
     return record
 
@@ -77,8 +80,10 @@ def resolved_config(config: RunConfig, plan: TrainPlan) -> dict[str, Any]:
 
 
 def make_record(config: RunConfig, plan: TrainPlan, data: TokenData, progress: Progress, *, status: str,
-                created_at: str, wall_time_s: float, device: torch.device) -> RunRecord:  # fmt: skip
-    """The run record for the current progress (running, finished, diverged or failed)."""
+                created_at: str, wall_time_s: float, device: torch.device,
+                world_size: int = 1) -> RunRecord:  # fmt: skip
+    """The run record for the current progress (running, finished, diverged or failed); ``world_size`` processes
+    trained it (the throughput is theirs together, the MFU each device's)."""
     tokens_per_second = progress.trained_tokens / progress.train_seconds if progress.train_seconds else 0.0
     flops_per_second = tokens_per_second * plan.flops_per_token_exact
     name, stored_config = device_name(device), resolved_config(config, plan)
@@ -94,7 +99,8 @@ def make_record(config: RunConfig, plan: TrainPlan, data: TokenData, progress: P
         points=[RunPoint(**p) for p in progress.points], n_tokens_planned=round(plan.n_tokens_planned),
         n_tokens=progress.points[-1]["n_tokens"] if progress.points else plan.tokens_after(progress.step),
         curve=[CurvePoint(**p) for p in progress.curve], tokens_per_second=tokens_per_second,
-        flops_per_second=flops_per_second, mfu=mfu(flops_per_second, name), wall_time_s=wall_time_s, device=name,
+        flops_per_second=flops_per_second, mfu=mfu(flops_per_second / world_size, name), wall_time_s=wall_time_s,
+        device=name,
         versions=library_versions(), git_commit=git_commit(), diverged_at_step=progress.diverged_at_step,
-        created_at=created_at, finished_at=None if status == "running" else utc_now(),
+        created_at=created_at, finished_at=None if status == "running" else utc_now(), world_size=world_size,
     )  # fmt: skip
