@@ -24,15 +24,17 @@ from scaling_lab.results.store import load_records, table_of
 
 
 def comparison(records, table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (active size, budget): each expert count's loss, its ratio to the dense run's, and its tokens/s
-    against the dense run's (the routing cost per token)."""
+    """One row per run: its loss and tokens/s against the dense run of the same model preset (the same attention and
+    expert width: active N equal but for the router's d·E) and budget (the routing cost per token)."""
+    preset = {r.run_id: r.config["model"]["preset"] for r in records}
     speed = {r.run_id: r.tokens_per_second for r in records}
-    rows = table.assign(tokens_per_second=table["run_id"].map(speed), budget=table["n_tokens"].round(-5))
-    dense = rows[rows["n_experts"] == 1].set_index(["n_params_active", "budget"])
-    rows = rows.join(dense[["loss", "tokens_per_second"]], on=["n_params_active", "budget"], rsuffix="_dense")
+    rows = table.assign(preset=table["run_id"].map(preset), tokens_per_second=table["run_id"].map(speed),
+                        budget=table["n_tokens"].round(-5))  # fmt: skip
+    dense = rows.loc[rows["n_experts"] == 1, ["preset", "budget", "loss", "tokens_per_second"]]
+    rows = rows.merge(dense, on=["preset", "budget"], suffixes=("", "_dense"))
     rows["loss_ratio"] = rows["loss"] / rows["loss_dense"]
     rows["speed_ratio"] = rows["tokens_per_second"] / rows["tokens_per_second_dense"]
-    keep = ["n_params_active", "n_params_total", "n_experts", "budget", "n_tokens", "flops_exact", "loss",
+    keep = ["preset", "n_params_active", "n_params_total", "n_experts", "budget", "n_tokens", "flops_exact", "loss",
             "loss_ratio", "tokens_per_second", "speed_ratio"]  # fmt: skip
     return rows[keep].sort_values(["budget", "n_params_active", "n_experts"]).reset_index(drop=True)
 
