@@ -22,12 +22,11 @@ from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralFo
 from scaling_lab.model.shapes import ModelConfig, Shape
 
 
-def llama_config(shape: Shape, *, vocab_size: int, context: int, model: ModelConfig) -> LlamaConfig:
-    """The `transformers` config for ``shape``: multi-head attention, no biases, SDPA attention."""
-    return LlamaConfig(
+def _decoder_settings(shape: Shape, *, vocab_size: int, context: int, model: ModelConfig) -> dict:
+    """What the dense and the MoE decoder share: multi-head attention, no biases, SDPA attention, no cache."""
+    return dict(
         vocab_size=vocab_size,
         hidden_size=shape.width,
-        intermediate_size=shape.ffn_size,
         num_hidden_layers=shape.n_layers,
         num_attention_heads=shape.n_heads,
         num_key_value_heads=shape.n_heads,
@@ -36,8 +35,6 @@ def llama_config(shape: Shape, *, vocab_size: int, context: int, model: ModelCon
         rope_theta=model.rope_theta,
         initializer_range=model.init_std,
         tie_word_embeddings=model.tie_embeddings,
-        attention_bias=False,
-        mlp_bias=False,
         attn_implementation="sdpa",
         use_cache=False,
         bos_token_id=None,
@@ -46,31 +43,23 @@ def llama_config(shape: Shape, *, vocab_size: int, context: int, model: ModelCon
     )
 
 
+def llama_config(shape: Shape, *, vocab_size: int, context: int, model: ModelConfig) -> LlamaConfig:
+    """The `transformers` config for ``shape``: the shared decoder settings and a SwiGLU MLP without biases."""
+    return LlamaConfig(**_decoder_settings(shape, vocab_size=vocab_size, context=context, model=model),
+                       intermediate_size=shape.ffn_size, attention_bias=False, mlp_bias=False)  # fmt: skip
+
+
 def mixtral_config(shape: Shape, *, vocab_size: int, context: int, model: ModelConfig) -> MixtralConfig:
     """The `transformers` config of the MoE decoder for ``shape``: the Llama layer's settings, experts for MLPs."""
     return MixtralConfig(
-        vocab_size=vocab_size,
-        hidden_size=shape.width,
+        **_decoder_settings(shape, vocab_size=vocab_size, context=context, model=model),
         intermediate_size=shape.expert_ffn_size,
-        num_hidden_layers=shape.n_layers,
-        num_attention_heads=shape.n_heads,
-        num_key_value_heads=shape.n_heads,
-        max_position_embeddings=context,
-        rms_norm_eps=model.norm_eps,
-        rope_theta=model.rope_theta,
-        initializer_range=model.init_std,
-        tie_word_embeddings=model.tie_embeddings,
         num_local_experts=shape.n_experts,
         num_experts_per_tok=shape.experts_per_token,
         output_router_logits=True,
         router_aux_loss_coef=model.router_aux_loss_coef,
         router_jitter_noise=0.0,
         sliding_window=None,
-        attn_implementation="sdpa",
-        use_cache=False,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=None,
     )
 
 
