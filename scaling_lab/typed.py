@@ -92,6 +92,13 @@ class Wording:
         return self.error(f"{self.field}{field}={shown!r} must be {wanted}{got}")
 
 
+RENAMED_SETTINGS: dict[str, str] = {
+    "data.eval_tokens": "data.eval_bytes (UTF-8 bytes of held-out text per eval set of data.eval_sets)",
+}
+"""Settings that were renamed, by their old dotted name: a config or override that still names one is told the new
+name (here and in Hydra's own "Could not override" error, cli/hydra_errors.py)."""
+
+
 CONFIG = Wording(
     error=ConfigError,
     field="",
@@ -157,9 +164,10 @@ def from_mapping(cls: type[T], values: Any, where: str, *, check_types: bool = F
     fields = {field.name: field for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(fields), key=str)
     if unknown:
-        raise wording.fault(
-            wording.unknown.format(field=_dotted(where, str(unknown[0])), known=", ".join(sorted(fields)))
-        )
+        field = _dotted(where, str(unknown[0]))
+        if field in RENAMED_SETTINGS:
+            raise wording.fault(f"{field} was renamed: use {RENAMED_SETTINGS[field]}")
+        raise wording.fault(wording.unknown.format(field=field, known=", ".join(sorted(fields))))
     missing = [name for name, field in fields.items() if name not in values and _required(field)]
     if missing:
         raise wording.fault(wording.missing.format(field=_dotted(where, missing[0])))

@@ -13,6 +13,8 @@ import yaml
 from hydra.errors import HydraException
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from scaling_lab.typed import RENAMED_SETTINGS
+
 HYDRA_ERRORS: tuple[type[Exception], ...] = (HydraException, OmegaConfBaseException, yaml.YAMLError)
 """What composing or resolving a config raises for a bad override, config file or interpolation."""
 
@@ -62,6 +64,9 @@ def hydra_error_message(error: BaseException) -> str:
     if isinstance(error, OmegaConfBaseException):
         return _omegaconf_message(error)
     message = _lines(str(error))
+    for old, new in RENAMED_SETTINGS.items():  # Hydra would suggest +old=..., which the typed config then refuses
+        if f"Could not override '{old}'" in message:
+            return f"Could not override '{old}': it was renamed: use {new}"
     override = getattr(error, "override", None)  # an OverrideParseException names the override it rejected
     if override and override not in message:
         message = f"override {override}: {message}"

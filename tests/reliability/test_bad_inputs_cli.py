@@ -36,6 +36,11 @@ CASES = [
     Case(name="train-unknown-key", cli="train", args=(*TINY_TRAIN, "foo=1"), names=("'foo'", "+foo=1")),
     Case(name="train-unknown-nested-key", cli="train", args=(*TINY_TRAIN, "optim.nonexistent=3"),
          names=("'optim.nonexistent'", "+optim.nonexistent=3")),
+    # a renamed setting names its new name, as an override and as an appended key
+    Case(name="train-renamed-key", cli="train", args=(*TINY_TRAIN, "data.eval_tokens=256"),
+         names=("'data.eval_tokens'", "renamed", "data.eval_bytes")),
+    Case(name="train-renamed-key-appended", cli="train", args=(*TINY_TRAIN, "+data.eval_tokens=256"),
+         names=("data.eval_tokens was renamed", "data.eval_bytes")),
     Case(name="train-grammar", cli="train", args=(*TINY_TRAIN, "model=["), names=("model=[", "no viable alternative")),
     Case(name="train-missing-option", cli="train", args=(*TINY_TRAIN, "model=nope"), names=("model/nope", "n1k")),
     Case(name="train-wrong-type", cli="train", args=(*TINY_TRAIN, "data.sources=3"), names=("data.sources",)),
