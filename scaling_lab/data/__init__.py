@@ -12,7 +12,7 @@ import hashlib
 import pathlib
 from collections.abc import Iterator
 
-from scaling_lab.data.cache import cached_tokens
+from scaling_lab.data.cache import CachedTokens, cached_tokens
 from scaling_lab.data.config import (
     UNION,
     DataConfig,
@@ -68,8 +68,15 @@ def prepare_data(config: DataConfig, cache_dir: pathlib.Path) -> TokenData:
         corpus_key=hashlib.sha256("|".join(fingerprints).encode()).hexdigest(),
         cache_dir=cache_dir,
     )
+    cached: dict[str, CachedTokens] = {}  # by fingerprint: opening a cache checksums its whole file
+
+    def tokens_of(source: LoadedSource) -> CachedTokens:
+        if source.fingerprint not in cached:
+            cached[source.fingerprint] = cached_tokens(source, tokenizer, cache_dir)
+        return cached[source.fingerprint]
+
     suite = [
-        make_eval_set(name=source.config.name, tokens=cached_tokens(source, tokenizer, cache_dir).tokens,
+        make_eval_set(name=source.config.name, tokens=tokens_of(source).tokens,
                       token_bytes=tokenizer.token_bytes, eval_bytes=config.eval_bytes,
                       sequence_length=config.sequence_length, fingerprint=source.fingerprint)
         for source in held
@@ -77,16 +84,16 @@ def prepare_data(config: DataConfig, cache_dir: pathlib.Path) -> TokenData:
     held_out_start = {eval_set.fingerprint: eval_set.start for eval_set in suite}
     splits = []
     for source, weight in zip(loaded, config.weights, strict=True):
-        cached = cached_tokens(source, tokenizer, cache_dir)
+        built = tokens_of(source)
         splits.append(
             split_source(
                 name=source.config.name,
                 weight=weight,
-                tokens=cached.tokens,
+                tokens=built.tokens,
                 sequence_length=config.sequence_length,
                 held_out_start=held_out_start.get(source.fingerprint),
                 fingerprint=source.fingerprint,
-                text_bytes=cached.text_bytes,
+                text_bytes=built.text_bytes,
             )
         )
     return TokenData(

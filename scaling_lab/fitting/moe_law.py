@@ -38,6 +38,7 @@ from scaling_lab.budget import ROUNDING_WARN_FRACTION
 from scaling_lab.errors import ConfigError, TableError
 from scaling_lab.fitting import bootstrap
 from scaling_lab.fitting.bootstrap import BootstrapConfig
+from scaling_lab.fitting.seeds import assign_budgets
 
 N_COLUMNS = {"active": "n_params_active", "active_nonembed": "n_params_active_nonembed"}
 """Which active N the law counts: with the vocabulary matrices (the default, as for dense fits, Pearce & Song 2024)
@@ -175,12 +176,11 @@ class MoELawFit:
 
 
 def _shared_budgets(table: pd.DataFrame) -> set[float]:
-    """The budgets D (each the smallest realized D of its :data:`D_RTOL` cluster) that every expert count reached."""
-    realized = np.sort(table["n_tokens"].unique().astype(float))
-    starts = np.concatenate([[True], realized[1:] > (1 + D_RTOL) * realized[:-1]])
-    budget_of = dict(zip(realized, realized[starts][np.cumsum(starts) - 1], strict=True))
-    budgets = table["n_tokens"].astype(float).map(budget_of)
-    return set.intersection(*budgets.groupby(table["n_experts"]).apply(set))
+    """The budgets D (each the smallest realized D of its :data:`D_RTOL` cluster, ``assign_budgets``) that every
+    expert count reached."""
+    realized = table["n_tokens"].to_numpy(dtype=float)
+    clusters = pd.Series(realized).groupby(assign_budgets(realized, D_RTOL)).transform("min")
+    return set.intersection(*clusters.groupby(table["n_experts"].to_numpy()).apply(set))
 
 
 def moe_points(table: pd.DataFrame, config: MoELawConfig, source: str) -> pd.DataFrame:

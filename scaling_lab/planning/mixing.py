@@ -27,6 +27,7 @@ from scipy.optimize import least_squares
 
 from scaling_lab.errors import FitError
 from scaling_lab.fitting.estimate import Estimate
+from scaling_lab.fitting.seeds import assign_budgets
 from scaling_lab.planning.budget import INTERVAL_LEVEL
 
 EXPONENT_STARTS = np.linspace(-8.0, 8.0, 9)
@@ -172,19 +173,17 @@ def mix_fit_tables(source: str | Path, groups: Sequence[str], *, target: str, me
     return table
 
 
-SLICE_GAP = 1.1
+SLICE_GAP = 0.1
 """Points whose exact FLOPs lie within 10 % of their neighbour's belong to one isoFLOP slice: a WSD cooldown lands
 within a step of its budget (under 3 % here), and the study's slices are 1.47× apart."""
 
 
 def best_loss_per_slice(table: pd.DataFrame) -> pd.DataFrame:
     """The lowest loss of each (group, isoFLOP slice) of a fit table: the measured compute-optimal loss of each mix at
-    each budget (columns group, slice, loss, flops). Slices are runs of sorted budgets without a gap above
-    :data:`SLICE_GAP`, over the whole table, so every mix shares the slice numbers."""
-    order = np.sort(table["flops"].unique())
-    starts = np.concatenate([[True], order[1:] > SLICE_GAP * order[:-1]])
-    slice_of = dict(zip(order, np.cumsum(starts) - 1, strict=True))
-    grouped = table.assign(slice=table["flops"].map(slice_of)).groupby(["group", "slice"], as_index=False)
+    each budget (columns group, slice, loss, flops). Slices are the fitter's budgets (``assign_budgets`` with a
+    :data:`SLICE_GAP` gap) over the whole table, numbered by increasing C, so every mix shares the slice numbers."""
+    labels = assign_budgets(table["flops"].to_numpy(dtype=float), SLICE_GAP)
+    grouped = table.assign(slice=np.unique(labels, return_inverse=True)[1]).groupby(["group", "slice"], as_index=False)
     return grouped.agg(loss=("loss", "min"), flops=("flops", "median"))
 
 
