@@ -2,6 +2,7 @@
 the GPU-hours, memory and batch arithmetic hold against numbers worked out by hand."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -107,3 +108,16 @@ def test_the_batch_rule_rounds_to_whole_micro_batches():
     # micro-batches of 16 sequences: 49 sequences alone, 3 × 16 = 48 sequences with the micro-batch
     assert default_batch_tokens(1e16, sequence_length=1024) == 49 * 1024
     assert default_batch_tokens(1e16, sequence_length=1024, micro_batch_sequences=16) == 48 * 1024
+
+
+@pytest.mark.parametrize("sweep", [study[0] for study in GPU_STUDIES])
+def test_gpu_study_data_is_pinned_to_one_commit(sweep):
+    # The hub dataset is updated in place: an unpinned revision would read a different text on another day under the
+    # same settings. The pin is part of the data fingerprint, so another commit makes other runs.
+    from scaling_lab.cli.compose import expand_grid
+
+    point = expand_grid([f"experiment={sweep}"])[0]
+    (source,) = point.config.data.sources
+    assert re.fullmatch(r"[0-9a-f]{40}", source.revision), source.revision
+    other = expand_grid([f"experiment={sweep}", "data.sources.0.revision=" + "0" * 40])[0]
+    assert other.config.run_id() != point.config.run_id()
