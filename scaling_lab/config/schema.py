@@ -129,6 +129,10 @@ class RunConfig:
     (Rajbhandari et al. 2020, ZeRO §3.1): 16 GB at 1B, a fifth of an 80 GB GPU before activations. Sharding them
     moves 1.5× DDP's data per step (ZeRO §7: parameters all-gathered in the forward and backward passes, gradients
     reduce-scattered), so it pays only once the replica crowds out activations. Same maths either way: not hashed."""
+    processes: int = 1
+    """Processes that train each run together on this host, one device each (DDP, or FSDP2 from fsdp_min_params):
+    sl-train starts them (torch.distributed's elastic agent, what ``torchrun --standalone`` runs). 1 → one process,
+    or as many as torchrun or SLURM tasks started. The same maths with any number: not hashed."""
     eval_every_tokens: Optional[float] = None  # noqa: UP045
     """Evaluate every this many tokens for the loss curve; null → 10 evaluations per run. The end always evals."""
     curve_eval_tokens: Optional[int] = 65536  # noqa: UP045
@@ -172,6 +176,8 @@ class RunConfig:
             raise ConfigError(f"checkpoint_every_tokens={self.checkpoint_every_tokens} must be ≥ 0 or null")
         if isinstance(self.fsdp_min_params, bool) or self.fsdp_min_params < 0:
             raise ConfigError(f"fsdp_min_params={self.fsdp_min_params} must be an integer ≥ 0 (0: always shard)")
+        if isinstance(self.processes, bool) or self.processes < 1:
+            raise ConfigError(f"processes={self.processes} must be an integer ≥ 1 (the processes that train one run)")
         if not self.divergence_factor > 1:
             raise ConfigError(f"divergence_factor={self.divergence_factor} must be > 1 (3 is usual)")
 

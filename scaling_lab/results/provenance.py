@@ -18,11 +18,11 @@ VERSIONED_LIBRARIES = ("torch", "transformers", "datasets", "scaling_lab")
 """Distributions whose versions every record carries (with python)."""
 
 # Sections and fields of a run config that do not change what a run computes: where it writes and logs, how many
-# CPU threads, whether it compiles (same maths), debug switches, and the device. The run_id derives from the rest,
-# so a relaunch anywhere finds the same run; a record's config_hash leaves them out too, so a store that was moved
-# (paths) or a record read on another machine still checks out.
+# CPU threads or processes, whether it compiles (same maths), debug switches, and the device. The run_id derives
+# from the rest, so a relaunch anywhere finds the same run; a record's config_hash leaves them out too, so a store
+# that was moved (paths) or a record read on another machine still checks out.
 UNHASHED = ("paths", "logger", "debug", "threads", "jobs_per_device", "compile", "device", "sweep", "grid",
-            "retry_failed", "fsdp_min_params")  # fmt: skip
+            "retry_failed", "fsdp_min_params", "processes")  # fmt: skip
 
 
 def utc_now() -> str:

@@ -173,14 +173,26 @@ def run_point(config: RunConfig, *, jobs_at_once: int = 1) -> Outcome:
     ``jobs_at_once``: how many grid points the launcher runs at once on this host (sl-train reads it from Hydra's
     launcher); they divide the CPU cores between them and, on a CUDA host, claim shares of its GPUs.
 
-    Launched as several processes (torchrun, SLURM tasks: :mod:`scaling_lab.train.distributed`), every process calls
-    it and they train the one point together: rank 0 does all of the above (skip, lock, record, tracker) and tells
-    the others whether to train; they then train beside it, one device each, writing nothing."""
-    from scaling_lab.train.distributed import agreed, process_group, ranks_from_environment, training_device
+    Trained by several processes (:mod:`scaling_lab.train.distributed`), every process calls it and they train the
+    one point together: rank 0 does all of the above (skip, lock, record, tracker) and tells the others whether to
+    train; they then train beside it, one device each, writing nothing. With ``processes=K`` this call starts the K
+    processes and returns rank 0's outcome; torchrun or SLURM tasks start them themselves."""
+    from scaling_lab.train.distributed import (
+        agreed,
+        launch_ranks,
+        process_group,
+        ranks_from_environment,
+        training_device,
+    )
     from scaling_lab.train.preflight import check_can_start
 
-    check_can_start(config)
+    check_can_start(config, jobs_at_once=jobs_at_once)
     ranks = ranks_from_environment()
+    if config.processes > 1 and not ranks.distributed:
+        outcome = launch_ranks(_run_rank, (config,), config.processes)
+        if isinstance(outcome, ScalingLabError):  # bad input only a rank could see: one line, from this process
+            raise outcome
+        return outcome
     if not ranks.distributed:
         return _lead_point(config, jobs_at_once, ranks, device=None, start=lambda: None)
     device = training_device(config.device, ranks)
@@ -198,6 +210,15 @@ def run_point(config: RunConfig, *, jobs_at_once: int = 1) -> Outcome:
         finally:
             if not told:  # skipped, or the start failed: the others return too
                 agreed(False, ranks)
+
+
+def _run_rank(config: RunConfig) -> Outcome | ScalingLabError:
+    """One rank started by :func:`run_point` for ``processes=K``: its outcome, or the bad input it refused, returned
+    for the starting process to report once (raised here, every rank would print it with a traceback)."""
+    try:
+        return run_point(config)
+    except ScalingLabError as error:
+        return error
 
 
 def _lead_point(config: RunConfig, jobs_at_once: int, ranks: Ranks, *, device: torch.device | None,

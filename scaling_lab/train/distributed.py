@@ -1,9 +1,12 @@
 """One run across several processes: its ranks, their process group, the wrapped model and the shared checkpoint.
 
-Where the ranks come from: ``torchrun --nproc-per-node=K`` sets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
-MASTER_ADDR and MASTER_PORT; several SLURM tasks of one step (hydra-submitit-launcher's ``tasks_per_node``, started
-by srun) set SLURM_PROCID, SLURM_LOCALID, SLURM_STEP_NUM_TASKS and SLURM_STEP_NUM_NODES, and meet on the job's first
-host (rank 0's under srun's default block distribution). Without either, a run is one process, as before.
+Where the ranks come from: ``sl-train ... processes=K`` starts K processes on this host (:func:`launch_ranks`,
+torch.distributed's elastic agent as ``torchrun --standalone`` runs it, after sl-train has checked the config once);
+they, like ``torchrun --nproc-per-node=K`` (several hosts without SLURM), see RANK, WORLD_SIZE, LOCAL_RANK,
+LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT. Several SLURM tasks of one step (hydra-submitit-launcher's
+``tasks_per_node``, started by srun) set SLURM_PROCID, SLURM_LOCALID, SLURM_STEP_NUM_TASKS and SLURM_STEP_NUM_NODES,
+and meet on the job's first host (rank 0's under srun's default block distribution). Without any of these, a run is
+one process, as before.
 
 What makes K processes train exactly the one-process run (tests/train/test_distributed.py checks it):
 
@@ -21,15 +24,17 @@ them all; the eval suite is small next to training).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from scaling_lab.errors import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +112,61 @@ def slurm_ranks(environ: Mapping[str, str]) -> Ranks:
                  rendezvous=f"tcp://{_parse_node_list(nodelist)[0]}:{port}")  # fmt: skip
 
 
+def planned_ranks(processes: int, environ: Mapping[str, str] | None = None) -> Ranks:
+    """The ranks a run with the ``processes`` setting will have: those a launcher already gave this process
+    (torchrun, SLURM tasks), else ``processes`` on this host (:func:`launch_ranks` starts them). ConfigError when
+    both ask for a number and the numbers differ."""
+    ranks = ranks_from_environment(environ)
+    if not ranks.distributed:
+        return Ranks(world_size=processes, local_world_size=processes)
+    if processes not in (1, ranks.world_size):
+        raise ConfigError(f"processes={processes}, but torchrun or SLURM started {ranks.world_size} processes for this"
+                          " run: leave processes at 1 under a launcher that starts the ranks")  # fmt: skip
+    return ranks
+
+
+def check_processes(ranks: Ranks, requested_device: str, *, jobs_at_once: int = 1) -> None:
+    """ConfigError unless the ``ranks`` of a run can train here, one device each: no Apple GPU (no collective
+    backend), no single GPU named (rank r takes cuda:LOCAL_RANK), as many CUDA devices as ranks on this host, and one
+    grid point at a time (``jobs_at_once``: two runs would take the same devices)."""
+    if not ranks.distributed:
+        return
+    if requested_device == "mps":
+        raise ConfigError("device=mps cannot train across processes (no collective backend): use one process")
+    if requested_device.startswith("cuda:"):
+        raise ConfigError(f"device={requested_device} names one GPU, but {ranks.world_size} processes train on one GPU"
+                          " each (cuda:LOCAL_RANK): set device=cuda, or narrow CUDA_VISIBLE_DEVICES")  # fmt: skip
+    cuda = torch.cuda.is_available() if requested_device == "auto" else requested_device == "cuda"
+    if cuda and ranks.local_world_size > torch.cuda.device_count():
+        raise ConfigError(f"{ranks.local_world_size} processes on this host need one GPU each, and it has"
+                          f" {torch.cuda.device_count()}: set processes ≤ {torch.cuda.device_count()}")  # fmt: skip
+    if jobs_at_once > 1:
+        raise ConfigError(f"{ranks.world_size} processes train each run, one device each, and the launcher runs"
+                          f" {jobs_at_once} grid points at once on the same devices: run them one at a time"
+                          " (hydra.launcher.n_jobs=1, or the default launcher)")  # fmt: skip
+
+
+def launch_ranks(entry: Callable[..., T], args: tuple, processes: int) -> T:
+    """``entry(*args)`` run by ``processes`` new processes on this host, as the ranks of one run, and rank 0's result.
+
+    The processes are started as ``torchrun --standalone`` starts them (torch.distributed's elastic agent: a c10d
+    rendezvous on a free local port, RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set, no restarts),
+    each a fresh interpreter (spawn: CUDA cannot be forked). The agent's per-rank files live in a temporary folder
+    that is removed afterwards. A rank that raises ends the others; the agent then raises ChildFailedError naming
+    it and its traceback."""
+    import tempfile
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    with tempfile.TemporaryDirectory(prefix="scaling_lab_ranks_") as log_dir:
+        config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=str(uuid.uuid4()),
+                              rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, start_method="spawn",
+                              logs_specs=DefaultLogsSpecs(log_dir=log_dir))  # fmt: skip
+        return elastic_launch(config, entry)(*args)[0]
+
+
 def check_batch_splits(batch_sequences: int, ranks: Ranks) -> None:
     """ConfigError unless the global batch splits into equal shares, one per rank (equal shares make the average of
     the ranks' gradients the full batch's gradient)."""
@@ -117,10 +177,9 @@ def check_batch_splits(batch_sequences: int, ranks: Ranks) -> None:
 
 
 def training_device(requested: str, ranks: Ranks) -> torch.device:
-    """The device of one rank: ``cuda:LOCAL_RANK`` on a CUDA host (one GPU per process), else the CPU."""
+    """The device of one rank: ``cuda:LOCAL_RANK`` on a CUDA host (one GPU per process), else the CPU
+    (:func:`check_processes` has refused the devices ranks cannot share)."""
     cuda = torch.cuda.is_available() if requested == "auto" else requested.startswith("cuda")
-    if requested == "mps":
-        raise ConfigError("device=mps cannot train across processes (no collective backend): use one process")
     return torch.device("cuda", ranks.local_rank) if cuda else torch.device("cpu")
 
 

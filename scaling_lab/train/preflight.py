@@ -19,12 +19,12 @@ from scaling_lab.model.hardware import TRAINING_BYTES_PER_PARAM, micro_batch_tha
 from scaling_lab.model.shapes import ModelConfig
 from scaling_lab.results import run_dir
 from scaling_lab.train.checkpoint import CHECKPOINT_NAME, check_run_checkpoint
-from scaling_lab.train.distributed import check_batch_splits, ranks_from_environment
+from scaling_lab.train.distributed import check_batch_splits, check_processes, planned_ranks
 from scaling_lab.train.placement import check_device_available, footprint_of, memory_bytes
 from scaling_lab.train.plan import TrainPlan, make_plan
 
 
-def check_can_start(config: RunConfig, *, on_this_host: bool = True) -> None:
+def check_can_start(config: RunConfig, *, on_this_host: bool = True, jobs_at_once: int = 1) -> None:
     """ScalingLabError unless the run can start: its folders are writable and its checkpoint (if any) is trusted;
     and, when it runs on this host (``on_this_host``; not for a SLURM array submitted from here), its device exists,
     it asks for no more CPU threads than there are cores, its model fits the device's memory, and its batch splits
@@ -34,6 +34,8 @@ def check_can_start(config: RunConfig, *, on_this_host: bool = True) -> None:
     if not on_this_host:
         return
     check_device_available(config.device)
+    ranks = planned_ranks(config.processes)
+    check_processes(ranks, config.device, jobs_at_once=jobs_at_once)
     cores = usable_cores()
     if config.threads is not None and config.threads > cores:  # each thread reserves a stack: 1e5 of them crash
         raise ConfigError(f"threads={config.threads} is more than the {cores} cores this process may use: set"
@@ -44,7 +46,7 @@ def check_can_start(config: RunConfig, *, on_this_host: bool = True) -> None:
             warnings.simplefilter("ignore")  # the run's own plan shows its warnings, once
             plan = make_plan(config, vocab_size=vocab_size)
         check_fits_memory(config, plan)
-        check_batch_splits(plan.batch_sequences, ranks_from_environment())
+        check_batch_splits(plan.batch_sequences, ranks)
 
 
 def model_setting(model: ModelConfig) -> str:
