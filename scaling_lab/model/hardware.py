@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from scaling_lab.model.shapes import Shape
+from scaling_lab.model.shapes import Shape, params_per_layer
 
 # Dense (no 2:4 sparsity) BF16 tensor-core peaks, FLOP/s, from the vendor datasheets:
 #   NVIDIA H100 Tensor Core GPU datasheet (2023): SXM 989 TFLOPS, PCIe 756 TFLOPS (the sheet lists 2× with sparsity)
@@ -90,9 +90,27 @@ def mfu(flops_per_second: float, device_name: str) -> float | None:
 # ---- Device memory of one training run (what decides how many small runs share one GPU) ----------------------------
 
 # fp32 weights (4) + fp32 gradients (4) + AdamW's two fp32 moments (8) = 16 bytes per parameter, the count of
-# Rajbhandari et al. 2020 (ZeRO, §3.1: "16Ψ bytes" for mixed-precision Adam), plus the bf16 copy of every weight
-# that CUDA autocast caches for the forward pass (2): the training step keeps fp32 weights under bf16 autocast.
-TRAINING_BYTES_PER_PARAM = 18
+# Rajbhandari et al. 2020 (ZeRO, §3.1: "16Ψ bytes" for mixed-precision Adam): the state FSDP2 shards (ZeRO-3).
+PARAMETER_STATE_BYTES = 16
+# The bf16 copy of every weight that CUDA autocast makes for the forward pass (the training step keeps fp32 weights
+# under bf16 autocast): autograd saves it for the backward pass, so it lives from a layer's forward to its backward.
+# FSDP2 frees only the all-gathered fp32 weights after a block's forward; the bf16 copies are autocast's, so every
+# rank holds them for the whole model whatever the sharding.
+AUTOCAST_COPY_BYTES = 2
+TRAINING_BYTES_PER_PARAM = PARAMETER_STATE_BYTES + AUTOCAST_COPY_BYTES
+# DDP's gradient buckets (``bucket_cap_mb``, 25 MiB each) together hold a second copy of every gradient: the torch
+# docs of DistributedDataParallel say ``gradient_as_bucket_view=True`` (not our default) saves "the total gradients
+# size" of peak memory. So fp32 gradients cost 4 more bytes per parameter on every DDP rank.
+DDP_BUCKET_BYTES = 4
+# A parameter FSDP2 has all-gathered: its fp32 weight (4) and, during the backward pass, its unsharded fp32 gradient
+# before the reduce-scatter (4). FSDP2 gathers one ``fully_shard``-ed block at a time and prefetches the next one,
+# keeping two all-gather outputs alive at once in the forward pass and prefetching in reverse order in the backward
+# pass (PyTorch docs, FSDP notes: "FSDP Prefetch Nuances"; Zhao et al. 2023, "PyTorch FSDP", on backward and forward
+# prefetching), so two blocks are unsharded at once. The root's own parameters (embeddings, final norm, output head)
+# stay gathered from its forward to the end of the backward pass (``fully_shard``: reshard_after_forward defaults to
+# False for the root module).
+GATHERED_BYTES = 8
+GATHERED_BLOCKS = 2
 # One process's fixed cost on a GPU: the CUDA context (~300 MB with CUDA ≥ 11.7 lazy module loading, >1 GB before;
 # pytorch/pytorch#107667, #28394), cuBLAS workspaces and caching-allocator slack. Rounded up to 1 GiB: packing
 # several processes on one GPU pays it once per process.
@@ -119,11 +137,35 @@ def saved_activations_per_token(shape: Shape, vocab_size: int) -> int:
     return shape.n_layers * (8 * shape.width + 5 * shape.ffn_size) + 4 * shape.width + vocab_size
 
 
-def training_memory_bytes(shape: Shape, *, vocab_size: int, n_params: int, micro_batch_tokens: int) -> int:
-    """Peak device memory of one training process: parameter state, one micro-batch's activations, the loss's
-    transient and the per-process overhead. An estimate for packing decisions, not an allocator trace."""
+def shards_parameters(n_params: int, *, world_size: int, fsdp_min_params: int) -> bool:
+    """Whether a run of ``n_params`` total parameters trained by ``world_size`` processes shards its parameters,
+    gradients and optimizer state with FSDP2; below ``fsdp_min_params``, or in one process, each holds all of them
+    (DDP replicates the model across processes)."""
+    return world_size > 1 and n_params >= fsdp_min_params
+
+
+def training_memory_bytes(
+    shape: Shape, *, vocab_size: int, n_params: int, micro_batch_tokens: int, world_size: int = 1, sharded: bool = False
+) -> int:
+    """Peak device memory of one training process of a run trained by ``world_size`` processes: parameter state, one
+    micro-batch's activations, the loss's transient and the per-process overhead. An estimate for packing and fit
+    decisions, not an allocator trace.
+
+    Parameter state: :data:`TRAINING_BYTES_PER_PARAM` per parameter in one process; with DDP (several processes, not
+    ``sharded``) plus its gradient buckets; ``sharded`` by FSDP2 (:func:`shards_parameters`), the fp32 state split
+    over the processes, the bf16 autocast copies whole, and the fp32 weights and gradients of the parameters gathered
+    at once: the root's (everything outside the blocks) and :data:`GATHERED_BLOCKS` blocks. Every process holds the
+    activations of its own micro-batch.
+    """
     per_token = ACTIVATION_BYTES * saved_activations_per_token(shape, vocab_size) + LOGIT_TRANSIENT_BYTES * vocab_size
-    return TRAINING_BYTES_PER_PARAM * n_params + per_token * micro_batch_tokens + PROCESS_OVERHEAD_BYTES
+    if sharded:
+        block = params_per_layer(shape)
+        gathered = n_params - shape.n_layers * block + min(GATHERED_BLOCKS, shape.n_layers) * block
+        parameters = (-(-PARAMETER_STATE_BYTES * n_params // world_size) + AUTOCAST_COPY_BYTES * n_params
+                      + GATHERED_BYTES * gathered)  # fmt: skip
+    else:
+        parameters = TRAINING_BYTES_PER_PARAM * n_params + (DDP_BUCKET_BYTES * n_params if world_size > 1 else 0)
+    return parameters + per_token * micro_batch_tokens + PROCESS_OVERHEAD_BYTES
 
 
 def micro_batch_that_fits(
@@ -135,15 +177,41 @@ def micro_batch_that_fits(
     batch_sequences: int,
     device_memory_bytes: int,
     memory_fraction: float = 0.9,
+    world_size: int = 1,
+    sharded: bool = False,
 ) -> int:
-    """The largest divisor of ``batch_sequences`` whose :func:`training_memory_bytes` fits in ``memory_fraction``
-    of the device (1 when even one sequence does not: the caller's OOM will say so)."""
+    """The largest divisor of ``batch_sequences`` whose :func:`training_memory_bytes` (one of ``world_size``
+    processes, ``sharded`` or not) fits in ``memory_fraction`` of the device (1 when even one sequence does not: the
+    caller's OOM will say so)."""
     budget = memory_fraction * device_memory_bytes
     # divisors in pairs (m, batch/m) up to the square root: a batch of 2^36 sequences is 2^18 trial divisions
     divisors = {d for m in range(1, math.isqrt(batch_sequences) + 1) if batch_sequences % m == 0
                 for d in (m, batch_sequences // m)}  # fmt: skip
     for micro in sorted(divisors, reverse=True):
         tokens = micro * sequence_length
-        if training_memory_bytes(shape, vocab_size=vocab_size, n_params=n_params, micro_batch_tokens=tokens) <= budget:
+        memory = training_memory_bytes(shape, vocab_size=vocab_size, n_params=n_params, micro_batch_tokens=tokens,
+                                       world_size=world_size, sharded=sharded)  # fmt: skip
+        if memory <= budget:
             return micro
     return 1
+
+
+def processes_that_fit_sharded(
+    shape: Shape, *, vocab_size: int, n_params: int, micro_batch_tokens: int, device_memory_bytes: int
+) -> int | None:
+    """The fewest processes (at least 2) whose FSDP2-sharded :func:`training_memory_bytes` fits each one's device;
+    None when no number does (the whole bf16 copies, gathered blocks and activations alone do not fit)."""
+
+    def fits(world_size: int) -> bool:
+        memory = training_memory_bytes(shape, vocab_size=vocab_size, n_params=n_params, world_size=world_size,
+                                       micro_batch_tokens=micro_batch_tokens, sharded=True)  # fmt: skip
+        return memory <= device_memory_bytes
+
+    # the estimate falls as the processes grow, and stops falling once each holds one byte of the sharded state
+    fewest, most = 2, max(2, PARAMETER_STATE_BYTES * n_params)
+    if not fits(most):
+        return None
+    while fewest < most:  # bisection: the smallest number that fits
+        middle = (fewest + most) // 2
+        fewest, most = (fewest, middle) if fits(middle) else (middle + 1, most)
+    return fewest

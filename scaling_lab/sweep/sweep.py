@@ -240,7 +240,8 @@ def _lead_point(config: RunConfig, jobs_at_once: int, ranks: Ranks, *, device: t
             set_threads(config, jobs_at_once * ranks.local_world_size)
             data = prepare_data(config.data, config.paths.resolved_cache_dir())
             plan = make_plan(config, vocab_size=data.vocab_size)
-            check_fits_memory(config, plan)  # again: a pretrained hf tokenizer's vocabulary is known only now
+            # again: a pretrained hf tokenizer's vocabulary is known only now
+            check_fits_memory(config, plan, world_size=ranks.world_size)
             check_batch_splits(plan.batch_sequences, ranks)
             start()  # the data is prepared: the other ranks read it from the cache
             if device is not None:  # a rank of a distributed run: one device per rank, no placement

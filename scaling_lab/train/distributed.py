@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 from scaling_lab.errors import ConfigError
+from scaling_lab.model.hardware import shards_parameters
 
 T = TypeVar("T")
 
@@ -229,10 +230,11 @@ def mean_over_ranks(value: float, ranks: Ranks, device: torch.device) -> float:
 
 def parallelize(model: torch.nn.Module, ranks: Ranks, *, n_params: int, fsdp_min_params: int) -> torch.nn.Module:
     """The module that trains ``model`` across ranks: ``model`` itself for one process; FSDP2 (``fully_shard`` of
-    every transformer block, then of the whole model, in place) from ``fsdp_min_params`` parameters; DDP below."""
+    every transformer block, then of the whole model, in place) from ``fsdp_min_params`` parameters; DDP below
+    (``hardware.shards_parameters``: the memory check reads the same rule)."""
     if not ranks.distributed:
         return model
-    if n_params < fsdp_min_params:
+    if not shards_parameters(n_params, world_size=ranks.world_size, fsdp_min_params=fsdp_min_params):
         return torch.nn.parallel.DistributedDataParallel(model)
     from torch.distributed.fsdp import fully_shard
 

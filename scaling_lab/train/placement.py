@@ -74,14 +74,15 @@ class Footprint:
     n_params: int
     """Total parameters (N)."""
     memory_bytes: int
-    """Estimated peak device memory of the run's process (``hardware.training_memory_bytes``)."""
+    """Estimated peak device memory of one process of the run (``hardware.training_memory_bytes``)."""
 
 
-def footprint_of(plan: Any) -> Footprint:
-    """The footprint of a ``train.plan.TrainPlan`` (its shape, vocabulary, N and micro-batch)."""
+def footprint_of(plan: Any, *, world_size: int = 1, sharded: bool = False) -> Footprint:
+    """The footprint of a ``train.plan.TrainPlan`` (its shape, vocabulary, N and micro-batch) in one of the
+    ``world_size`` processes that train it, its model ``sharded`` by FSDP2 or not (``hardware.shards_parameters``)."""
     tokens = plan.micro_batch_sequences * plan.sequence_length
     memory = training_memory_bytes(plan.shape, vocab_size=plan.vocab_size, n_params=plan.n_params_total,
-                                   micro_batch_tokens=tokens)  # fmt: skip
+                                   micro_batch_tokens=tokens, world_size=world_size, sharded=sharded)  # fmt: skip
     return Footprint(n_params=plan.n_params_total, memory_bytes=memory)
 
 

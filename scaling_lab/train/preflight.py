@@ -15,11 +15,18 @@ from scaling_lab.config.schema import RunConfig
 from scaling_lab.cores import usable_cores
 from scaling_lab.data import planned_vocab_size
 from scaling_lab.errors import ConfigError
-from scaling_lab.model.hardware import TRAINING_BYTES_PER_PARAM, micro_batch_that_fits
+from scaling_lab.model.hardware import (
+    DDP_BUCKET_BYTES,
+    PARAMETER_STATE_BYTES,
+    TRAINING_BYTES_PER_PARAM,
+    micro_batch_that_fits,
+    processes_that_fit_sharded,
+    shards_parameters,
+)
 from scaling_lab.model.shapes import ModelConfig
 from scaling_lab.results import run_dir
 from scaling_lab.train.checkpoint import CHECKPOINT_NAME, check_run_checkpoint
-from scaling_lab.train.distributed import check_batch_splits, check_processes, planned_ranks
+from scaling_lab.train.distributed import SINGLE, check_batch_splits, check_processes, planned_ranks, training_device
 from scaling_lab.train.placement import check_device_available, footprint_of, memory_bytes
 from scaling_lab.train.plan import TrainPlan, make_plan
 
@@ -45,7 +52,7 @@ def check_can_start(config: RunConfig, *, on_this_host: bool = True, jobs_at_onc
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the run's own plan shows its warnings, once
             plan = make_plan(config, vocab_size=vocab_size)
-        check_fits_memory(config, plan)
+        check_fits_memory(config, plan, world_size=ranks.world_size)
         check_batch_splits(plan.batch_sequences, ranks)
 
 
@@ -62,37 +69,78 @@ def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:.3g} GiB"
 
 
-def check_fits_memory(config: RunConfig, plan: TrainPlan) -> None:
-    """ConfigError unless the run's estimated peak memory (``hardware.training_memory_bytes``: an upper bound) fits
-    the whole memory of its device. Only what cannot fit at all is refused; the estimate names the setting to
-    change: the model or vocabulary, the sequence length, or the micro-batch (gradient accumulation keeps the batch).
+def _parameter_bytes(world_size: int, sharded: bool) -> str:
+    """What the parameter state of one process holds, for messages."""
+    if sharded:
+        return (f"{PARAMETER_STATE_BYTES} bytes each of weights, gradients and AdamW moments split over"
+                f" {world_size} processes, plus every weight's bf16 copy and the gathered blocks")  # fmt: skip
+    if world_size > 1:
+        return (f"{TRAINING_BYTES_PER_PARAM + DDP_BUCKET_BYTES} bytes each in every one of {world_size} processes:"
+                " weights, gradients, AdamW moments, DDP's gradient buckets")  # fmt: skip
+    return f"{TRAINING_BYTES_PER_PARAM} bytes each: weights, gradients, AdamW moments"
+
+
+def device_per_process(device: str) -> bool:
+    """Whether each process of a run trains on a device of its own (CUDA: ``cuda:LOCAL_RANK``) rather than in the
+    host's memory, which the run's processes on one host share (cpu; mps trains in one process only)."""
+    return device != "mps" and training_device(device, SINGLE).type == "cuda"
+
+
+def check_fits_memory(config: RunConfig, plan: TrainPlan, *, world_size: int = 1) -> None:
+    """ConfigError unless the estimated peak memory of one of the ``world_size`` processes that train the run
+    (``hardware.training_memory_bytes``: an upper bound; sharded by FSDP2 from ``config.fsdp_min_params`` parameters,
+    the rule ``distributed.parallelize`` follows) fits the whole memory of its device, or on the CPU its share of
+    the host's memory (all processes on this host, as processes=K and torchrun --standalone start them). Only
+    what cannot fit at all is refused; the estimate names the setting to change: the model or vocabulary (or, on
+    GPUs, for parameter state too large for one device, the number of processes to shard it over), the sequence
+    length, or the micro-batch (gradient accumulation keeps the batch).
     """
-    have, where = memory_bytes(config.device)
-    need = footprint_of(plan).memory_bytes
-    if have is None or need <= have:
+    whole, where = memory_bytes(config.device)
+    own_device = device_per_process(config.device)
+    sharing = 1 if own_device else world_size
+    have = None if whole is None else whole // sharing
+    if sharing > 1:
+        where = f"{where} per process ({_gib(whole)} shared by {sharing})"
+    sharded = shards_parameters(plan.n_params_total, world_size=world_size, fsdp_min_params=config.fsdp_min_params)
+
+    def need(micro_batch_sequences: int) -> int:
+        micro_plan = replace(plan, micro_batch_sequences=micro_batch_sequences)
+        return footprint_of(micro_plan, world_size=world_size, sharded=sharded).memory_bytes
+
+    if have is None or need(plan.micro_batch_sequences) <= have:
         return
     model = model_setting(config.model)
-    parameters_only = footprint_of(replace(plan, micro_batch_sequences=0)).memory_bytes
+    each = f" in each of {world_size} processes" if world_size > 1 else ""
+    parameters_only = need(0)
     if parameters_only > have:
         vocabulary_heavy = plan.n_params_total - plan.n_params_nonembed > plan.n_params_nonembed
         fix = "choose a smaller data.tokenizer.vocab_size" if vocabulary_heavy else "choose a smaller model"
+        # sharded with one sequence per micro-batch (the check then names the micro-batch); on a GPU each: processes
+        # sharing the host's memory each add their own bf16 copies, so sharding does not shrink their sum
+        processes = None if not own_device else processes_that_fit_sharded(
+            plan.shape, vocab_size=plan.vocab_size, n_params=plan.n_params_total,
+            micro_batch_tokens=plan.sequence_length, device_memory_bytes=have,
+        )  # fmt: skip
+        if processes is not None:
+            fix = (f"it fits sharded across {processes} or more processes, one GPU each (processes={processes}, or"
+                   f" as many torchrun ranks or SLURM tasks), with fsdp_min_params at most {plan.n_params_total};"
+                   f" or {fix}")  # fmt: skip
         raise ConfigError(
             f"{model} with a vocabulary of {plan.vocab_size} ids (data.tokenizer) has {plan.n_params_total:.3g}"
-            " parameters: training needs"
-            f" about {_gib(parameters_only)} for them alone ({TRAINING_BYTES_PER_PARAM} bytes each: weights, gradients,"
-            f" AdamW moments), more than the {_gib(have)} of {where}: {fix}"
+            f" parameters: training needs about {_gib(parameters_only)}{each} for them alone"
+            f" ({_parameter_bytes(world_size, sharded)}), more than the {_gib(have)} of {where}: {fix}"
         )
-    one_sequence = footprint_of(replace(plan, micro_batch_sequences=1)).memory_bytes
+    one_sequence = need(1)
     if one_sequence > have:
         raise ConfigError(
             f"data.sequence_length={plan.sequence_length}: one sequence of {model} needs about {_gib(one_sequence)}"
-            f" to train, more than the {_gib(have)} of {where}: choose a shorter data.sequence_length"
+            f"{each} to train, more than the {_gib(have)} of {where}: choose a shorter data.sequence_length"
         )
     micro = micro_batch_that_fits(plan.shape, vocab_size=plan.vocab_size, n_params=plan.n_params_total,
                                   sequence_length=plan.sequence_length, batch_sequences=plan.batch_sequences,
-                                  device_memory_bytes=have)  # fmt: skip
+                                  device_memory_bytes=have, world_size=world_size, sharded=sharded)  # fmt: skip
     raise ConfigError(
         f"optim.micro_batch_sequences: a micro-batch of {plan.micro_batch_sequences} sequences × {plan.sequence_length}"
-        f" tokens of {model} needs about {_gib(need)} to train, more than the {_gib(have)} of {where}: set"
-        f" optim.micro_batch_sequences={micro} (gradient accumulation keeps the batch)"
+        f" tokens of {model} needs about {_gib(need(plan.micro_batch_sequences))}{each} to train, more than the"
+        f" {_gib(have)} of {where}: set optim.micro_batch_sequences={micro} (gradient accumulation keeps the batch)"
     )

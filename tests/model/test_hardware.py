@@ -11,9 +11,12 @@ from scaling_lab.model.hardware import (
     PROCESS_OVERHEAD_BYTES,
     micro_batch_that_fits,
     peak_flops,
+    processes_that_fit_sharded,
     saved_activations_per_token,
+    shards_parameters,
     training_memory_bytes,
 )
+from scaling_lab.model.shapes import Shape, shape_for_target_n
 from scaling_lab.train.step import autocast, sequence_loss
 
 torch.set_num_threads(1)
@@ -93,6 +96,74 @@ def test_training_memory_adds_state_activations_and_process_overhead() -> None:
     # an n10m run on 8 × 1024 byte-level tokens needs about 3 GB: eight of them fit in 90 % of an 80 GB GPU
     eight = training_memory_bytes(shape, vocab_size=256, n_params=n, micro_batch_tokens=8192)
     assert 2.5e9 < eight < 3.5e9 and 8 * eight < 0.9 * 80e9
+
+
+# A small shape worked by hand: 4 layers, width 64, SwiGLU 176, 256 ids, untied.
+#   one block: q, k, v, o 4·64² = 16384 + gate, up, down 3·64·176 = 33792 + two RMSNorms 2·64 = 128 → 50304
+#   root (outside the blocks): input and output matrices 2·256·64 = 32768 + final RMSNorm 64 → 32832
+#   N = 4·50304 + 32832 = 234048
+#   saved activations per token: 4·(8·64 + 5·176) + 4·64 + 256 = 6080 elements
+HAND_SHAPE = Shape(n_layers=4, width=64, n_heads=4, ffn_size=176)
+HAND_N = 234_048
+HAND_TOKENS = 128
+HAND_ACTIVATIONS = HAND_TOKENS * (4 * 6080 + 10 * 256)  # fp32 saved tensors + the loss's 10-byte transient per id
+
+
+def hand_estimate(**parallelism) -> int:
+    return training_memory_bytes(HAND_SHAPE, vocab_size=256, n_params=HAND_N, micro_batch_tokens=HAND_TOKENS,
+                                 **parallelism)  # fmt: skip
+
+
+def test_the_hand_shape_counts_as_worked_out() -> None:
+    assert n_params_total(HAND_SHAPE, 256, tied=False) == HAND_N
+    assert saved_activations_per_token(HAND_SHAPE, 256) == 6080
+
+
+def test_one_process_and_ddp_hold_every_parameter() -> None:
+    assert hand_estimate() == 18 * HAND_N + HAND_ACTIVATIONS + PROCESS_OVERHEAD_BYTES
+    # DDP's buckets hold a second copy of the fp32 gradients on every rank, whatever the number of ranks
+    for world_size in (2, 8):
+        assert hand_estimate(world_size=world_size) == 22 * HAND_N + HAND_ACTIVATIONS + PROCESS_OVERHEAD_BYTES
+
+
+def test_fsdp2_shards_the_state_and_gathers_the_root_and_two_blocks() -> None:
+    # 4 processes: 16·N/4 sharded state + 2·N bf16 copies + 8 bytes (fp32 weight and gradient) for the root's
+    # 32832 parameters and two blocks of 50304
+    sharded_state, bf16_copies, gathered = 936_192, 468_096, 8 * (32_832 + 2 * 50_304)
+    assert (sharded_state, bf16_copies, gathered) == (16 * HAND_N // 4, 2 * HAND_N, 1_067_520)
+    expected = sharded_state + bf16_copies + gathered + HAND_ACTIVATIONS + PROCESS_OVERHEAD_BYTES
+    assert hand_estimate(world_size=4, sharded=True) == expected
+    # 3 processes do not split 16·N evenly: each holds the larger share, 1248256 bytes
+    assert hand_estimate(world_size=3, sharded=True) == expected - sharded_state + 1_248_256
+    # one block: only it is gathered
+    one_block = Shape(n_layers=1, width=64, n_heads=4, ffn_size=176)
+    n = 50_304 + 32_832
+    assert training_memory_bytes(one_block, vocab_size=256, n_params=n, micro_batch_tokens=0, world_size=2,
+                                 sharded=True) == 8 * n + 2 * n + 8 * n + PROCESS_OVERHEAD_BYTES  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("n_params", "world_size", "fsdp_min_params", "sharded"),
+    [(10**9, 1, 0, False), (10**9, 2, 10**9, True), (10**9 - 1, 8, 10**9, False), (5, 2, 0, True)],
+)
+def test_the_shard_rule(n_params: int, world_size: int, fsdp_min_params: int, sharded: bool) -> None:
+    assert shards_parameters(n_params, world_size=world_size, fsdp_min_params=fsdp_min_params) is sharded
+
+
+def test_the_fewest_processes_that_fit_a_sharded_model() -> None:
+    shape = shape_for_target_n(3e9)
+    n = n_params_total(shape, 32768, tied=False)
+    common = dict(vocab_size=32768, n_params=n, micro_batch_tokens=2048)
+    per_process = lambda k: training_memory_bytes(shape, **common, world_size=k, sharded=True)  # noqa: E731
+    for memory in (40e9, 80e9, 141e9):
+        processes = processes_that_fit_sharded(shape, **common, device_memory_bytes=memory)
+        assert processes >= 2 and per_process(processes) <= memory
+        assert processes == 2 or per_process(processes - 1) > memory
+    assert processes_that_fit_sharded(shape, **common, device_memory_bytes=40e9) > 2  # 3B needs more than 2 at 40 GB
+    # every process holds the whole bf16 copy (6 GB at 3B), two gathered blocks and its 2048 tokens' activations
+    # (~20 GB): no number of processes fits them in 24 GB
+    assert per_process(10**9) > 24e9
+    assert processes_that_fit_sharded(shape, **common, device_memory_bytes=24e9) is None
 
 
 def test_micro_batch_is_the_largest_divisor_that_fits() -> None:
