@@ -5,12 +5,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from scaling_lab.cli import CONFIGS_DIR
 from scaling_lab.cli.compose import expand_grid, register_configs, register_resolvers, sweep_jobs
-from scaling_lab.sweep.dry_run import dry_run_table
+from scaling_lab.sweep.dry_run import PresentGpu, dry_run_table, format_dry_run, gpu_target, planned_gpu
 from scaling_lab.train.plan import make_plan
 
+H100 = "NVIDIA H100 80GB HBM3"
 SWEEP_FILES = sorted(p.stem for p in (Path(CONFIGS_DIR) / "experiment").glob("*.yaml"))
 
 
@@ -161,3 +163,47 @@ def test_an_interval_sweep_is_one_error_line():
                            "optim.lr=interval(1e-3,1e-2)"], capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "optim.lr=interval(1e-3,1e-2)" in done.stderr and "range(start,stop,step)" in done.stderr
+
+
+def test_a_gpu_plan_measured_by_the_probe_takes_its_mfu_and_gpu_hours_from_the_step_times(small_corpus):
+    # No GPU here: the probe measures on the CPU and the plan takes that as the H100's measurement (measured_on), so
+    # the arithmetic from step times to MFU and GPU-hours is the one a GPU machine runs.
+    h100 = gpu_target(H100, measured_on="cpu")
+    table = dry_run_table(expand_grid(["model=n1k,n3k", "budget.value=1e5", *small_corpus]), probe=False, gpu=h100)
+    assert len(table) == 2 and (table.step_seconds > 0).all()  # a measured target probes whatever probe says
+    # GPU-hours = steps × measured seconds per step + the evals (= est_seconds); the evals cost less than training
+    train_seconds = table.steps * table.step_seconds
+    eval_seconds = table.gpu_hours * 3600 - train_seconds
+    assert (table.gpu_hours * 3600).to_numpy() == pytest.approx(table.est_seconds.to_numpy(), rel=1e-12)
+    assert (eval_seconds > 0).all() and (eval_seconds < train_seconds).all()
+    # MFU = exact FLOPs of one step / (measured seconds per step × the H100's 989 TFLOP/s)
+    flops_per_step = table.flops_exact / table.n_tokens * table.batch_tokens
+    assert table.mfu.to_numpy() == pytest.approx((flops_per_step / (table.step_seconds * 989e12)).to_numpy())
+    text = format_dry_run(table)
+    header = text.splitlines()[0]
+    assert f"GPU plan for {H100}: dense bf16 peak 989 TFLOP/s, 80 GB; MFU measured by probe on cpu" in header
+    assert "assumed" not in header and "Nothing here was measured" not in header
+    assert f"GPU-hours on {H100} at {table.mfu.min():.1%}–{table.mfu.max():.1%} MFU (measured)" in text
+
+
+def test_a_gpu_plan_for_another_gpu_than_this_machines_says_its_mfu_is_assumed(small_corpus):
+    present = PresentGpu(device="cuda:0", name="NVIDIA H200", memory_bytes=150 * 10**9)
+    target = planned_gpu(present, device_name=H100, mfu=None)
+    table = dry_run_table(expand_grid(["model=n1k", "budget.value=1e5", *small_corpus]), probe=False, gpu=target)
+    header = format_dry_run(table).splitlines()[0]
+    assert "MFU assumed 30% (default, from Chowdhery et al. 2022" in header and "est_seconds" not in table
+    assert "this machine's NVIDIA H200 is not the device planned for: nothing measured" in header
+    assert table.gpu_hours.to_numpy() == pytest.approx(table.flops_spent.to_numpy() / (989e12 * 0.3) / 3600)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_probe_on_a_device_this_machine_lacks_fails_in_one_line(small_corpus, tmp_path):
+    plan = [sys.executable, "-m", "scaling_lab.cli.plan", "device=cuda", "model=n1k", "budget.value=1e5", *small_corpus]
+    done = subprocess.run(plan, capture_output=True, text=True, cwd=tmp_path, check=False)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: device=cuda is not available")
+    assert "--no-probe, or --device-name" in lines[0] and done.stdout == ""
+    assert not (tmp_path / "cache").exists()  # nothing tokenized before the device was checked
+    # The way out it names: a plan without the probe, which never touches the device
+    done = subprocess.run([*plan, "--no-probe"], capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert done.returncode == 0 and "est_seconds" not in done.stdout, done.stderr[-2000:]

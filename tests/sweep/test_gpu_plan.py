@@ -9,7 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
+from scaling_lab.errors import ConfigError
 from scaling_lab.model.hardware import DEFAULT_MFU, device_memory_bytes, gpu_hours
+from scaling_lab.sweep.dry_run import PresentGpu, planned_gpu, why_mfu_assumed
 
 H100 = "NVIDIA H100 80GB HBM3"
 # Each GPU study: (sweep file, context, micro-batch, slices, sizes per slice)
@@ -121,3 +123,40 @@ def test_gpu_study_data_is_pinned_to_one_commit(sweep):
     assert re.fullmatch(r"[0-9a-f]{40}", source.revision), source.revision
     other = expand_grid([f"experiment={sweep}", "data.sources.0.revision=" + "0" * 40])[0]
     assert other.config.run_id() != point.config.run_id()
+
+
+H200 = PresentGpu(device="cuda:0", name="NVIDIA H200", memory_bytes=150 * 10**9)  # this machine's GPU, as torch says
+RTX = PresentGpu(device="cuda:1", name="NVIDIA GeForce RTX 4090", memory_bytes=25_757_220_864)  # no datasheet here
+
+
+@pytest.mark.parametrize(
+    ("present", "device_name", "mfu_given", "probe", "why"),
+    [(None, None, False, True, ""), (None, H100, True, True, ""),  # offline: the header says nothing was measured
+     ("NVIDIA H200", None, False, True, None), ("NVIDIA H200", " nvidia h200", False, True, None),  # measured
+     ("NVIDIA H200", H100, False, True, "this machine's NVIDIA H200 is not the device planned for: nothing measured"),
+     ("NVIDIA H200", None, True, True, "--mfu overrides the probe on this machine's NVIDIA H200"),
+     ("NVIDIA H200", "NVIDIA H200", False, False, "--no-probe: nothing measured on this machine's NVIDIA H200")],
+)  # fmt: skip
+def test_a_plan_measures_its_mfu_only_on_the_gpu_it_plans_for(present, device_name, mfu_given, probe, why):
+    assert why_mfu_assumed(present, device_name, mfu_given=mfu_given, probe=probe) == why
+
+
+def test_the_planned_gpu_is_this_machines_measured_or_the_named_one_assumed():
+    measured = planned_gpu(H200, device_name=None, mfu=None)
+    assert (measured.name, measured.measured_on, measured.peak_flops) == ("NVIDIA H200", "cuda:0", 989e12)
+    assert measured.memory_bytes == 141 * 10**9  # the datasheet's, as for a plan made offline
+    assert measured.mfu_source == "measured by probe on cuda:0"
+    assumed = planned_gpu(H200, device_name="NVIDIA A100-SXM4-40GB", mfu=None, gpus=8)
+    assert (assumed.measured_on, assumed.peak_flops, assumed.memory_bytes, assumed.gpus) == (None, 312e12, 40e9, 8)
+    assert assumed.why_assumed == "this machine's NVIDIA H200 is not the device planned for: nothing measured"
+    overridden = planned_gpu(H200, device_name=None, mfu=0.4)
+    assert (overridden.measured_on, overridden.mfu) == (None, 0.4)
+    assert overridden.mfu_source == "given with --mfu"
+    assert overridden.why_assumed == "--mfu overrides the probe on this machine's NVIDIA H200"
+    # A GPU without a known datasheet: no GPU plan unless its peak is given; its memory is its own
+    assert planned_gpu(RTX, device_name=None, mfu=None) is None
+    rtx = planned_gpu(RTX, device_name=RTX.name, mfu=None, peak_tflops=165)
+    assert (rtx.measured_on, rtx.peak_flops, rtx.memory_bytes) == ("cuda:1", 165e12, RTX.memory_bytes)
+    assert planned_gpu(None, device_name=None, mfu=None) is None  # no GPU here, none named: no GPU plan
+    with pytest.raises(ConfigError, match="this machine has none: give --device-name too"):
+        planned_gpu(None, device_name=None, mfu=None, gpus=8)
