@@ -241,7 +241,7 @@ def _lead_point(config: RunConfig, jobs_at_once: int, ranks: Ranks, *, device: t
             data = prepare_data(config.data, config.paths.resolved_cache_dir())
             plan = make_plan(config, vocab_size=data.vocab_size)
             # again: a pretrained hf tokenizer's vocabulary is known only now
-            check_fits_memory(config, plan, world_size=ranks.world_size)
+            check_fits_memory(config, plan, ranks=ranks)
             check_batch_splits(plan.batch_sequences, ranks)
             start()  # the data is prepared: the other ranks read it from the cache
             if device is not None:  # a rank of a distributed run: one device per rank, no placement

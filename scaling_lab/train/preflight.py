@@ -26,7 +26,14 @@ from scaling_lab.model.hardware import (
 from scaling_lab.model.shapes import ModelConfig
 from scaling_lab.results import run_dir
 from scaling_lab.train.checkpoint import CHECKPOINT_NAME, check_run_checkpoint
-from scaling_lab.train.distributed import SINGLE, check_batch_splits, check_processes, planned_ranks, training_device
+from scaling_lab.train.distributed import (
+    SINGLE,
+    Ranks,
+    check_batch_splits,
+    check_processes,
+    planned_ranks,
+    training_device,
+)
 from scaling_lab.train.placement import check_device_available, footprint_of, memory_bytes
 from scaling_lab.train.plan import TrainPlan, make_plan
 
@@ -52,7 +59,7 @@ def check_can_start(config: RunConfig, *, on_this_host: bool = True, jobs_at_onc
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the run's own plan shows its warnings, once
             plan = make_plan(config, vocab_size=vocab_size)
-        check_fits_memory(config, plan, world_size=ranks.world_size)
+        check_fits_memory(config, plan, ranks=ranks)
         check_batch_splits(plan.batch_sequences, ranks)
 
 
@@ -86,18 +93,18 @@ def device_per_process(device: str) -> bool:
     return device != "mps" and training_device(device, SINGLE).type == "cuda"
 
 
-def check_fits_memory(config: RunConfig, plan: TrainPlan, *, world_size: int = 1) -> None:
-    """ConfigError unless the estimated peak memory of one of the ``world_size`` processes that train the run
+def check_fits_memory(config: RunConfig, plan: TrainPlan, *, ranks: Ranks = SINGLE) -> None:
+    """ConfigError unless the estimated peak memory of one of the processes (``ranks``) that train the run
     (``hardware.training_memory_bytes``: an upper bound; sharded by FSDP2 from ``config.fsdp_min_params`` parameters,
     the rule ``distributed.parallelize`` follows) fits the whole memory of its device, or on the CPU its share of
-    the host's memory (all processes on this host, as processes=K and torchrun --standalone start them). Only
+    the host's memory (shared by the run's processes on this host). Only
     what cannot fit at all is refused; the estimate names the setting to change: the model or vocabulary (or, on
     GPUs, for parameter state too large for one device, the number of processes to shard it over), the sequence
     length, or the micro-batch (gradient accumulation keeps the batch).
     """
     whole, where = memory_bytes(config.device)
     own_device = device_per_process(config.device)
-    sharing = 1 if own_device else world_size
+    world_size, sharing = ranks.world_size, 1 if own_device else ranks.local_world_size
     have = None if whole is None else whole // sharing
     if sharing > 1:
         where = f"{where} per process ({_gib(whole)} shared by {sharing})"

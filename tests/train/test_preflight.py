@@ -16,6 +16,7 @@ from scaling_lab.results import run_dir
 from scaling_lab.sweep.sweep import run_point
 from scaling_lab.train import preflight
 from scaling_lab.train.checkpoint import CHECKPOINT_NAME, save_run_state
+from scaling_lab.train.distributed import Ranks
 from scaling_lab.train.placement import memory_bytes
 from scaling_lab.train.plan import make_plan
 from scaling_lab.train.preflight import check_can_start, check_fits_memory
@@ -83,16 +84,16 @@ def test_a_model_too_large_for_one_gpu_fits_sharded_across_the_gpus_it_names(tin
     assert n_params == plan.n_params_total and processes > 2  # 16/2 + 2 bytes per parameter: 80 GB in each of 2
     sharded = tiny_config(model=model, device="cuda", optim={"micro_batch_sequences": 1}, fsdp_min_params=n_params)
     plan = make_plan(sharded, vocab_size=256)
-    check_fits_memory(sharded, plan, world_size=processes)
+    check_fits_memory(sharded, plan, ranks=Ranks(world_size=processes, local_world_size=processes))
     fewer = processes - 1
     with pytest.raises(ConfigError, match=rf"in each of {fewer} processes for them alone \(16 bytes each of weights,"
                        rf" gradients and AdamW moments split over {fewer} processes, .*: it fits sharded across"
                        rf" {processes} or more processes"):  # fmt: skip
-        check_fits_memory(sharded, plan, world_size=fewer)
+        check_fits_memory(sharded, plan, ranks=Ranks(world_size=fewer, local_world_size=fewer))
     replicated = tiny_config(model=model, device="cuda", fsdp_min_params=n_params + 1)
     with pytest.raises(ConfigError, match=rf"\(22 bytes each in every one of {processes} processes: .* DDP's gradient"
                        rf" buckets\), .*: it fits sharded across {processes} or more"):  # fmt: skip
-        check_fits_memory(replicated, plan, world_size=processes)
+        check_fits_memory(replicated, plan, ranks=Ranks(world_size=processes, local_world_size=processes))
 
 
 def test_cpu_processes_share_the_machine_memory_and_are_not_told_to_shard(tiny_config) -> None:
@@ -105,12 +106,12 @@ def test_cpu_processes_share_the_machine_memory_and_are_not_told_to_shard(tiny_c
     sharded = tiny_config(model=model, fsdp_min_params=0)
     with pytest.raises(ConfigError, match=r"in each of 8 processes for them alone .* more than the .* GiB of this"
                        r" machine's memory per process \(.* GiB shared by 8\): choose a smaller model$"):  # fmt: skip
-        check_fits_memory(sharded, make_plan(sharded, vocab_size=256), world_size=8)
+        check_fits_memory(sharded, make_plan(sharded, vocab_size=256), ranks=Ranks(world_size=8, local_world_size=8))
 
 
 @pytest.mark.parametrize(
     ("launch", "environment"),
-    [(("processes=2",), {}), ((), {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"})],
+    [(("processes=2",), {}), ((), {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"})],
     ids=["processes-setting", "torchrun-rank"],
 )
 def test_sl_train_refuses_a_model_too_large_for_its_processes(tmp_path: Path, launch, environment) -> None:
