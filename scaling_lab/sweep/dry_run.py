@@ -32,6 +32,7 @@ from scaling_lab.model.hardware import (
     device_memory_bytes,
     gpu_hours,
     peak_flops,
+    shards_parameters,
 )
 from scaling_lab.sweep.grids import GridPoint
 from scaling_lab.train.placement import MAX_JOBS_PER_DEVICE, footprint_of, jobs_that_fit
@@ -314,7 +315,8 @@ def dry_run_table(points: Sequence[GridPoint], *, probe: bool = True, gpu: GpuTa
             row["step_seconds"] = step_seconds
             row["est_seconds"] = plan.steps_trained * step_seconds + eval_seconds
         if gpu is not None:
-            flags += _add_gpu_columns(row, plan, gpu, measured=(step_seconds, eval_seconds) if measured else None)
+            flags += _add_gpu_columns(row, plan, gpu, measured=(step_seconds, eval_seconds) if measured else None,
+                                      processes=config.processes, fsdp_min_params=config.fsdp_min_params)  # fmt: skip
         row["flags"] = "; ".join(flags)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -322,17 +324,21 @@ def dry_run_table(points: Sequence[GridPoint], *, probe: bool = True, gpu: GpuTa
     return table
 
 
-def _add_gpu_columns(
-    row: dict, plan: TrainPlan, gpu: GpuTarget, *, measured: tuple[float, float] | None = None
-) -> list[str]:
+def _add_gpu_columns(row: dict, plan: TrainPlan, gpu: GpuTarget, *, measured: tuple[float, float] | None,
+                     processes: int, fsdp_min_params: int) -> list[str]:  # fmt: skip
     """Fill a row's GPU columns; return its flags (a run that does not fit the device). ``measured``: the probe's
-    seconds per step and the eval's seconds on ``gpu``; None: the MFU is assumed and evals are left out."""
-    memory = footprint_of(plan).memory_bytes
+    seconds per step and the eval's seconds on ``gpu``; None: the MFU is assumed and evals are left out. A run of
+    several ``processes`` takes a GPU each: its memory is one process's (FSDP2-sharded from ``fsdp_min_params``)
+    and its GPU-hours are spread over them."""
+    sharded = shards_parameters(plan.n_params_total, world_size=processes, fsdp_min_params=fsdp_min_params)
+    footprint = footprint_of(plan, world_size=processes, sharded=sharded)
+    memory = footprint.memory_bytes
+    row["processes"] = processes
     row["micro_batch"] = plan.micro_batch_sequences
     row["memory_gb"] = memory / 1e9
     # cores are taken as no limit (one per packed run): the host's share of cores per GPU is unknown to a plan
-    row["runs_per_gpu"] = jobs_that_fit(footprint_of(plan), device_memory_bytes=gpu.memory_bytes,
-                                        cpu_cores_per_device=MAX_JOBS_PER_DEVICE)  # fmt: skip
+    row["runs_per_gpu"] = 1 if processes > 1 else jobs_that_fit(footprint, device_memory_bytes=gpu.memory_bytes,
+                                                               cpu_cores_per_device=MAX_JOBS_PER_DEVICE)  # fmt: skip
     mfu, eval_seconds = gpu.mfu, 0.0
     if measured is not None:
         step_seconds, eval_seconds = measured
@@ -388,8 +394,11 @@ def format_dry_run(table: pd.DataFrame) -> str:
     lines = [] if gpu is None else [
         f"GPU plan for {gpu.name}: dense bf16 peak {gpu.peak_flops / 1e12:.0f} TFLOP/s,"
         f" {gpu.memory_bytes / 1e9:.0f} GB; {how}"
-        " memory_gb = estimated peak of one run (model/hardware.py);"
+        " memory_gb = estimated peak of one process of a run (model/hardware.py; a run of several processes"
+        " trains on a GPU each, sharded by FSDP2 from fsdp_min_params);"
         " runs_per_gpu = copies that share one GPU under jobs_per_device=auto (1: alone)."
+        + (" A measured MFU is one GPU's: the traffic between processes is not counted."
+           if measured and (table.processes > 1).any() else "")
         + ("" if measured else " Nothing here was measured on a GPU.")
     ]  # fmt: skip
     lines.append(shown.to_string(index=False))
@@ -402,7 +411,7 @@ def format_dry_run(table: pd.DataFrame) -> str:
     flagged = int((table["flags"] != "").sum())
     lines.append(total + (f"; {flagged} points flagged" if flagged else ""))
     if gpu is not None:
-        hours, longest = table.gpu_hours.sum(), table.gpu_hours.max()
+        hours, longest = table.gpu_hours.sum(), (table.gpu_hours / table.processes).max()
         packed = int((table.runs_per_gpu > 1).sum())
         at = f"{table.mfu.min():.1%}–{table.mfu.max():.1%} MFU (measured)" if measured else f"{gpu.mfu:.0%} MFU"
         lines.append(

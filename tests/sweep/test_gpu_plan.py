@@ -88,6 +88,32 @@ def test_a_smaller_gpu_and_a_measured_mfu_change_the_estimate(tmp_path):
     assert (table.memory_gb < 40 * 0.9).all()
 
 
+def test_runs_of_several_processes_plan_one_gpu_each(tmp_path):
+    """gpu_box's 1e20 slice with processes=8: each run takes 8 GPUs, its memory is one process's (sharded by FSDP2
+    from fsdp_min_params, replicated by DDP below), the GPU-hours are the one-process plan's and the wall-clock of
+    the longest run is an eighth of its GPU-hours."""
+    plans = {}
+    for name, extra in (
+        ("one", ()),
+        ("ddp", ("processes=8", "fsdp_min_params=1000000000000")),
+        ("fsdp", ("processes=8", "fsdp_min_params=0")),
+    ):
+        done = sl_plan("experiment=gpu_box", "budget.value=1e20", *extra, "--device-name", H100, "--out",
+                       str(tmp_path / f"{name}.csv"), cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        plans[name] = (pd.read_csv(tmp_path / f"{name}.csv"), done.stdout)
+    one, ddp, fsdp = (plans[name][0] for name in ("one", "ddp", "fsdp"))
+    assert (one.processes == 1).all() and (ddp.processes == 8).all() and (ddp.runs_per_gpu == 1).all()
+    assert ddp.gpu_hours.to_numpy() == pytest.approx(one.gpu_hours.to_numpy())
+    # DDP adds its gradient buckets (4 bytes per parameter); FSDP2 splits the 16 bytes of fp32 state over 8
+    added = (ddp.memory_gb - one.memory_gb).to_numpy() * 1e9
+    assert added == pytest.approx(4 * one.n_params_total.to_numpy(), rel=1e-6)
+    assert (fsdp.memory_gb < one.memory_gb).all()
+    longest = one.gpu_hours.max()
+    assert f"the longest run: {longest:.3g} h" in plans["one"][1]
+    assert f"the longest run: {longest / 8:.3g} h" in plans["ddp"][1]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--device-name", "RTX 3090"], "--device-name='RTX 3090' is not a device with a known datasheet"),
