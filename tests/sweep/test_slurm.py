@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from scaling_lab.results import load_records
+from tests.train.test_distributed import TWENTY_STEPS, assert_same_curve
+
 pytestmark = pytest.mark.slurm
 
 START_HINT = "start a single-node cluster with `bash scripts/slurm_single_node.sh` (as root, Debian)"
@@ -88,6 +91,37 @@ def test_tiny_sweep_through_slurm(tmp_path, tiny_sweep, collect_tiny_sweep):
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "tiny").glob("*/run.json")]
     assert len(records) == 2
     assert all(r["config"]["threads"] == 1 for r in records)  # SLURM_CPUS_PER_TASK, resolved inside the job
+
+
+# One grid point trained by one SLURM job of 2 tasks (srun starts both; they meet as ranks 0 and 1 of one run): the
+# 20 steps of tests/train/test_distributed.py, whose 2-process losses equal the 1-process run's.
+TWO_TASKS = ("hydra.launcher.tasks_per_node=2",)
+TWENTY_STEP_POINT = tuple(o for o in TWENTY_STEPS if o.split("=", 1)[0] not in {"model", "budget.value", "threads"})
+TWENTY_STEP_GRID = ("model=n1k", "budget.value=5120")
+
+
+def test_two_slurm_tasks_train_one_run_as_one_process_does(tmp_path, tiny_sweep):
+    command = tiny_sweep("slurm", *FITS_THIS_NODE, *TWO_TASKS, *TWENTY_STEP_POINT, grid=TWENTY_STEP_GRID)
+    with _cancel_on_failure(tmp_path / "multirun"):
+        run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False, timeout=240)
+        assert run.returncode == 0, run.stderr[-3000:]
+    alone = tiny_sweep("sequential", *TWENTY_STEP_POINT, "threads=1", f"paths.results_dir={tmp_path / 'alone'}",
+                       f"hydra.sweep.dir={tmp_path / 'alone-multirun'}", grid=TWENTY_STEP_GRID)  # fmt: skip
+    run_alone = subprocess.run(alone, capture_output=True, text=True, cwd=tmp_path, check=False, timeout=240)
+    assert run_alone.returncode == 0, run_alone.stderr[-3000:]
+
+    (record,), (reference,) = load_records(tmp_path / "results"), load_records(tmp_path / "alone")
+    assert record.world_size == 2 and reference.world_size == 1
+    assert record.status == "finished" and record.n_tokens == reference.n_tokens == 5120
+    assert record.config["threads"] == 1  # each task's SLURM_CPUS_PER_TASK
+    assert_same_curve(record, reference)
+    assert not list((tmp_path / "results").rglob("checkpoint.pt"))
+    # One job of two tasks (one log each); the point trained once: rank 0 alone prints its end.
+    (job,) = _job_ids(tmp_path / "multirun")
+    logs = sorted((tmp_path / "multirun" / ".submitit" / job).glob("*_log.out"))
+    assert [p.name for p in logs] == [f"{job}_0_log.out", f"{job}_1_log.out"]
+    assert "".join(p.read_text() for p in logs).count(f"finished tiny/{record.run_id}:") == 1
+    assert f"finished tiny/{record.run_id}:" in logs[0].read_text()
 
 
 def test_requeued_job_resumes_from_its_checkpoint(tmp_path, tiny_sweep):
