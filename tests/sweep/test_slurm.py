@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -133,23 +134,12 @@ def test_requeued_job_resumes_from_its_checkpoint(tmp_path, tiny_sweep):
     command = tiny_sweep("slurm", *FITS_THIS_NODE, "debug.progress=true", "checkpoint_every_tokens=20480",
                          grid=("model=n25k", "budget.value=2048000"))  # fmt: skip
     multirun, results = tmp_path / "multirun", tmp_path / "results" / "tiny"
-    with (tmp_path / "sl-train.out").open("w") as out:
-        sweep = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-    with _cancel_on_failure(multirun):
-        try:
-            deadline = time.monotonic() + 120
-            while not list(results.glob("*/checkpoint.pt")):
-                assert sweep.poll() is None, f"sl-train ended before a checkpoint:\n{_tail(tmp_path / 'sl-train.out')}"
-                assert time.monotonic() < deadline, f"no checkpoint after 120 s:\n{_tail(tmp_path / 'sl-train.out')}"
-                time.sleep(0.05)
-            (job,) = _job_ids(multirun)
-            subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True, text=True, timeout=20)
-            assert sweep.wait(timeout=900) == 0, _tail(tmp_path / "sl-train.out")
-        finally:
-            if sweep.poll() is None:
-                sweep.kill()
+    with _sweeping(command, tmp_path) as sweep:
+        job = _job_at_its_first_checkpoint(sweep, tmp_path)
+        _scontrol("requeue", job)
+        assert sweep.wait(timeout=900) == 0, _tail(tmp_path / "sl-train.out")
 
-    shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True, check=False).stdout
+    shown = _scontrol("show", "job", job)
     assert "Restarts=1" in shown, shown  # SLURM ran the task twice
     (record_file,) = results.glob("*/run.json")  # recorded once
     record = json.loads(record_file.read_text())
@@ -161,6 +151,73 @@ def test_requeued_job_resumes_from_its_checkpoint(tmp_path, tiny_sweep):
     # submitit asks the cluster to append on a requeue, --open-mode=append).
     resumes = re.findall(rf"resume tiny/{re.escape(record['run_id'])} from step (\d+) of (\d+)", log_out)
     assert len(resumes) == 1 and 0 < int(resumes[0][0]) < int(resumes[0][1]), log_out[-3000:]
+
+
+def test_requeued_two_task_job_resumes_to_the_uninterrupted_losses(tmp_path, tiny_sweep):
+    """1000 steps of n1k on 2 tasks, a checkpoint every 100 steps. At the first checkpoint the job is suspended (SLURM
+    stops its processes: it trains no further, whatever the machine's speed) and requeued held; released, it starts
+    on 2 new tasks that resume from that checkpoint. Its curve must equal the uninterrupted run of 2 processes
+    (torchrun: the same ranks and batch slices as 2 SLURM tasks, to the last bit here). Not the 1-process run: over
+    1000 steps at this learning rate float rounding grows to ~0.05 in the loss between 1 and 2 processes."""
+    point = (*(o for o in TWENTY_STEP_POINT if not o.startswith("eval_every_tokens=")),
+             "eval_every_tokens=12800", "checkpoint_every_tokens=25600")  # fmt: skip
+    grid = ("model=n1k", "budget.value=256000")
+    multirun, results = tmp_path / "multirun", tmp_path / "results" / "tiny"
+    with _sweeping(tiny_sweep("slurm", *FITS_THIS_NODE, *TWO_TASKS, *point, grid=grid), tmp_path) as sweep:
+        job = _job_at_its_first_checkpoint(sweep, tmp_path)
+        _scontrol("suspend", job)
+        _scontrol("requeuehold", job)
+        (record_file,) = results.glob("*/run.json")
+        assert json.loads(record_file.read_text())["status"] == "running"  # what the requeued job finds
+        # The uninterrupted reference, while the held job leaves the CPUs free.
+        uninterrupted = tiny_sweep("sequential", *point, "threads=1", f"paths.results_dir={tmp_path / 'uninterrupted'}",
+                                   f"hydra.sweep.dir={tmp_path / 'uninterrupted-multirun'}", grid=grid)  # fmt: skip
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+        environ = {**os.environ, "OMP_NUM_THREADS": "1"}
+        reference_run = subprocess.run([*torchrun, *uninterrupted[1:]], capture_output=True, text=True, cwd=tmp_path,
+                                       env=environ, check=False, timeout=240)  # fmt: skip
+        assert reference_run.returncode == 0, reference_run.stderr[-3000:]
+        _scontrol("release", job)
+        assert sweep.wait(timeout=240) == 0, _tail(tmp_path / "sl-train.out")
+
+    assert "Restarts=1" in (shown := _scontrol("show", "job", job)), shown  # SLURM started the job twice
+    (record,), (reference,) = load_records(results), load_records(tmp_path / "uninterrupted")
+    assert record.status == "finished" and record.world_size == reference.world_size == 2
+    assert_same_curve(record, reference)
+    assert not (record_file.parent / "checkpoint.pt").exists()
+    logs = "".join(p.read_text() for p in (multirun / ".submitit" / job).glob("*_log.out"))
+    assert logs.count(f"finished tiny/{record.run_id}:") == 1, logs[-3000:]
+    resumes = re.findall(rf"resume tiny/{re.escape(record.run_id)} from step (\d+) of 1000", logs)
+    assert len(resumes) == 1 and 0 < int(resumes[0]) < 1000, logs[-3000:]
+
+
+@contextlib.contextmanager
+def _sweeping(command: list[str], tmp_path: Path):
+    """The sweep ``command`` running in the background (output in tmp_path/sl-train.out), killed if still running
+    when the block ends; what it submitted is cancelled if the block fails."""
+    with (tmp_path / "sl-train.out").open("w") as out:
+        sweep = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+    with _cancel_on_failure(tmp_path / "multirun"):
+        try:
+            yield sweep
+        finally:
+            if sweep.poll() is None:
+                sweep.kill()
+
+
+def _job_at_its_first_checkpoint(sweep: subprocess.Popen, tmp_path: Path) -> str:
+    """The SLURM id of the sweep's one job, once its run's first checkpoint is on disk (observed; 120 s at most)."""
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "results" / "tiny").glob("*/checkpoint.pt")):
+        assert sweep.poll() is None, f"sl-train ended before a checkpoint:\n{_tail(tmp_path / 'sl-train.out')}"
+        assert time.monotonic() < deadline, f"no checkpoint after 120 s:\n{_tail(tmp_path / 'sl-train.out')}"
+        time.sleep(0.05)
+    (job,) = _job_ids(tmp_path / "multirun")
+    return job
+
+
+def _scontrol(*arguments: str) -> str:
+    return subprocess.run(["scontrol", *arguments], check=True, capture_output=True, text=True, timeout=20).stdout
 
 
 def _tail(path: Path, characters: int = 3000) -> str:
