@@ -92,7 +92,9 @@ def expand_grid(overrides: Sequence[str], *, config_name: str = "sl_train") -> l
         parser = OverridesParser.create()
         with initialize_config_dir(config_dir=CONFIGS_DIR, version_base="1.3"):
             base = _base_config(parser, overrides, config_name)
-            runs_here = str(base.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
+            launcher = base.hydra.launcher
+            runs_here = str(launcher.get("_target_", "")).rsplit(".", 1)[-1] in LOCAL_LAUNCHERS
+            tasks = 1 if runs_here else int(launcher.get("tasks_per_node") or 1) * int(launcher.get("nodes") or 1)
             params = base.hydra.sweeper.get("params")
             params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
             sweep_lines = [f"{key}={value}" for key, value in params.items()] + list(overrides)
@@ -100,7 +102,8 @@ def expand_grid(overrides: Sequence[str], *, config_name: str = "sl_train") -> l
             for job in sweep_jobs(parser.parse_overrides(sweep_lines)):
                 cfg = compose(config_name, overrides=job)
                 config = run_config_from_dict(OmegaConf.to_container(cfg, resolve=True))
-                points.append(GridPoint(overrides=tuple(job), config=config, runs_here=runs_here))
+                points.append(GridPoint(overrides=tuple(job), config=config, runs_here=runs_here,
+                                        launcher_tasks=tasks))  # fmt: skip
     except HYDRA_ERRORS as error:  # unknown group option, bad key, bad interpolation, YAML syntax
         raise ConfigError(f"sweep {' '.join(overrides)}: {hydra_error_message(error)}") from error
     if not points:

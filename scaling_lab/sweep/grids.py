@@ -42,6 +42,9 @@ class GridPoint:
     """The composed, validated config."""
     runs_here: bool = True
     """Whether the sweep's launcher runs this point on this host (a SLURM launcher runs it on other machines)."""
+    launcher_tasks: int = 1
+    """Processes the launcher starts for this point, which train it together: a SLURM job's tasks (tasks_per_node
+    × nodes); 1 on this host, where the ``processes`` setting says."""
 
 
 def isoflop_target_n(

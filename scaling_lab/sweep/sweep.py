@@ -92,7 +92,7 @@ class Sweep:
         from scaling_lab.train.preflight import check_can_start
 
         for point in self.points:
-            check_can_start(point.config, on_this_host=point.runs_here)
+            check_can_start(point.config, on_this_host=point.runs_here, launcher_tasks=point.launcher_tasks)
 
     def run(self) -> list[Outcome]:
         """Run every point in this process, one after another (Hydra's basic launcher, without Hydra)."""

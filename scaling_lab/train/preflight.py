@@ -38,14 +38,18 @@ from scaling_lab.train.placement import check_device_available, footprint_of, me
 from scaling_lab.train.plan import TrainPlan, make_plan
 
 
-def check_can_start(config: RunConfig, *, on_this_host: bool = True, jobs_at_once: int = 1) -> None:
+def check_can_start(config: RunConfig, *, on_this_host: bool = True, jobs_at_once: int = 1,
+                    launcher_tasks: int = 1) -> None:  # fmt: skip
     """ScalingLabError unless the run can start: its folders are writable and its checkpoint (if any) is trusted;
     and, when it runs on this host (``on_this_host``; not for a SLURM array submitted from here), its device exists,
     it asks for no more CPU threads than there are cores, its model fits the device's memory, and its batch splits
-    over the processes that train it together."""
+    over the processes that train it together. Off this host, only the batch is checked: against the
+    ``launcher_tasks`` that train it (a SLURM job's tasks), before the job is submitted."""
     config.paths.check_writable()
     check_run_checkpoint(run_dir(config.paths.results_dir, config.sweep, config.run_id()) / CHECKPOINT_NAME)
     if not on_this_host:
+        if launcher_tasks > 1 and (plan := _plan_if_vocabulary_known(config)) is not None:
+            check_batch_splits(plan.batch_sequences, Ranks(world_size=launcher_tasks))
         return
     check_device_available(config.device)
     ranks = planned_ranks(config.processes)
@@ -54,13 +58,20 @@ def check_can_start(config: RunConfig, *, on_this_host: bool = True, jobs_at_onc
     if config.threads is not None and config.threads > cores:  # each thread reserves a stack: 1e5 of them crash
         raise ConfigError(f"threads={config.threads} is more than the {cores} cores this process may use: set"
                           f" threads={cores} or null (all cores / parallel jobs)")  # fmt: skip
-    vocab_size = planned_vocab_size(config.data.tokenizer)
-    if vocab_size is not None:  # a pretrained hf tokenizer's size is known once it is loaded: run_point checks then
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the run's own plan shows its warnings, once
-            plan = make_plan(config, vocab_size=vocab_size)
+    if (plan := _plan_if_vocabulary_known(config)) is not None:
         check_fits_memory(config, plan, ranks=ranks)
         check_batch_splits(plan.batch_sequences, ranks)
+
+
+def _plan_if_vocabulary_known(config: RunConfig) -> TrainPlan | None:
+    """The run's plan, or None where its tokenizer's vocabulary is known only once it is loaded (a pretrained hf
+    tokenizer: run_point checks then)."""
+    vocab_size = planned_vocab_size(config.data.tokenizer)
+    if vocab_size is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the run's own plan shows its warnings, once
+        return make_plan(config, vocab_size=vocab_size)
 
 
 def model_setting(model: ModelConfig) -> str:

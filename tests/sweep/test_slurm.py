@@ -125,6 +125,18 @@ def test_two_slurm_tasks_train_one_run_as_one_process_does(tmp_path, tiny_sweep)
     assert f"finished tiny/{record.run_id}:" in logs[0].read_text()
 
 
+def test_a_batch_that_does_not_split_over_the_slurm_tasks_is_refused_before_submitting(tmp_path, tiny_sweep):
+    """3 sequences per step over 2 tasks: refused by sl-train on the submitting host (inside the job, the error would
+    reach only the job's log), with one error line and exit 2; nothing is submitted or created."""
+    command = tiny_sweep("slurm", *FITS_THIS_NODE, *TWO_TASKS, *TWENTY_STEP_POINT, "optim.batch_tokens=96",
+                         grid=("model=n1k", "budget.value=5760"))  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False, timeout=120)
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert run.stderr.count("error:") == 1 and run.stderr.startswith("error: ")
+    assert "optim.batch_tokens gives 3 sequences per step, which do not split evenly over 2 processes" in run.stderr
+    assert not (tmp_path / "multirun").exists() and not (tmp_path / "results").exists()
+
+
 def test_requeued_job_resumes_from_its_checkpoint(tmp_path, tiny_sweep):
     # One point of 2000 steps, checkpointing every 20: the requeue comes as soon as the first checkpoint is seen, and
     # the job ignores SIGTERM (as submitit does) until SIGKILL, KillWait=2 s later; SIGKILL was seen up to 4.5 s after
