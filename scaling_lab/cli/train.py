@@ -61,6 +61,18 @@ def _remove_refused_start(absent: set[Path], output_dir: Path, sweep: Sweep, *, 
     remove_created(absent if logs else absent - {output_dir.absolute()}, owned=[output_dir] if logs else [])
 
 
+def _refusals_in_job_logs(output_dir: Path) -> list[str]:
+    """The ``failed:`` lines of grid points refused at their start in SLURM jobs: a job runs on another host, so its
+    line went to its log (``<sweep dir>/.submitit/<job>/*_log.err``), not to this terminal; each once (the tasks of
+    one job refuse alike)."""
+    lines: list[str] = []
+    for log in sorted((output_dir / ".submitit").glob("*/*_log.err")):
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("failed: grid point #") and line not in lines:
+                lines.append(line)
+    return lines
+
+
 def _summary(failures: list[tuple[Path, str]], total: int, output_dir: Path) -> str:
     listed = "; ".join(f"{where} ({what})" for where, what in failures[:LISTED_FAILURES])
     more = f"; and {len(failures) - LISTED_FAILURES} more" if len(failures) > LISTED_FAILURES else ""
@@ -113,6 +125,8 @@ def cli() -> None:
         return
     # Hydra's output folder goes too when no point got past its start; otherwise it holds the sweep's logs.
     refused_everywhere = all(what.startswith(REFUSED) for _, what in failures) and len(failures) == len(sweep.points)
+    for line in _refusals_in_job_logs(output_dir):  # before the logs go with the folder of a sweep refused everywhere
+        print(line, file=sys.stderr)
     _remove_refused_start(absent, output_dir, sweep, logs=refused_everywhere)
     print(f"error: {user_line(_summary(failures, len(sweep.points), output_dir))}", file=sys.stderr)
     sys.exit(EXIT_POINTS_FAILED)

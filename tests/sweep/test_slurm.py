@@ -137,6 +137,22 @@ def test_a_batch_that_does_not_split_over_the_slurm_tasks_is_refused_before_subm
     assert not (tmp_path / "multirun").exists() and not (tmp_path / "results").exists()
 
 
+def test_a_start_refused_inside_a_slurm_job_says_why_on_the_submitting_terminal(tmp_path, tiny_sweep):
+    """device=cuda: the submitting host cannot know the node's GPUs, so the job itself refuses (this node has none).
+    Its 'failed:' line reaches the job's log only; sl-train repeats it before its summary, then removes what the
+    refused sweep created, the job logs included."""
+    command = tiny_sweep("slurm", *FITS_THIS_NODE, "device=cuda", grid=("model=n1k", "budget.value=20480"))
+    with _cancel_on_failure(tmp_path / "multirun"):
+        run = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False, timeout=240)
+    assert run.returncode == 1, run.stderr[-3000:]
+    # (submitit's own warnings about this test cluster's missing accounting may come before)
+    lines = [line for line in run.stderr.splitlines() if line.startswith(("failed:", "error:"))]
+    assert len(lines) == 2, run.stderr[-3000:]
+    assert lines[0].startswith("failed: grid point #0: device=cuda is not available"), lines[0]
+    assert lines[1].startswith("error: 1 of 1 grid points failed") and "nothing was left behind" in lines[1]
+    assert not (tmp_path / "multirun").exists() and not list((tmp_path / "results").rglob("*"))
+
+
 def test_requeued_job_resumes_from_its_checkpoint(tmp_path, tiny_sweep):
     # One point of 2000 steps, checkpointing every 20: the requeue comes as soon as the first checkpoint is seen, and
     # the job ignores SIGTERM (as submitit does) until SIGKILL, KillWait=2 s later; SIGKILL was seen up to 4.5 s after
