@@ -12,9 +12,10 @@ import sys
 import numpy as np
 import pytest
 
-from scaling_lab.data import bpe_training_sample
-from scaling_lab.data.cache import cached_tokens
+from scaling_lab.data import bpe_training_sample, cache
+from scaling_lab.data.cache import BUILD_SUFFIX, CACHE_FORMAT, cache_key, cached_tokens
 from scaling_lab.data.config import SourceConfig, TokenizerConfig
+from scaling_lab.data.files import file_sha256
 from scaling_lab.data.sources import load_source
 from scaling_lab.data.tokenizer import make_tokenizer
 from scaling_lab.errors import DataError
@@ -55,8 +56,10 @@ def test_parallel_shards_equal_one_serial_shard_and_the_definition(kind, text_di
 
 KILLED_BUILD = """
 import pathlib, sys
-from scaling_lab.data.cache import cached_tokens
+from scaling_lab.data import cache
+from scaling_lab.data.cache import BUILD_SUFFIX, CACHE_FORMAT, cache_key, cached_tokens
 from scaling_lab.data.config import SourceConfig, TokenizerConfig
+from scaling_lab.data.files import file_sha256
 from scaling_lab.data.sources import load_source
 from scaling_lab.data.tokenizer import make_tokenizer
 
@@ -95,6 +98,28 @@ def test_a_killed_build_resumes_from_its_completed_shards(text_dir, tmp_path):
     fresh = cached_tokens(source, make_tokenizer(TokenizerConfig()), tmp_path / "fresh", workers=1)
     np.testing.assert_array_equal(resumed.tokens, fresh.tokens)
     assert not build.exists()
+
+
+def test_a_build_killed_while_appending_its_shards_resumes_to_the_same_file_and_checksum(text_dir, tmp_path):
+    """The state a kill leaves while the shards are appended to tokens.bin: shard 0 appended and deleted, half of
+    shard 1 appended, shards 1-5 still on disk. The resumed build cuts the half off, hashes what it keeps and appends
+    the rest: the ids and the checksum (hashed while appending) are a fresh build's, and the checksum is the file's."""
+    source = files_source(text_dir, tmp_path / "hf")
+    tokenizer = make_tokenizer(TokenizerConfig())
+    fresh = cached_tokens(source, tokenizer, tmp_path / "fresh", workers=1, shard_documents=7)
+    build = tmp_path / "cache" / "tokens" / f".{cache_key(source.fingerprint, tokenizer)}{BUILD_SUFFIX}"
+    build.mkdir(parents=True)
+    shards = cache._tokenize(build, source, tokenizer, workers=1, shard_documents=7, on_shard=None)
+    (build / "plan.json").write_text(json.dumps({"format": CACHE_FORMAT, "shard_documents": 7, "shards": shards}))
+    first, second = (cache._shard_path(build, index, ".bin") for index in (0, 1))
+    (build / "tokens.bin").write_bytes(first.read_bytes() + second.read_bytes()[: second.stat().st_size // 2])
+    first.unlink()
+
+    resumed = cached_tokens(source, tokenizer, tmp_path / "cache", workers=1, shard_documents=7)
+    np.testing.assert_array_equal(resumed.tokens, fresh.tokens)
+    meta = json.loads((resumed.path / "meta.json").read_text())
+    assert meta == json.loads((fresh.path / "meta.json").read_text())
+    assert meta["sha256"] == file_sha256(resumed.path / "tokens.bin") and not build.exists()
 
 
 def test_a_stream_is_tokenized_in_order_with_a_progress_bar(jsonl_file, tmp_path, capsys, monkeypatch):
