@@ -328,8 +328,8 @@ def _add_gpu_columns(row: dict, plan: TrainPlan, gpu: GpuTarget, *, measured: tu
                      processes: int, fsdp_min_params: int) -> list[str]:  # fmt: skip
     """Fill a row's GPU columns; return its flags (a run that does not fit the device). ``measured``: the probe's
     seconds per step and the eval's seconds on ``gpu``; None: the MFU is assumed and evals are left out. A run of
-    several ``processes`` takes a GPU each: its memory is one process's (FSDP2-sharded from ``fsdp_min_params``)
-    and its GPU-hours are spread over them."""
+    several ``processes`` takes a GPU each: its memory is one process's (FSDP2-sharded from ``fsdp_min_params``);
+    its GPU-hours are the whole run's (the wall-clock line divides them by ``processes``)."""
     sharded = shards_parameters(plan.n_params_total, world_size=processes, fsdp_min_params=fsdp_min_params)
     footprint = footprint_of(plan, world_size=processes, sharded=sharded)
     memory = footprint.memory_bytes

@@ -137,8 +137,7 @@ def check_processes(ranks: Ranks, requested_device: str, *, jobs_at_once: int = 
     if requested_device.startswith("cuda:"):
         raise ConfigError(f"device={requested_device} names one GPU, but {ranks.world_size} processes train on one GPU"
                           " each (cuda:LOCAL_RANK): set device=cuda, or narrow CUDA_VISIBLE_DEVICES")  # fmt: skip
-    cuda = torch.cuda.is_available() if requested_device == "auto" else requested_device == "cuda"
-    if cuda and ranks.local_world_size > torch.cuda.device_count():
+    if training_device(requested_device, ranks).type == "cuda" and ranks.local_world_size > torch.cuda.device_count():
         raise ConfigError(f"{ranks.local_world_size} processes on this host need one GPU each, and it has"
                           f" {torch.cuda.device_count()}: set processes ≤ {torch.cuda.device_count()}")  # fmt: skip
     if jobs_at_once > 1:

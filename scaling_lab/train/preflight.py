@@ -101,7 +101,7 @@ def _parameter_bytes(world_size: int, sharded: bool) -> str:
 def device_per_process(device: str) -> bool:
     """Whether each process of a run trains on a device of its own (CUDA: ``cuda:LOCAL_RANK``) rather than in the
     host's memory, which the run's processes on one host share (cpu; mps trains in one process only)."""
-    return device != "mps" and training_device(device, SINGLE).type == "cuda"
+    return training_device(device, SINGLE).type == "cuda"
 
 
 def check_fits_memory(config: RunConfig, plan: TrainPlan, *, ranks: Ranks = SINGLE) -> None:
